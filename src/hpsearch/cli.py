@@ -1,0 +1,228 @@
+"""Command-line wiring only: parse options, call a service function, print its result.
+
+This is the one place where domain errors become exit codes: a :class:`HpsearchError`
+prints one line (``error: …``) and exits with its code; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from hpsearch.errors import HpsearchError
+
+app = typer.Typer(
+    help="Hyperparameter search for PyTorch image classifiers on a shared Optuna study.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Pruner(str, Enum):
+    median = "median"
+    hyperband = "hyperband"
+    none = "none"
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+StorageOpt = Annotated[str | None, typer.Option(
+    "--storage", envvar="HPSEARCH_STORAGE", show_default="sqlite:///hpsearch.db",
+    help="Study database URL: sqlite:///FILE or postgresql+psycopg://USER:PASS@HOST:PORT/DB.")]
+DataRootOpt = Annotated[Path | None, typer.Option(
+    "--data-root", envvar="HPSEARCH_DATA", show_default="~/.cache/hpsearch/data",
+    help="Folder with the datasets (torchvision layout); downloads land here when online.")]
+DeviceOpt = Annotated[Device, typer.Option(help="Where to train: auto picks CUDA when available.")]
+
+
+def guarded(fn: F) -> F:
+    """Turn domain errors into one line and an exit code (tracebacks only with --debug)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HpsearchError as e:
+            if _state["debug"]:
+                raise
+            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as e:  # noqa: BLE001 - the one boundary for unexpected failures
+            if _state["debug"]:
+                raise
+            err.print(f"[bold red]error:[/] {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from hpsearch import __version__
+        out.print(f"hpsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", envvar="HPSEARCH_DEBUG",
+                                        help="Show full tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _storage(url: str | None) -> str:
+    from hpsearch.storage import default_url
+    return url or default_url()
+
+
+def _data_root(root: Path | None) -> Path:
+    from hpsearch.data import default_data_root
+    return root if root is not None else default_data_root()
+
+
+@app.command()
+@guarded
+def run(
+    study: Annotated[str, typer.Argument(help="Study module name in ./studies, or a path to a .py file.")],
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes pulling trials.")] = 1,
+    n_trials: Annotated[int | None, typer.Option(
+        "--n-trials", "-n", help="Global budget: finished (complete + pruned) trials in the study, "
+        "across all workers and machines. Default: the study's n_trials.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Start no new trial after this many seconds.")] = None,
+    storage: StorageOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Study seed (sampler and training seeds derive from it); "
+                                             "fixed when the study is created. Default 0.")] = None,
+    device: DeviceOpt = Device.auto,
+    data_root: DataRootOpt = None,
+    studies_dir: Annotated[Path | None, typer.Option(envvar="HPSEARCH_STUDIES", show_default="./studies",
+                                                     help="Folder of study modules.")] = None,
+    name: Annotated[str | None, typer.Option(help="Study name in the database (default: module name).")] = None,
+    pruner: Annotated[Pruner, typer.Option(help="Stop unpromising trials early.")] = Pruner.median,
+) -> None:
+    """Search: N worker processes pull trials from one shared study until the budget is met."""
+    from hpsearch import render, search
+
+    result = search.run(search.RunRequest(
+        study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers,
+        n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
+        name=name, pruner=pruner.value,
+    ), out)
+    render.run_summary(out, result)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command()
+@guarded
+def best(
+    study: Annotated[str | None, typer.Argument(help="Study name (default: the only study in the storage).")] = None,
+    retrain: Annotated[bool, typer.Option(help="Retrain the best params over several seeds and evaluate "
+                                          "the test split once.")] = False,
+    seeds: Annotated[int, typer.Option(help="Seeds to retrain with.")] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", help="Re-score the K best trials on validation over "
+                                       "fresh seeds and retrain the best mean.")] = 1,
+    force: Annotated[bool, typer.Option(help="Retrain and evaluate the test split again (counted).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    storage: StorageOpt = None,
+    device: DeviceOpt = Device.auto,
+    data_root: DataRootOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where retrained checkpoints go "
+                                          "(OUT/STUDY/trialN-seedS.pt).")] = Path("runs"),
+) -> None:
+    """Show the best trial; with --retrain, its seed-averaged score on the held-out test split."""
+    from hpsearch import render
+    from hpsearch.inspect_study import pick_study
+    from hpsearch.retrain import RetrainRequest, ranked_trials, recorded, retrain as do_retrain, settings_of
+    from hpsearch.storage import open_storage
+    from hpsearch.train import resolve_device
+
+    url = _storage(storage)
+    st = pick_study(open_storage(url, create=False), url, study)
+    settings = settings_of(st)
+    top = ranked_trials(st)[0]
+    rec = recorded(st)
+    fresh = False
+    if retrain and (rec is None or force):
+        say = (lambda m: err.print(m, highlight=False)) if as_json else (lambda m: out.print(m, highlight=False))
+        try:
+            dev = resolve_device(device.value)
+        except ValueError as e:
+            raise HpsearchError(str(e)) from None
+        rec = do_retrain(st, RetrainRequest(seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root),
+                                            device=dev, out_dir=out_dir), say)
+        fresh = True
+    if as_json:
+        print(render.best_json(st.study_name, top, rec))
+        return
+    render.best_trial(out, st.study_name, settings.metric, top)
+    if rec is not None:
+        render.retrain_record(out, rec, fresh=fresh)
+        if rec["trial"] != top.number and rec.get("candidates", [{}])[0].get("trial") != top.number:
+            out.print(f"note: the best trial is now {top.number}; the record is for trial {rec['trial']} "
+                      f"(--retrain --force retrains, a new look at the test split)", highlight=False)
+    elif not retrain:
+        out.print(f"not retrained yet: hpsearch best {st.study_name} --retrain", highlight=False)
+
+
+@app.command()
+@guarded
+def studies(storage: StorageOpt = None) -> None:
+    """One line per study: name, trials by state, best value."""
+    from hpsearch import render
+    from hpsearch.inspect_study import study_lines
+    from hpsearch.storage import open_storage
+
+    render.studies(out, study_lines(open_storage(_storage(storage), create=False)))
+
+
+@app.command()
+@guarded
+def trials(
+    study: Annotated[str, typer.Argument(help="Study name in the database.")],
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    storage: StorageOpt = None,
+) -> None:
+    """Every trial of a study: state, value, epochs, seconds, parameters."""
+    from hpsearch import render
+    from hpsearch.inspect_study import pick_study, trial_rows
+    from hpsearch.storage import open_storage
+
+    url = _storage(storage)
+    render.trials(out, trial_rows(pick_study(open_storage(url, create=False), url, study)), fmt.value)
+
+
+def main() -> None:
+    app(prog_name="hpsearch")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Where the pixels come from: one small class per dataset, all returning uint8 tensors.
+
+Every source reads one *split* at a time (``"train"`` or ``"test"``) so a search can load
+the training split without the test files even being present. Sources that can be
+downloaded keep torchvision's real download code; offline, a missing file becomes one
+:class:`DatasetMissing` line naming the files and the folder they belong in.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from hpsearch.errors import DatasetMissing
+
+Split = Literal["train", "test"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset; what the model builder and the search space need."""
+
+    name: str
+    channels: int
+    size: int  # images are size × size
+    classes: tuple[str, ...]
+    augmentations: tuple[str, ...]  # label-preserving augmentations that fit this data
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+class Source(Protocol):
+    info: DatasetInfo
+
+    def files(self, root: Path, split: Split) -> list[Path]:
+        """The files this split is read from (used to say what is missing)."""
+        ...
+
+    def read(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images as uint8 ``N×C×H×W`` and labels as int64 ``N``."""
+        ...
+
+    def download(self, root: Path) -> None:
+        ...
+
+
+class Digits:
+    """scikit-learn's bundled 8×8 digits: no download, works offline.
+
+    The set has no official test split, so we fix one: a stratified 25 % held out with
+    seed 0. It never changes, so test scores are comparable across studies and versions.
+    """
+
+    info = DatasetInfo("digits", 1, 8, tuple(str(i) for i in range(10)),
+                       ("none", "pad_crop", "rotation"))
+    test_fraction = 0.25
+
+    def files(self, root: Path, split: Split) -> list[Path]:
+        return []
+
+    def read(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        from sklearn.datasets import load_digits
+
+        from hpsearch.data._split import stratified_split
+
+        d = load_digits()
+        x = torch.from_numpy(np.round(d.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
+        y = torch.from_numpy(d.target.astype(np.int64))
+        train_idx, test_idx = stratified_split(y, self.test_fraction, seed=0)
+        idx = train_idx if split == "train" else test_idx
+        return x[idx], y[idx]
+
+    def download(self, root: Path) -> None:
+        return None
+
+
+class IdxSource:
+    """MNIST-style raw IDX files in torchvision's layout: ``ROOT/<Name>/raw/<prefix>-…-ubyte``."""
+
+    def __init__(self, tv_class_name: str, info: DatasetInfo) -> None:
+        self.tv_class_name = tv_class_name
+        self.info = info
+
+    def files(self, root: Path, split: Split) -> list[Path]:
+        prefix = "train" if split == "train" else "t10k"
+        raw = root / self.tv_class_name / "raw"
+        return [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
+
+    def read(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        from torchvision.datasets.mnist import read_image_file, read_label_file
+
+        images, labels = self.files(root, split)
+        return read_image_file(str(images)).unsqueeze(1).contiguous(), read_label_file(str(labels)).long()
+
+    def download(self, root: Path) -> None:
+        import torchvision.datasets
+
+        getattr(torchvision.datasets, self.tv_class_name)(str(root), train=True, download=True)
+
+
+class Cifar10:
+    """CIFAR-10 in its python on-disk format: ``ROOT/cifar-10-batches-py/{data,test}_batch*``.
+
+    We read the pickled batches ourselves rather than through torchvision's class, which
+    insists on md5-checking every file (so it cannot read a split on its own).
+    """
+
+    info = DatasetInfo(
+        "cifar10", 3, 32,
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        ("none", "flip", "pad_crop", "flip_crop", "color_jitter"),
+    )
+    folder = "cifar-10-batches-py"
+
+    def files(self, root: Path, split: Split) -> list[Path]:
+        names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+        return [root / self.folder / n for n in names]
+
+    def read(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for path in self.files(root, split):
+            with open(path, "rb") as f:
+                batch = pickle.load(f, encoding="latin1")
+            xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(batch["labels"], dtype=np.int64))
+        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+    def download(self, root: Path) -> None:
+        from torchvision.datasets import CIFAR10
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
+
+
+_FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+SOURCES: dict[str, Source] = {
+    "digits": Digits(),
+    "mnist": IdxSource("MNIST", DatasetInfo("mnist", 1, 28, tuple(str(i) for i in range(10)),
+                                            ("none", "pad_crop", "rotation"))),
+    "fashion_mnist": IdxSource("FashionMNIST", DatasetInfo(
+        "fashion_mnist", 1, 28, _FASHION, ("none", "flip", "pad_crop", "flip_crop", "rotation"))),
+    "cifar10": Cifar10(),
+}
+
+
+def get_source(name: str) -> Source:
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(SOURCES)}") from None
+
+
+def ensure_files(source: Source, root: Path, split: Split, *, download: bool = True) -> None:
+    """Make sure ``split`` can be read, downloading once if allowed; else say exactly what to do."""
+    missing = [p for p in source.files(root, split) if not p.is_file()]
+    if not missing:
+        return
+    reason = "download disabled"
+    if download:
+        old = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(20)
+        try:
+            source.download(root)
+        except Exception as err:  # noqa: BLE001 - any network/IO failure means "offline"
+            reason = f"download failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
+        finally:
+            socket.setdefaulttimeout(old)
+        missing = [p for p in source.files(root, split) if not p.is_file()]
+        if not missing:
+            return
+    folder = missing[0].parent
+    names = ", ".join(p.name for p in missing)
+    raise DatasetMissing(
+        f"{source.info.name}: missing {names} in {folder} ({reason}); put the files there "
+        f"or pass --data-root DIR (or set HPSEARCH_DATA) to a folder that has them"
+    )

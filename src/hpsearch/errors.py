@@ -1,0 +1,35 @@
+"""Domain errors. Each message says what is wrong *and* how to fix it.
+
+The CLI is the only place that turns these into exit codes (see ``cli.py``); library
+code raises them and never prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class HpsearchError(Exception):
+    """A problem the user can fix; ``str(err)`` is the one line we show them."""
+
+    exit_code = 1
+
+
+class StudyModuleError(HpsearchError):
+    """A study module that cannot be found, imported, or lacks a declaration."""
+
+
+class DatasetMissing(HpsearchError):
+    """Dataset files are absent and could not be downloaded."""
+
+
+class TestSplitForbidden(HpsearchError):
+    """Something tried to load the held-out test split during a search."""
+
+
+class StorageError(HpsearchError):
+    """A storage URL that is malformed, unreachable, or holds no such study."""
+
+
+class TrialsFailing(HpsearchError):
+    """Trials keep failing with the same error; looping would only burn the budget."""
+
+    exit_code = 3

@@ -1,0 +1,145 @@
+"""Turn results into terminal tables (rich) and machine output (JSON, CSV). No logic here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from optuna.trial import FrozenTrial
+from rich.console import Console
+from rich.table import Table
+
+from hpsearch.inspect_study import StudyLine
+from hpsearch.search import RunResult
+
+
+def _f(v: float | None, digits: int = 4) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def _pm(s: dict[str, Any] | None, pct: bool = False) -> str:
+    if not s:
+        return "—"
+    if pct:
+        return f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f} %"
+    return f"{s['mean']:.4f} ± {s['std']:.4f}"
+
+
+def run_summary(console: Console, r: RunResult) -> None:
+    t = Table(title=f"{r.study_name}: {sum(r.states.values())} trials, {r.started} started by this run, "
+                    f"{r.elapsed:.0f}s", title_justify="left")
+    for col in ("state", "trials"):
+        t.add_column(col)
+    for state, n in r.states.items():
+        t.add_row(state.lower(), str(n))
+    console.print(t)
+    if r.best_number is not None:
+        console.print(f"best: trial {r.best_number}, {r.metric} = {_f(r.best_value)}", highlight=False)
+        console.print("  " + ", ".join(f"{k}={_param(v)}" for k, v in r.best_params.items()), highlight=False)
+    if r.interrupted:
+        console.print("interrupted: rerun the same command to resume (finished trials are kept)", highlight=False)
+    elif r.best_number is not None:
+        console.print(f"next: hpsearch best {r.study_name} --retrain", highlight=False)
+
+
+def _param(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTrial) -> None:
+    console.print(f"{study_name}: best trial {trial.number}, {metric} = {_f(trial.value)} "
+                  f"({trial.user_attrs.get('epochs', '?')} epochs, {trial.user_attrs.get('n_params', '?')} params)",
+                  highlight=False)
+    t = Table(box=None, show_header=False, pad_edge=False)
+    t.add_column("param", style="bold")
+    t.add_column("value")
+    for k, v in trial.params.items():
+        t.add_row(k, _param(v))
+    console.print(t)
+
+
+def retrain_record(console: Console, rec: dict[str, Any], *, fresh: bool) -> None:
+    k = rec.get("topk_k")
+    if len(rec.get("candidates", [])) > 1:
+        c = Table(title="re-scored on the validation split (fresh seeds)", title_justify="left")
+        for col in ("trial", f"search {rec['metric']}", "re-scored mean ± std", "chosen"):
+            c.add_column(col, justify="right")
+        for cand in rec["candidates"]:
+            c.add_row(str(cand["trial"]), _f(cand["search_value"]), _pm(cand),
+                      "✓" if cand["trial"] == rec["trial"] else "")
+        console.print(c)
+    t = Table(title=f"trial {rec['trial']} retrained with {len(rec['seeds'])} seeds × {rec['epochs']} epochs, "
+                    f"evaluated once on the test split", title_justify="left")
+    cols = ["seed", "val top-1", "test loss", "test top-1"] + ([f"test top-{k}"] if k else [])
+    for col in cols:
+        t.add_column(col, justify="right")
+    for r in rec["runs"]:
+        row = [str(r["seed"]), _pct(r["val_top1"]), _f(r["test_loss"]), _pct(r["test_top1"])]
+        t.add_row(*(row + ([_pct(r["test_topk"])] if k else [])))
+    val, test = rec["val"], rec["test"]
+    mean_row = ["mean ± std", _pm(val.get("top1"), True), _pm(test.get("loss")), _pm(test.get("top1"), True)]
+    t.add_row(*(mean_row + ([_pm(test.get("topk"), True)] if k else [])), style="bold")
+    console.print(t)
+    console.print(f"search {rec['metric']} {_f(rec['search_value'])} · re-scored val top-1 "
+                  f"{_pm(val.get('top1'), True)} · test top-1 {_pm(test.get('top1'), True)}", highlight=False)
+    looks = rec["test_looks"]
+    console.print(f"test split looked at {looks} time{'s' if looks != 1 else ''}"
+                  + ("" if fresh else " (recorded result shown; --force evaluates again)")
+                  + f"; checkpoints in {rec['runs'][0]['checkpoint'].rsplit('/', 1)[0]}/", highlight=False)
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.2f} %"
+
+
+def best_json(study_name: str, trial: FrozenTrial, rec: dict[str, Any] | None) -> str:
+    out: dict[str, Any] = {
+        "study": study_name,
+        "best_trial": {"number": trial.number, "value": trial.value, "params": dict(trial.params),
+                       "user_attrs": {k: v for k, v in trial.user_attrs.items() if k != "curves"}},
+    }
+    if rec is not None:
+        out["retrain"] = {k: v for k, v in rec.items() if k not in ("runs",)}
+        out["retrain"]["runs"] = [{k: v for k, v in r.items() if k not in ("curves", "sample_predictions")}
+                                  for r in rec["runs"]]
+    return json.dumps(out, indent=2)
+
+
+def studies(console: Console, lines: list[StudyLine]) -> None:
+    if not lines:
+        console.print("no studies yet; start one with `hpsearch run STUDY`")
+        return
+    for s in lines:
+        states = " ".join(f"{k.lower()}={v}" for k, v in s.states.items()) or "no trials"
+        best = f"best {_f(s.best_value)} (#{s.best_trial})" if s.best_trial is not None else "best —"
+        console.print(f"{s.name}  {states}  {best}", highlight=False)
+
+
+def trials(console: Console, rows: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        console.print_json(json.dumps(rows))
+        return
+    param_keys = sorted({k for r in rows for k in r["params"]})
+    head = ["number", "state", "value", "epochs", "seconds", "n_params"]
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(head + param_keys)
+        for r in rows:
+            w.writerow([r[h] for h in head] + [r["params"].get(k, "") for k in param_keys])
+        print(buf.getvalue(), end="")
+        return
+    t = Table()
+    for col in head + param_keys:
+        t.add_column(col, justify="right" if col in ("number", "value", "epochs", "seconds", "n_params") else "left")
+    for r in rows:
+        t.add_row(*[_cell(r[h]) for h in head], *[_cell(r["params"].get(k)) for k in param_keys])
+    console.print(t)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

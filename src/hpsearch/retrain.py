@@ -1,0 +1,193 @@
+"""`hpsearch best --retrain`: re-score, retrain over fresh seeds, look at the test split once.
+
+The record we write into the study counts every look at the test split (``test_looks``), so
+a number reported from it can always say how often the test set was consulted. A second
+``--retrain`` shows that record instead of evaluating again; only ``--force`` looks again.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.config import TrialConfig
+from hpsearch.data import SearchData, load_search_data, load_test_data
+from hpsearch.errors import HpsearchError
+from hpsearch.provenance import evidence
+from hpsearch.seeds import retrain_seeds
+from hpsearch.study import StoredSettings
+from hpsearch.train import FitResult, evaluate, fit, topk_for
+from hpsearch.workers import SETTINGS_ATTR
+
+RETRAIN_ATTR = "hpsearch:retrain"
+SAMPLE_IMAGES = 30  # test images whose predictions are kept for the report's image grid
+
+Progress = Callable[[str], None]
+
+
+def settings_of(study: optuna.Study) -> StoredSettings:
+    if SETTINGS_ATTR not in study.user_attrs:
+        raise HpsearchError(f"study {study.study_name!r} was not created by hpsearch (no settings recorded)")
+    return StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
+
+
+def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """COMPLETE trials, best first."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    if not done:
+        counts = {s.name.lower(): n for s in TrialState
+                  if (n := len(study.get_trials(deepcopy=False, states=(s,))))}
+        have = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
+        raise HpsearchError(f"study {study.study_name!r} has no completed trial yet ({have}); "
+                            f"run `hpsearch run {study.study_name}` first")
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)  # type: ignore[arg-type]
+
+
+def recorded(study: optuna.Study) -> dict[str, Any] | None:
+    return study.user_attrs.get(RETRAIN_ATTR)
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (0 for one value) and the values themselves."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std, "values": values}
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    seeds: int = 5
+    top_k: int = 1
+    force: bool = False
+    data_root: Path = Path(".")
+    device: torch.device = torch.device("cpu")
+    out_dir: Path = Path("runs")
+
+
+def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None) -> dict[str, Any]:
+    """Return the retrain record, computing it (one look at the test split) only when needed."""
+    say = progress or (lambda _msg: None)
+    if req.seeds < 1 or req.top_k < 1:
+        raise HpsearchError("--seeds and --top-k must be >= 1")
+    previous = recorded(study)
+    if previous is not None and not req.force:
+        return previous
+    settings = settings_of(study)
+    candidates = ranked_trials(study)[: req.top_k]
+    round_ = 0 if previous is None else int(previous.get("rounds", 1))
+    data = load_search_data(settings.data, req.data_root, req.device)
+    say(f"loaded {settings.data.dataset}: {len(data.train)} train / {len(data.val)} val images")
+
+    scored: list[dict[str, Any]] = []
+    leader: tuple[FrozenTrial, list[int], list[FitResult], float] | None = None
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    for trial in candidates:
+        config = TrialConfig.from_dict(trial.user_attrs["config"])
+        seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
+        fits = []
+        for seed in seeds:
+            fits.append(fit(config, data, epochs=settings.max_epochs, seed=seed, device=req.device))
+            last = fits[-1].history[-1]
+            say(f"trial {trial.number} seed {seed}: {settings.metric}={getattr(last, settings.metric):.4f}")
+        vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
+        mean = statistics.fmean(vals)
+        scored.append({"trial": trial.number, "search_value": trial.value, **summary(vals)})
+        if leader is None or (mean > leader[3] if maximize else mean < leader[3]):
+            leader = (trial, seeds, fits, mean)
+    assert leader is not None
+    trial, seeds, fits, _ = leader
+
+    test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device)
+    say(f"evaluating {len(fits)} models on the {len(test)} test images (test look "
+        f"{(previous or {}).get('test_looks', 0) + 1})")
+    runs, confusion = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name)
+    record: dict[str, Any] = {
+        "trial": trial.number,
+        "search_value": trial.value,
+        "metric": settings.metric,
+        "params": dict(trial.params),
+        "epochs": settings.max_epochs,
+        "seeds": seeds,
+        "topk_k": topk_for(data.info.num_classes),
+        "device": str(req.device),
+        "runs": runs,
+        "val": {m: summary([r[f"val_{m}"] for r in runs]) for m in _metrics(runs, "val")},
+        "test": {m: summary([r[f"test_{m}"] for r in runs]) for m in _metrics(runs, "test")},
+        "candidates": scored,
+        "confusion": confusion,
+        "classes": list(data.info.classes),
+        "test_looks": (previous or {}).get("test_looks", 0) + 1,
+        "rounds": round_ + 1,
+        **evidence(),
+    }
+    study.set_user_attr(RETRAIN_ATTR, record)
+    return record
+
+
+def _metrics(runs: list[dict[str, Any]], prefix: str) -> list[str]:
+    return [m for m in ("loss", "top1", "topk") if runs and runs[0].get(f"{prefix}_{m}") is not None]
+
+
+def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchData, trial: FrozenTrial,
+               settings: StoredSettings, out_dir: Path, study_name: str) -> tuple[list[dict[str, Any]], list[list[int]]]:
+    """The single evaluation of each model on the test split; saves a checkpoint for each."""
+    k = topk_for(data.info.num_classes)
+    n_cls = data.info.num_classes
+    confusion = torch.zeros(n_cls, n_cls, dtype=torch.long)
+    runs = []
+    folder = out_dir / study_name
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, f in zip(seeds, fits):
+        loss, top1, topk, pred = evaluate(f.model, test, k)
+        confusion += torch.bincount(test.y.cpu() * n_cls + pred.cpu(), minlength=n_cls * n_cls).view(n_cls, n_cls)
+        last = f.history[-1]
+        run = {
+            "seed": seed, "val_loss": last.val_loss, "val_top1": last.val_top1, "val_topk": last.val_topk,
+            "test_loss": loss, "test_top1": top1, "test_topk": topk, "seconds": round(f.seconds, 2),
+            "curves": f.curves(), "sample_predictions": pred[:SAMPLE_IMAGES].tolist(),
+        }
+        path = folder / f"trial{trial.number}-seed{seed}.pt"
+        save_checkpoint(path, f, trial, seed, settings, data, study_name, run)
+        run["checkpoint"] = str(path)
+        runs.append(run)
+    return runs, confusion.tolist()
+
+
+def save_checkpoint(path: Path, f: FitResult, trial: FrozenTrial, seed: int, settings: StoredSettings,
+                    data: SearchData, study_name: str, metrics: dict[str, Any]) -> None:
+    """A checkpoint that rebuilds its model with nothing else: weights + config + provenance."""
+    torch.save({
+        "model": "cnn",
+        "state_dict": {k: v.detach().cpu() for k, v in f.model.state_dict().items()},
+        "config": trial.user_attrs["config"],
+        "settings": settings.to_dict(),
+        "dataset": {"name": data.info.name, "channels": data.info.channels, "size": data.info.size,
+                    "classes": list(data.info.classes)},
+        "normalization": {"mean": data.mean.tolist(), "std": data.std.tolist()},
+        "study": study_name,
+        "trial": trial.number,
+        "params": dict(trial.params),
+        "seed": seed,
+        "metrics": {k: v for k, v in metrics.items() if k not in ("curves", "sample_predictions")},
+        **evidence(),
+    }, path)
+
+
+def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a retrained model from its checkpoint alone."""
+    from hpsearch.data import DatasetInfo
+    from hpsearch.models import create_model
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    d = ckpt["dataset"]
+    info = DatasetInfo(d["name"], d["channels"], d["size"], tuple(d["classes"]), ())
+    model = create_model(ckpt["model"], TrialConfig.from_dict(ckpt["config"]).model, info)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt

@@ -1,0 +1,240 @@
+"""`hpsearch run`: validate everything, create or join the study, supervise the workers.
+
+Order matters for "nothing half-written": the module is imported, the data checked and the
+storage opened *before* the study row exists; a run that then fails before its first
+trial deletes the study it created.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+
+from hpsearch import discover
+from hpsearch.data import check_available, forbid_test_split
+from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
+from hpsearch.progress import Running, RunState, RunView
+from hpsearch.seeds import derive_seed
+from hpsearch.storage import budget_lock, mask, open_storage
+from hpsearch.study import StoredSettings
+from hpsearch.workers import (
+    FINISHED_STATES,
+    SETTINGS_ATTR,
+    WorkerJob,
+    count_trials,
+    spawn,
+    threads_per_worker,
+    worker_devices,
+)
+
+STOP_GRACE_S = 10.0  # how long interrupted workers get to mark their trials failed
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    study: str
+    storage: str
+    data_root: Path
+    workers: int = 1
+    n_trials: int | None = None
+    timeout: float | None = None
+    seed: int | None = None
+    device: str = "auto"
+    studies_dir: Path | None = None
+    name: str | None = None
+    pruner: str = "median"
+
+
+@dataclass
+class RunResult:
+    study_name: str
+    n_trials: int
+    started: int  # trials this run started
+    states: dict[str, int] = field(default_factory=dict)
+    best_number: int | None = None
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    metric: str = "val_top1"
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+
+def run(req: RunRequest, console: Console | None = None) -> RunResult:
+    console = console or Console()
+    if req.workers < 1:
+        raise HpsearchError(f"--workers must be >= 1, got {req.workers}")
+    if req.n_trials is not None and req.n_trials < 1:
+        raise HpsearchError(f"--n-trials must be >= 1, got {req.n_trials}")
+    loaded = discover.load(req.study, req.studies_dir)
+    name = req.name or loaded.name
+    forbid_test_split()
+    check_available(loaded.study.data, req.data_root)
+    storage = open_storage(req.storage, create=True)
+    settings, created = _create_or_join(storage, req, loaded, name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    try:
+        return _supervise(req, loaded, study, settings, console)
+    except BaseException:
+        if created and not study.get_trials(deepcopy=False):
+            optuna.delete_study(study_name=name, storage=storage)
+        raise
+
+
+def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest,
+                    loaded: discover.LoadedStudy, name: str) -> tuple[StoredSettings, bool]:
+    """Create the study with its settings atomically, or check a joining run agrees with it."""
+    with budget_lock(storage, req.storage, name):
+        if name in optuna.get_all_study_names(storage):
+            study = optuna.load_study(study_name=name, storage=storage)
+            if SETTINGS_ATTR not in study.user_attrs:
+                raise StorageError(f"study {name!r} in {mask(req.storage)} was not created by hpsearch; "
+                                   "pass --name NEW_NAME to start a separate study")
+            stored = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
+            _check_compatible(stored, loaded, req, name)
+            return stored, False
+        settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name)
+        study = optuna.create_study(storage=storage, study_name=name, direction=loaded.study.direction)
+        study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
+        return settings, True
+
+
+def _check_compatible(stored: StoredSettings, loaded: discover.LoadedStudy, req: RunRequest,
+                      name: str) -> None:
+    mine = StoredSettings.of(loaded.study, stored.seed if req.seed is None else req.seed, loaded.name)
+    diffs = [f"{k}: stored {a!r}, now {b!r}" for (k, a), b in
+             zip(stored.to_dict().items(), mine.to_dict().values()) if a != b]
+    if diffs:
+        raise HpsearchError(f"study {name!r} already exists with other settings ({'; '.join(diffs)}); "
+                            "pass --name NEW_NAME to start a separate study")
+
+
+def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Study,
+               settings: StoredSettings, console: Console) -> RunResult:
+    total = req.n_trials or loaded.study.n_trials
+    state = RunState(study.study_name, settings.metric, total, settings.max_epochs)
+    result = RunResult(study.study_name, total, 0, metric=settings.metric)
+    _poll(study, state)
+    remaining = total - count_trials(study, FINISHED_STATES + (TrialState.RUNNING,))
+    if remaining <= 0:
+        console.print(f"{study.study_name}: budget reached ({state.finished}/{total} finished); "
+                      "nothing to run — raise --n-trials to search more", highlight=False)
+        return _finish(study, state, result)
+    n = min(req.workers, remaining)
+    deadline = None if req.timeout is None else time.time() + req.timeout
+    existing = len(study.get_trials(deepcopy=False))
+    jobs = [
+        WorkerJob(index=i, study_path=str(loaded.path), study_name=study.study_name,
+                  storage_url=req.storage, n_trials=total, deadline=deadline, device=dev,
+                  threads=threads_per_worker(n), data_root=str(req.data_root),
+                  sampler_seed=derive_seed(settings.seed, "sampler", i, existing), pruner=req.pruner)
+        for i, dev in enumerate(worker_devices(req.device, n))
+    ]
+    console.print(f"{study.study_name}: {n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device}, "
+                  f"budget {total} trials ({state.finished} finished), storage {mask(req.storage)}",
+                  highlight=False)
+    procs, events, stop = spawn(jobs)
+    errors: list[str] = []
+    with RunView(state, console) as view:
+        try:
+            last_poll = 0.0
+            while True:
+                alive = any(p.is_alive() for p in procs)
+                drained = _drain(events, state, view, errors, result, timeout=0.25 if alive else 0.0)
+                if errors:
+                    stop.set()
+                if time.monotonic() - last_poll > 1.0:
+                    _poll(study, state)
+                    last_poll = time.monotonic()
+                view.refresh()
+                if not alive and not drained:
+                    break
+        except KeyboardInterrupt:
+            result.interrupted = True
+            stop.set()
+            _wait(procs, STOP_GRACE_S)
+            _drain(events, state, view, errors, result, timeout=0.0)
+    for i, p in enumerate(procs):
+        p.join()
+        if p.exitcode not in (0, 130, None) and not errors and not result.interrupted:
+            errors.append(f"worker {i} exited with code {p.exitcode}")
+    _finish(study, state, result)
+    if errors and not result.interrupted:
+        raise TrialsFailing(errors[0])
+    return result
+
+
+def _drain(events: Any, state: RunState, view: RunView, errors: list[str], result: RunResult,
+           timeout: float) -> bool:
+    """Apply every queued worker event to the view state; True if anything arrived."""
+    got = False
+    while True:
+        try:
+            evt = events.get(timeout=timeout) if timeout and not got else events.get_nowait()
+        except queue.Empty:
+            return got
+        got = True
+        kind, worker = evt[0], evt[1]
+        if kind == "start":
+            state.running[evt[2]] = Running(worker)
+            result.started += 1
+        elif kind == "epoch":
+            r = state.running.setdefault(evt[2], Running(worker))
+            r.epoch, r.value = evt[3], evt[4]
+        elif kind == "end":
+            state.running.pop(evt[2], None)
+            state.finished += evt[3] in ("COMPLETE", "PRUNED")
+            state.pruned += evt[3] == "PRUNED"
+            state.failed += evt[3] == "FAIL"
+            if evt[3] == "COMPLETE" and evt[4] is not None and _better(evt[4], state.best, view):
+                state.best, state.best_number = evt[4], evt[2]
+            view.trial_ended(evt[2], evt[3], evt[4])
+        elif kind == "error":
+            errors.append(evt[2])
+
+
+def _better(value: float, best: float | None, view: RunView) -> bool:
+    if best is None:
+        return True
+    return value < best if view.state.metric == "val_loss" else value > best
+
+
+def _poll(study: optuna.Study, state: RunState) -> None:
+    """Counts and best from the database: the truth when other machines share the study."""
+    trials = study.get_trials(deepcopy=False)
+    state.finished = sum(t.state in FINISHED_STATES for t in trials)
+    state.pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    state.failed = sum(t.state == TrialState.FAIL for t in trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if complete:
+        pick = min if study.direction == optuna.study.StudyDirection.MINIMIZE else max
+        best = pick(complete, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+        state.best, state.best_number = best.value, best.number
+
+
+def _wait(procs: list[Any], grace: float) -> None:
+    deadline = time.monotonic() + grace
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+            p.join()
+
+
+def _finish(study: optuna.Study, state: RunState, result: RunResult) -> RunResult:
+    _poll(study, state)
+    trials = study.get_trials(deepcopy=False)
+    result.states = {s.name: sum(t.state == s for t in trials) for s in TrialState
+                     if any(t.state == s for t in trials)}
+    result.best_number, result.best_value = state.best_number, state.best
+    if state.best_number is not None:
+        result.best_params = next(dict(t.params) for t in trials if t.number == state.best_number)
+    result.elapsed = state.elapsed
+    return result

@@ -1,0 +1,103 @@
+"""The declaration a study module makes: ``study = Study(dataset=..., space=..., ...)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import optuna
+
+from hpsearch.config import TrialConfig
+from hpsearch.data import DataSpec, DatasetInfo
+
+METRICS: dict[str, Literal["maximize", "minimize"]] = {
+    "val_top1": "maximize",
+    "val_topk": "maximize",
+    "val_loss": "minimize",
+}
+
+
+@dataclass(frozen=True)
+class Study:
+    """What to search: a dataset, a space over configs, the metric, and a training budget.
+
+    ``space`` receives the Optuna trial (or a ``FixedTrial``) and returns a
+    :class:`TrialConfig`; the trainer never sees the trial itself.
+    """
+
+    dataset: str
+    space: Callable[[optuna.Trial], TrialConfig]
+    max_epochs: int = 10  # epochs per trial; the pruner may stop a trial earlier
+    metric: str = "val_top1"  # the EpochMetrics field the search optimises
+    n_trials: int = 20  # default for `hpsearch run --n-trials`
+    val_fraction: float = 0.2  # of the official training split, stratified
+    split_seed: int = 0  # fixes which images are validation images
+    train_subset: int | None = None  # train on at most this many images (quick searches)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not callable(self.space):
+            raise ValueError("space must be a function of the Optuna trial returning a TrialConfig")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        if self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.n_trials < 1:
+            raise ValueError(f"n_trials must be >= 1, got {self.n_trials}")
+        self.data  # validates dataset name, fractions  # noqa: B018
+
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        return METRICS[self.metric]
+
+    @property
+    def data(self) -> DataSpec:
+        return DataSpec(self.dataset, self.val_fraction, self.split_seed, self.train_subset)
+
+    @property
+    def info(self) -> DatasetInfo:
+        return self.data.info
+
+    def config_for(self, params: dict[str, Any]) -> TrialConfig:
+        """Rebuild the config a trial with these params trained (no Optuna study needed)."""
+        return self.space(optuna.trial.FixedTrial(params))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class StoredSettings:
+    """The parts of a :class:`Study` recorded in the database when the study is created.
+
+    Retrain, reports and joining workers read these, so they agree with the search even if
+    the module was edited (or is absent) later.
+    """
+
+    data: DataSpec
+    max_epochs: int
+    metric: str
+    seed: int
+    module: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.data.dataset, "val_fraction": self.data.val_fraction,
+            "split_seed": self.data.split_seed, "train_subset": self.data.train_subset,
+            "max_epochs": self.max_epochs, "metric": self.metric, "seed": self.seed,
+            "module": self.module,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StoredSettings:
+        return cls(
+            data=DataSpec(d["dataset"], d["val_fraction"], d["split_seed"], d["train_subset"]),
+            max_epochs=int(d["max_epochs"]), metric=d["metric"], seed=int(d["seed"]),
+            module=d["module"],
+        )
+
+    @classmethod
+    def of(cls, study: Study, seed: int, module: str) -> StoredSettings:
+        return cls(study.data, study.max_epochs, study.metric, seed, module)
+
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        return METRICS[self.metric]

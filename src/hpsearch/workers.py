@@ -1,0 +1,185 @@
+"""Worker processes: each pulls trials from the shared study until the global budget is met.
+
+A worker loads its data once, then loops: under the budget lock, fail stale trials, count
+finished + running trials, and ask for a new one only if that count is below the budget.
+Crashed trials (FAIL) do not count, so the budget is topped up; a run of consecutive
+failures stops the worker with the error instead of looping forever.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from hpsearch import discover
+from hpsearch.data import forbid_test_split, load_search_data
+from hpsearch.errors import HpsearchError, TrialsFailing
+from hpsearch.objective import Objective
+from hpsearch.storage import Heartbeat, budget_lock, open_storage
+from hpsearch.study import StoredSettings
+
+SETTINGS_ATTR = "hpsearch:settings"
+BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+MAX_CONSECUTIVE_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """Everything a worker process needs; plain data so it pickles into a spawned process."""
+
+    index: int
+    study_path: str
+    study_name: str
+    storage_url: str
+    n_trials: int
+    deadline: float | None  # wall-clock time after which no new trial starts
+    device: str
+    threads: int
+    data_root: str
+    sampler_seed: int
+    pruner: str
+
+
+def threads_per_worker(workers: int) -> int:
+    """Split the cores, never oversubscribe: max(1, cores // workers)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // workers)
+
+
+def worker_devices(device: str, workers: int) -> list[str]:
+    """With CUDA, worker i uses GPU i mod count; otherwise every worker uses the CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        n = torch.cuda.device_count()
+        return [f"cuda:{i % n}" for i in range(workers)]
+    return ["cpu"] * workers
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    if name == "median":  # judge only after a quarter of training, and only once 5 trials finished
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, max_epochs // 4))
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"unknown pruner {name!r}; use median, hyperband or none")
+
+
+def make_sampler(seed: int, n_trials: int) -> optuna.samplers.TPESampler:
+    # constant_liar keeps parallel workers from sampling the same point while trials run
+    startup = min(10, max(3, n_trials // 4))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
+
+
+def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: str,
+               n_trials: int) -> optuna.Trial | None:
+    """A new trial if finished + running < budget, decided atomically across processes."""
+    with budget_lock(storage, url, study.study_name):
+        optuna.storages.fail_stale_trials(study)
+        if count_trials(study, BUDGET_STATES) >= n_trials:
+            return None
+        return study.ask()
+
+
+def worker_main(job: WorkerJob, events: Queue, stop: Event) -> None:
+    """Process entry point: report every outcome as an event; exit non-zero on error."""
+    try:
+        _work(job, events, stop)
+    except KeyboardInterrupt:
+        events.put(("interrupted", job.index))
+        sys.exit(130)
+    except HpsearchError as err:
+        events.put(("error", job.index, str(err)))
+        sys.exit(err.exit_code)
+    except Exception as err:  # noqa: BLE001 - reported to the parent, which prints one line
+        events.put(("error", job.index, f"{type(err).__name__}: {err}", traceback.format_exc()))
+        sys.exit(1)
+    events.put(("done", job.index))
+
+
+def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
+    torch.set_num_threads(job.threads)
+    forbid_test_split()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    loaded = discover.load(job.study_path)
+    storage = open_storage(job.storage_url, create=False)
+    study = optuna.load_study(study_name=job.study_name, storage=storage,
+                              sampler=make_sampler(job.sampler_seed, job.n_trials))
+    settings = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
+    study.pruner = make_pruner(job.pruner, settings.max_epochs)
+    device = torch.device(job.device)
+    data = load_search_data(settings.data, Path(job.data_root), device)
+
+    def on_epoch(number: int, m: Any) -> None:
+        events.put(("epoch", job.index, number, m.epoch, float(getattr(m, settings.metric))))
+
+    objective = Objective(loaded.study, settings, data, device, on_epoch)
+    failures = 0
+    while not stop.is_set() and (job.deadline is None or time.time() < job.deadline):
+        trial = next_trial(study, storage, job.storage_url, job.n_trials)
+        if trial is None:
+            return
+        events.put(("start", job.index, trial.number))
+        state, value, error = run_trial(study, storage, trial, objective)
+        events.put(("end", job.index, trial.number, state.name, value))
+        if state != TrialState.FAIL:
+            failures = 0
+            continue
+        failures += 1
+        if failures >= MAX_CONSECUTIVE_FAILURES:
+            raise TrialsFailing(
+                f"{failures} trials in a row failed (last: trial {trial.number}: {error}); "
+                f"stopping instead of burning the budget — fix the cause, then rerun to resume"
+            )
+
+
+def run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: optuna.Trial,
+              objective: Objective) -> tuple[TrialState, float | None, str | None]:
+    with Heartbeat(storage, trial._trial_id):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            frozen = study.tell(trial, state=TrialState.PRUNED)
+            return frozen.state, frozen.value, None
+        except KeyboardInterrupt:
+            trial.set_user_attr("error", "interrupted (Ctrl-C)")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception as err:  # noqa: BLE001 - a crashing trial is data, recorded with its cause
+            message = f"{type(err).__name__}: {err}"
+            trial.set_user_attr("error", message)
+            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+            study.tell(trial, state=TrialState.FAIL)
+            return TrialState.FAIL, None, message
+    frozen = study.tell(trial, value)
+    return frozen.state, frozen.value, None
+
+
+def spawn(jobs: list[WorkerJob]) -> tuple[list[mp.Process], Queue, Event]:
+    """Start one spawned process per job (spawn: no forked OpenMP or CUDA state)."""
+    ctx = mp.get_context("spawn")
+    events: Queue = ctx.Queue()
+    stop = ctx.Event()
+    procs = [ctx.Process(target=worker_main, args=(job, events, stop), name=f"hpsearch-worker-{job.index}")
+             for job in jobs]
+    for p in procs:
+        p.start()
+    return procs, events, stop
