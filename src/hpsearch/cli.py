@@ -186,7 +186,7 @@ def best(
     render.best_trial(out, st.study_name, settings.metric, top)
     if rec is not None:
         render.retrain_record(out, rec, fresh=fresh)
-        if rec["trial"] != top.number and rec.get("candidates", [{}])[0].get("trial") != top.number:
+        if top.number not in [c["trial"] for c in rec.get("candidates", [])]:
             out.print(f"note: the best trial is now {top.number}; the record is for trial {rec['trial']} "
                       f"(--retrain --force retrains, a new look at the test split)", highlight=False)
     elif not retrain:

@@ -24,6 +24,8 @@ class DatasetMissing(HpsearchError):
 class TestSplitForbidden(HpsearchError):
     """Something tried to load the held-out test split during a search."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
 
 class StorageError(HpsearchError):
     """A storage URL that is malformed, unreachable, or holds no such study."""

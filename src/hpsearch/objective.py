@@ -38,6 +38,7 @@ class Objective:
         history: list[EpochMetrics] = []
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("device", str(self.device))
+        trial.set_user_attr("threads", torch.get_num_threads())
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("config", config.to_dict())
         with torch.device("meta"):  # count parameters without allocating them

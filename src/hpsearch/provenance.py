@@ -16,7 +16,7 @@ def versions() -> dict[str, str]:
 
     import hpsearch
 
-    return {"hpsearch": hpsearch.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+    return {"hpsearch": hpsearch.__version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
             "optuna": optuna.__version__, "python": platform.python_version()}
 
 

@@ -23,25 +23,20 @@ def _pm(s: dict[str, Any] | None, pct: bool = False) -> str:
     if not s:
         return "—"
     if pct:
-        return f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f} %"
-    return f"{s['mean']:.4f} ± {s['std']:.4f}"
+        return f"{100 * s['mean']:.2f}±{100 * s['std']:.2f}"
+    return f"{s['mean']:.4f}±{s['std']:.4f}"
 
 
 def run_summary(console: Console, r: RunResult) -> None:
-    t = Table(title=f"{r.study_name}: {sum(r.states.values())} trials, {r.started} started by this run, "
-                    f"{r.elapsed:.0f}s", title_justify="left")
-    for col in ("state", "trials"):
-        t.add_column(col)
-    for state, n in r.states.items():
-        t.add_row(state.lower(), str(n))
-    console.print(t)
+    states = ", ".join(f"{n} {s.lower()}" for s, n in r.states.items())
+    console.print(f"{r.study_name}: {states} ({r.started} started by this run, {r.elapsed:.0f}s)", highlight=False, soft_wrap=True)
     if r.best_number is not None:
-        console.print(f"best: trial {r.best_number}, {r.metric} = {_f(r.best_value)}", highlight=False)
-        console.print("  " + ", ".join(f"{k}={_param(v)}" for k, v in r.best_params.items()), highlight=False)
+        console.print(f"best: trial {r.best_number}, {r.metric} = {_f(r.best_value)}", highlight=False, soft_wrap=True)
+        console.print("  " + ", ".join(f"{k}={_param(v)}" for k, v in r.best_params.items()), highlight=False, soft_wrap=True)
     if r.interrupted:
-        console.print("interrupted: rerun the same command to resume (finished trials are kept)", highlight=False)
+        console.print("interrupted: rerun the same command to resume (finished trials are kept)", highlight=False, soft_wrap=True)
     elif r.best_number is not None:
-        console.print(f"next: hpsearch best {r.study_name} --retrain", highlight=False)
+        console.print(f"next: hpsearch best {r.study_name} --retrain", highlight=False, soft_wrap=True)
 
 
 def _param(v: Any) -> str:
@@ -51,7 +46,7 @@ def _param(v: Any) -> str:
 def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTrial) -> None:
     console.print(f"{study_name}: best trial {trial.number}, {metric} = {_f(trial.value)} "
                   f"({trial.user_attrs.get('epochs', '?')} epochs, {trial.user_attrs.get('n_params', '?')} params)",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     t = Table(box=None, show_header=False, pad_edge=False)
     t.add_column("param", style="bold")
     t.add_column("value")
@@ -63,16 +58,18 @@ def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTria
 def retrain_record(console: Console, rec: dict[str, Any], *, fresh: bool) -> None:
     k = rec.get("topk_k")
     if len(rec.get("candidates", [])) > 1:
-        c = Table(title="re-scored on the validation split (fresh seeds)", title_justify="left")
+        console.print("re-scored on the validation split (fresh seeds):", soft_wrap=True)
+        c = Table()
         for col in ("trial", f"search {rec['metric']}", "re-scored mean ± std", "chosen"):
             c.add_column(col, justify="right")
         for cand in rec["candidates"]:
             c.add_row(str(cand["trial"]), _f(cand["search_value"]), _pm(cand),
                       "✓" if cand["trial"] == rec["trial"] else "")
         console.print(c)
-    t = Table(title=f"trial {rec['trial']} retrained with {len(rec['seeds'])} seeds × {rec['epochs']} epochs, "
-                    f"evaluated once on the test split", title_justify="left")
-    cols = ["seed", "val top-1", "test loss", "test top-1"] + ([f"test top-{k}"] if k else [])
+    console.print(f"trial {rec['trial']} retrained with {len(rec['seeds'])} seeds × {rec['epochs']} epochs, "
+                  "evaluated once on the test split:", soft_wrap=True, highlight=False)
+    t = Table()
+    cols = ["seed", "val top-1 %", "test loss", "test top-1 %"] + ([f"test top-{k} %"] if k else [])
     for col in cols:
         t.add_column(col, justify="right")
     for r in rec["runs"]:
@@ -83,15 +80,15 @@ def retrain_record(console: Console, rec: dict[str, Any], *, fresh: bool) -> Non
     t.add_row(*(mean_row + ([_pm(test.get("topk"), True)] if k else [])), style="bold")
     console.print(t)
     console.print(f"search {rec['metric']} {_f(rec['search_value'])} · re-scored val top-1 "
-                  f"{_pm(val.get('top1'), True)} · test top-1 {_pm(test.get('top1'), True)}", highlight=False)
+                  f"{_pm(val.get('top1'), True)} % · test top-1 {_pm(test.get('top1'), True)} %", highlight=False, soft_wrap=True)
     looks = rec["test_looks"]
     console.print(f"test split looked at {looks} time{'s' if looks != 1 else ''}"
                   + ("" if fresh else " (recorded result shown; --force evaluates again)")
-                  + f"; checkpoints in {rec['runs'][0]['checkpoint'].rsplit('/', 1)[0]}/", highlight=False)
+                  + f"; checkpoints in {rec['runs'][0]['checkpoint'].rsplit('/', 1)[0]}/", highlight=False, soft_wrap=True)
 
 
 def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.2f} %"
+    return "—" if v is None else f"{100 * v:.2f}"
 
 
 def best_json(study_name: str, trial: FrozenTrial, rec: dict[str, Any] | None) -> str:
@@ -114,7 +111,7 @@ def studies(console: Console, lines: list[StudyLine]) -> None:
     for s in lines:
         states = " ".join(f"{k.lower()}={v}" for k, v in s.states.items()) or "no trials"
         best = f"best {_f(s.best_value)} (#{s.best_trial})" if s.best_trial is not None else "best —"
-        console.print(f"{s.name}  {states}  {best}", highlight=False)
+        console.print(f"{s.name}  {states}  {best}", highlight=False, soft_wrap=True)
 
 
 def trials(console: Console, rows: list[dict[str, Any]], fmt: str) -> None:

@@ -153,7 +153,7 @@ def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchD
             "test_loss": loss, "test_top1": top1, "test_topk": topk, "seconds": round(f.seconds, 2),
             "curves": f.curves(), "sample_predictions": pred[:SAMPLE_IMAGES].tolist(),
         }
-        path = folder / f"trial{trial.number}-seed{seed}.pt"
+        path = (folder / f"trial{trial.number}-seed{seed}.pt").resolve()
         save_checkpoint(path, f, trial, seed, settings, data, study_name, run)
         run["checkpoint"] = str(path)
         runs.append(run)

@@ -18,12 +18,13 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from hpsearch import discover
-from hpsearch.data import check_available, forbid_test_split
+from hpsearch.data import check_available
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.progress import Running, RunState, RunView
 from hpsearch.seeds import derive_seed
 from hpsearch.storage import budget_lock, mask, open_storage
 from hpsearch.study import StoredSettings
+from hpsearch.train import resolve_device
 from hpsearch.workers import (
     FINISHED_STATES,
     SETTINGS_ATTR,
@@ -72,9 +73,12 @@ def run(req: RunRequest, console: Console | None = None) -> RunResult:
         raise HpsearchError(f"--workers must be >= 1, got {req.workers}")
     if req.n_trials is not None and req.n_trials < 1:
         raise HpsearchError(f"--n-trials must be >= 1, got {req.n_trials}")
+    try:
+        resolve_device(req.device)
+    except ValueError as err:
+        raise HpsearchError(str(err)) from None
     loaded = discover.load(req.study, req.studies_dir)
     name = req.name or loaded.name
-    forbid_test_split()
     check_available(loaded.study.data, req.data_root)
     storage = open_storage(req.storage, create=True)
     settings, created = _create_or_join(storage, req, loaded, name)

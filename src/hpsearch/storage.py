@@ -33,6 +33,9 @@ GRACE_PERIOD_S = 20
 SQLITE_BUSY_TIMEOUT_S = 120
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# We run heartbeats ourselves around ask/tell (see Heartbeat below), which Optuna warns about.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def default_url() -> str:
@@ -96,13 +99,15 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
         engine_kwargs = {"pool_pre_ping": True}
         _ping(parsed, url)
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=GRACE_PERIOD_S,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=GRACE_PERIOD_S,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
     except (SQLAlchemyError, ImportError, ValueError, RuntimeError) as err:
         raise StorageError(f"cannot open storage {mask(url)}: {_first_line(err)}") from None
 

@@ -118,7 +118,6 @@ def worker_main(job: WorkerJob, events: Queue, stop: Event) -> None:
 def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     torch.set_num_threads(job.threads)
     forbid_test_split()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     loaded = discover.load(job.study_path)
     storage = open_storage(job.storage_url, create=False)
     study = optuna.load_study(study_name=job.study_name, storage=storage,

@@ -51,6 +51,11 @@ class Source(Protocol):
     def download(self, root: Path) -> None:
         ...
 
+    @property
+    def fetched_by(self) -> str:
+        """How a user with internet gets the files (for the missing-files message)."""
+        ...
+
 
 class Digits:
     """scikit-learn's bundled 8×8 digits: no download, works offline.
@@ -81,6 +86,8 @@ class Digits:
     def download(self, root: Path) -> None:
         return None
 
+    fetched_by = "bundled with scikit-learn"
+
 
 class IdxSource:
     """MNIST-style raw IDX files in torchvision's layout: ``ROOT/<Name>/raw/<prefix>-…-ubyte``."""
@@ -104,6 +111,10 @@ class IdxSource:
         import torchvision.datasets
 
         getattr(torchvision.datasets, self.tv_class_name)(str(root), train=True, download=True)
+
+    @property
+    def fetched_by(self) -> str:
+        return f"what torchvision.datasets.{self.tv_class_name}(ROOT, download=True) fetches"
 
 
 class Cifar10:
@@ -139,6 +150,8 @@ class Cifar10:
 
         download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
 
+    fetched_by = "the extracted cifar-10-python.tar.gz that torchvision.datasets.CIFAR10(ROOT, download=True) fetches"
+
 
 _FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -172,7 +185,8 @@ def ensure_files(source: Source, root: Path, split: Split, *, download: bool = T
         try:
             source.download(root)
         except Exception as err:  # noqa: BLE001 - any network/IO failure means "offline"
-            reason = f"download failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            reason = f"download failed: {lines[-1] if lines else type(err).__name__}"
         finally:
             socket.setdefaulttimeout(old)
         missing = [p for p in source.files(root, split) if not p.is_file()]
@@ -181,6 +195,6 @@ def ensure_files(source: Source, root: Path, split: Split, *, download: bool = T
     folder = missing[0].parent
     names = ", ".join(p.name for p in missing)
     raise DatasetMissing(
-        f"{source.info.name}: missing {names} in {folder} ({reason}); put the files there "
-        f"or pass --data-root DIR (or set HPSEARCH_DATA) to a folder that has them"
+        f"{source.info.name}: missing {names} in {folder} ({reason}); copy the files there "
+        f"({source.fetched_by}) or pass --data-root DIR (or set HPSEARCH_DATA) to a folder that has them"
     )

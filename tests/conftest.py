@@ -1,0 +1,103 @@
+"""Shared fixtures: a working folder with its own SQLite file, fixture studies, fake data.
+
+Everything is real: studies are real modules, the database a real SQLite file, workers real
+processes. Only the data is shrunk (digits, or a tiny generated MNIST/CIFAR on disk).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hpsearch.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_STUDIES = Path(__file__).parent / "studies"
+
+
+@dataclass
+class Work:
+    """A scratch project: ``studies/`` (repo + fixture studies), a DB URL, a data root."""
+
+    path: Path
+    runner: CliRunner
+
+    @property
+    def db(self) -> Path:
+        return self.path / "hpsearch.db"
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.db}"
+
+    def cli(self, *args: str, expect: int | None = 0):  # noqa: ANN201 - click Result
+        result = self.runner.invoke(app, list(args), catch_exceptions=False)
+        if expect is not None:
+            assert result.exit_code == expect, f"exit {result.exit_code}\n{result.output}"
+        return result
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Work:
+    studies = tmp_path / "studies"
+    shutil.copytree(REPO / "studies", studies)
+    for f in FIXTURE_STUDIES.glob("*.py"):
+        shutil.copy(f, studies / f.name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HPSEARCH_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("HPSEARCH_STORAGE", raising=False)
+    monkeypatch.delenv("HPSEARCH_STUDIES", raising=False)
+    return Work(tmp_path, CliRunner())
+
+
+def write_idx(folder: Path, prefix: str, n: int, seed: int) -> None:
+    """Write an MNIST-format IDX pair: n 28×28 uint8 images whose class shows as a bright band."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n, dtype=np.uint8) % 10
+    images = rng.integers(0, 60, size=(n, 28, 28), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        images[i, 2 * c + 3:2 * c + 6, 4:24] = 255
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{prefix}-images-idx3-ubyte", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
+    with open(folder / f"{prefix}-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + labels.tobytes())
+
+
+@pytest.fixture
+def fake_mnist(tmp_path: Path) -> Path:
+    """A data root with a tiny MNIST: 400 train images and NO test files."""
+    root = tmp_path / "fake-data"
+    write_idx(root / "MNIST" / "raw", "train", 400, seed=0)
+    return root
+
+
+def add_mnist_test(root: Path) -> None:
+    write_idx(root / "MNIST" / "raw", "t10k", 100, seed=1)
+
+
+def write_cifar(root: Path, per_batch: int = 20) -> None:
+    """CIFAR-10's python on-disk format: pickled dicts with 'data' (N×3072 uint8) and 'labels'."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
+                 "labels": [i % 10 for i in range(per_batch)], "batch_label": name}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                                     "horse", "ship", "truck"]}, f)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("PYTHONHASHSEED", "0")

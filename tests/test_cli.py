@@ -1,0 +1,64 @@
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import Work
+
+
+def test_help_in_a_real_subprocess() -> None:
+    r = subprocess.run([sys.executable, "-m", "hpsearch", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    for cmd in ("run", "best", "studies", "trials"):
+        assert cmd in r.stdout
+
+
+def test_run_help_names_every_contract_option(work: Work) -> None:
+    out = work.cli("run", "--help").output
+    for opt in ("--workers", "--n-trials", "--timeout", "--storage", "--seed", "--device", "--data-root",
+                "--studies-dir", "--name", "--pruner"):
+        assert opt in out
+
+
+@pytest.mark.slow
+def test_studies_and_trials_listings(work: Work) -> None:
+    work.cli("run", "tiny", "--n-trials", "2", "--pruner", "none")
+    work.cli("run", "tiny", "--n-trials", "1", "--name", "tiny-b", "--pruner", "none")
+    lines = work.cli("studies").output.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("tiny ") and "complete=2" in lines[0] and "best 0." in lines[0]
+    rows = json.loads(work.cli("trials", "tiny", "--format", "json").stdout)
+    assert [r["number"] for r in rows] == [0, 1] and all(r["state"] == "COMPLETE" for r in rows)
+    table = list(csv.DictReader(io.StringIO(work.cli("trials", "tiny", "--format", "csv").stdout)))
+    assert len(table) == 2 and {"number", "state", "value", "filters", "lr"} <= set(table[0])
+    assert "filters" in work.cli("trials", "tiny").output
+    r = work.cli("best", expect=1)
+    assert "holds 2 studies (tiny, tiny-b); name one" in r.output
+
+
+def test_read_commands_on_an_empty_folder_do_not_create_a_database(work: Work) -> None:
+    r = work.cli("studies", expect=1)
+    assert "no study database at hpsearch.db" in r.output and not work.db.exists()
+    r = work.cli("best", "tiny", expect=1)
+    assert "no study database" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.slow
+def test_unknown_study_name_in_best(work: Work) -> None:
+    work.cli("run", "tiny", "--n-trials", "1")
+    r = work.cli("best", "nope", expect=1)
+    assert "no study 'nope' in sqlite:///hpsearch.db (it has: tiny)" in r.output
+
+
+def test_debug_shows_the_traceback(work: Work) -> None:
+    from hpsearch.errors import StudyModuleError
+
+    with pytest.raises(StudyModuleError):
+        work.runner.invoke(app_with_debug(), ["--debug", "run", "nope"], catch_exceptions=False)
+
+
+def app_with_debug():  # noqa: ANN201
+    from hpsearch.cli import app
+    return app

@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+from conftest import Work
+from hpsearch import discover
+from hpsearch.errors import StudyModuleError
+
+
+def test_finds_a_module_by_name_and_by_path(work: Work) -> None:
+    by_name = discover.load("digits")
+    by_path = discover.load(str(work.path / "studies" / "digits.py"))
+    assert by_name.name == by_path.name == "digits" and by_name.study.dataset == "digits"
+    assert len(by_name.source_sha256) == 64
+
+
+def test_unknown_study_lists_the_available_ones(work: Work) -> None:
+    with pytest.raises(StudyModuleError, match=r"unknown study 'nope'; available in studies/: .*digits.*fashion_mnist"):
+        discover.load("nope")
+
+
+def test_syntax_error_points_at_file_and_line(work: Work) -> None:
+    (work.path / "studies" / "broken.py").write_text("from hpsearch import Study\n\nstudy = Study(\n  dataset=,\n)\n")
+    with pytest.raises(StudyModuleError, match=r"broken\.py:4: SyntaxError"):
+        discover.load("broken")
+
+
+def test_import_error_points_at_file_and_line(work: Work) -> None:
+    (work.path / "studies" / "badimport.py").write_text("import os\nimport not_a_module_xyz\n")
+    with pytest.raises(StudyModuleError, match=r"badimport\.py:2: ModuleNotFoundError: No module named 'not_a_module_xyz'"):
+        discover.load("badimport")
+
+
+def test_invalid_declaration_points_at_the_line(work: Work) -> None:
+    (work.path / "studies" / "baddata.py").write_text(
+        "from hpsearch import Study, TrialConfig\n\nstudy = Study(dataset='imagenet', space=lambda t: TrialConfig())\n")
+    with pytest.raises(StudyModuleError, match=r"baddata\.py:3: ValueError: unknown dataset 'imagenet'; known: digits"):
+        discover.load("baddata")
+
+
+def test_missing_declaration_says_what_to_declare(work: Work) -> None:
+    (work.path / "studies" / "empty.py").write_text("x = 1\n")
+    with pytest.raises(StudyModuleError, match=r"empty\.py: no `study`; a study module must declare `study = hpsearch.Study"):
+        discover.load("empty")
+
+
+def test_studies_dir_from_environment(work: Work, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "mine.py").write_text((work.path / "studies" / "tiny.py").read_text())
+    monkeypatch.setenv("HPSEARCH_STUDIES", str(other))
+    assert discover.load("mine").name == "mine"

@@ -1,0 +1,98 @@
+"""`hpsearch best --retrain`: seeds, one look at the test split, records, checkpoints, --top-k."""
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from conftest import Work, add_mnist_test
+from hpsearch.data import DataSpec, load_search_data, load_test_data
+from hpsearch.retrain import RETRAIN_ATTR, load_checkpoint
+from hpsearch.train import evaluate
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def searched(work: Work, fake_mnist: Path) -> tuple[Work, Path]:
+    work.cli("run", "tiny_mnist", "--n-trials", "3", "--data-root", str(fake_mnist), "--pruner", "none")
+    add_mnist_test(fake_mnist)
+    return work, fake_mnist
+
+
+def record(work: Work, name: str = "tiny_mnist") -> dict:
+    return optuna.load_study(study_name=name, storage=work.url).user_attrs[RETRAIN_ATTR]
+
+
+def test_retrain_evaluates_once_then_shows_the_record_until_forced(searched: tuple[Work, Path]) -> None:
+    work, root = searched
+    r = work.cli("best", "--retrain", "--seeds", "2", "--data-root", str(root))
+    assert "evaluated once on the test split" in r.output and "test split looked at 1 time" in r.output
+    rec = record(work)
+    assert rec["test_looks"] == 1 and len(rec["runs"]) == 2 and len(set(rec["seeds"])) == 2
+    assert set(rec["test"]) == {"loss", "top1", "topk"} and len(rec["test"]["top1"]["values"]) == 2
+
+    # A second --retrain must not touch the test split: take the test files away to prove it.
+    for f in (root / "MNIST" / "raw").glob("t10k-*"):
+        f.rename(f.with_suffix(".hidden"))
+    again = work.cli("best", "--retrain", "--data-root", str(root))
+    assert "recorded result shown" in again.output and record(work)["test_looks"] == 1
+    forced = work.cli("best", "--retrain", "--force", "--seeds", "2", "--data-root", str(root), expect=1)
+    assert "missing t10k-images-idx3-ubyte" in forced.output
+    for f in (root / "MNIST" / "raw").glob("t10k-*.hidden"):
+        f.rename(f.with_suffix(""))
+    work.cli("best", "--retrain", "--force", "--seeds", "2", "--data-root", str(root))
+    rec2 = record(work)
+    assert rec2["test_looks"] == 2 and set(rec2["seeds"]).isdisjoint(rec["seeds"])
+
+
+def test_checkpoints_rebuild_the_model_and_reproduce_the_recorded_test_score(searched: tuple[Work, Path]) -> None:
+    work, root = searched
+    work.cli("best", "--retrain", "--seeds", "1", "--data-root", str(root), "--out", "ckpts")
+    run = record(work)["runs"][0]
+    model, ckpt = load_checkpoint(Path(run["checkpoint"]))
+    assert Path(run["checkpoint"]).parent == work.path / "ckpts" / "tiny_mnist"
+    assert ckpt["study"] == "tiny_mnist" and ckpt["seed"] == run["seed"] and "torch" in ckpt["versions"]
+    spec = DataSpec(**{k: ckpt["settings"][k] for k in ("dataset", "val_fraction", "split_seed", "train_subset")})
+    data = load_search_data(spec, root)
+    mean, std = torch.tensor(ckpt["normalization"]["mean"]), torch.tensor(ckpt["normalization"]["std"])
+    test = load_test_data(spec, root, mean, std)
+    _, top1, _, _ = evaluate(model.to(memory_format=torch.channels_last), test, 3)
+    assert top1 == pytest.approx(run["test_top1"]) and torch.allclose(mean, data.mean)
+
+
+def test_top_k_rescoring_chooses_by_the_mean_of_fresh_seeds(searched: tuple[Work, Path]) -> None:
+    work, root = searched
+    r = work.cli("best", "--retrain", "--top-k", "2", "--seeds", "2", "--data-root", str(root))
+    rec = record(work)
+    assert len(rec["candidates"]) == 2 and "re-scored on the validation split" in r.output
+    means = {c["trial"]: c["mean"] for c in rec["candidates"]}
+    assert rec["trial"] == max(means, key=means.get)
+    assert rec["val"]["top1"]["mean"] == pytest.approx(means[rec["trial"]])
+
+
+def test_json_output_has_the_documented_keys(searched: tuple[Work, Path]) -> None:
+    work, root = searched
+    out = json.loads(work.cli("best", "tiny_mnist", "--json").stdout)
+    assert out["study"] == "tiny_mnist" and set(out["best_trial"]) >= {"number", "value", "params"}
+    assert "retrain" not in out
+    r = work.cli("best", "tiny_mnist", "--retrain", "--seeds", "2", "--json", "--data-root", str(root))
+    out = json.loads(r.stdout)
+    test = out["retrain"]["test"]
+    assert out["retrain"]["test_looks"] == 1 and len(out["retrain"]["seeds"]) == 2
+    assert set(test["top1"]) == {"mean", "std", "values"} and set(test["loss"]) == {"mean", "std", "values"}
+
+
+def test_best_without_a_completed_trial_is_one_line(work: Work) -> None:
+    work.cli("run", "crashing", "--n-trials", "3", expect=3)
+    r = work.cli("best", "crashing", expect=1)
+    assert "has no completed trial yet (3 fail)" in r.output and "Traceback" not in r.output
+
+
+def test_digits_retrain_reaches_a_sensible_accuracy(work: Work) -> None:
+    """A real (small) search + retrain on digits: the test score is measured, not assumed."""
+    work.cli("run", "tiny", "--workers", "2", "--n-trials", "4")
+    work.cli("best", "--retrain", "--seeds", "2")
+    assert record(work, "tiny")["test"]["top1"]["mean"] > 0.8
