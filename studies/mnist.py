@@ -9,11 +9,11 @@ DATASET = "mnist"
 
 def search_space(trial: optuna.Trial) -> TrialConfig:
     return TrialConfig(
-        model=space.cnn(trial, blocks=(2, 3), filters=(16, 32, 64), kernels=(3, 5), dense=(64, 128, 256)),
+        model=space.cnn(trial, blocks=(2, 3), filters=(8, 16, 32), kernels=(3, 5), dense=(64, 128, 256)),
         optim=space.optimizer(trial, lr=(1e-4, 1e-2)),
         batch_size=space.batch_size(trial, (64, 128, 256)),
         augment=space.augment(trial, DATASET),
     )
 
 
-study = Study(dataset=DATASET, space=search_space, max_epochs=8, n_trials=20, val_fraction=1 / 12)
+study = Study(dataset=DATASET, space=search_space, max_epochs=6, n_trials=20, val_fraction=1 / 12)

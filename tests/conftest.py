@@ -11,6 +11,7 @@ import pickle
 import shutil
 import struct
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hpsearch.cli import app
+from pgcluster import PgCluster, bindir
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_STUDIES = Path(__file__).parent / "studies"
@@ -25,18 +27,23 @@ FIXTURE_STUDIES = Path(__file__).parent / "studies"
 
 @dataclass
 class Work:
-    """A scratch project: ``studies/`` (repo + fixture studies), a DB URL, a data root."""
+    """A scratch project: ``studies/`` (repo + fixture studies), a storage URL, a data root.
+
+    ``url`` is the default SQLite file, or a fresh Postgres database for ``store`` tests
+    (then exported as HPSEARCH_STORAGE, so CLI calls use it without ``--storage``).
+    """
 
     path: Path
     runner: CliRunner
+    url: str = ""
+    backend: str = "sqlite"
+
+    def __post_init__(self) -> None:
+        self.url = self.url or f"sqlite:///{self.db}"
 
     @property
     def db(self) -> Path:
         return self.path / "hpsearch.db"
-
-    @property
-    def url(self) -> str:
-        return f"sqlite:///{self.db}"
 
     def cli(self, *args: str, expect: int | None = 0):  # noqa: ANN201 - click Result
         result = self.runner.invoke(app, list(args), catch_exceptions=False)
@@ -56,6 +63,25 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Work:
     monkeypatch.delenv("HPSEARCH_STORAGE", raising=False)
     monkeypatch.delenv("HPSEARCH_STUDIES", raising=False)
     return Work(tmp_path, CliRunner())
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    if bindir() is None:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    cluster = PgCluster.start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, work: Work, monkeypatch: pytest.MonkeyPatch) -> Work:
+    """``work`` on each storage backend: every storage-facing test runs on SQLite and Postgres."""
+    if request.param == "postgres":
+        cluster: PgCluster = request.getfixturevalue("pg")
+        work.url, work.backend = cluster.create_database(), "postgres"
+        monkeypatch.setenv("HPSEARCH_STORAGE", work.url)
+    return work
 
 
 def write_idx(folder: Path, prefix: str, n: int, seed: int) -> None:

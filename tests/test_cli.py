@@ -24,7 +24,8 @@ def test_run_help_names_every_contract_option(work: Work) -> None:
 
 
 @pytest.mark.slow
-def test_studies_and_trials_listings(work: Work) -> None:
+def test_studies_and_trials_listings(store: Work) -> None:
+    work = store
     work.cli("run", "tiny", "--n-trials", "2", "--pruner", "none")
     work.cli("run", "tiny", "--n-trials", "1", "--name", "tiny-b", "--pruner", "none")
     lines = work.cli("studies").output.strip().splitlines()
@@ -36,6 +37,7 @@ def test_studies_and_trials_listings(work: Work) -> None:
     assert "filters" in work.cli("trials", "tiny").output
     r = work.cli("best", expect=1)
     assert "holds 2 studies (tiny, tiny-b); name one" in r.output
+    assert "pg-S3cret-pw" not in r.output
 
 
 def test_read_commands_on_an_empty_folder_do_not_create_a_database(work: Work) -> None:

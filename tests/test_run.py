@@ -26,17 +26,19 @@ def states(work: Work, name: str = "tiny") -> dict[str, int]:
     return out
 
 
-def test_budget_is_exact_across_workers_and_a_rerun_adds_nothing(work: Work) -> None:
+def test_budget_is_exact_across_workers_and_a_rerun_adds_nothing(store: Work) -> None:
+    work = store
     r = work.cli("run", "tiny", "--workers", "3", "--n-trials", "7", "--pruner", "none")
     ts = trials(work)
     assert len(ts) == 7 and all(t.state == TrialState.COMPLETE for t in ts)
-    assert "7 complete" in r.output and "next: hpsearch best tiny --retrain" in r.output
+    assert "│ complete │      7 │" in r.output and "next: hpsearch best tiny --retrain" in r.output
     assert len({t.user_attrs["worker"] for t in ts}) >= 2  # the work really was shared
     again = work.cli("run", "tiny", "--workers", "3", "--n-trials", "7")
     assert "budget reached" in again.output and len(trials(work)) == 7
 
 
-def test_an_interrupted_budget_is_topped_up(work: Work) -> None:
+def test_an_interrupted_budget_is_topped_up(store: Work) -> None:
+    work = store
     work.cli("run", "tiny", "--workers", "2", "--n-trials", "3")
     work.cli("run", "tiny", "--workers", "2", "--n-trials", "5")
     s = states(work)
@@ -64,7 +66,8 @@ def test_the_test_split_is_never_needed_by_run(work: Work, fake_mnist: Path) -> 
     assert "missing t10k-images-idx3-ubyte" in r.output
 
 
-def test_repeated_failures_stop_the_run_with_the_error(work: Work) -> None:
+def test_repeated_failures_stop_the_run_with_the_error(store: Work) -> None:
+    work = store
     r = work.cli("run", "crashing", "--workers", "1", "--n-trials", "10", expect=3)
     assert "3 trials in a row failed" in r.output and "boom: this space always fails" in r.output
     assert "Traceback" not in r.output
@@ -84,8 +87,9 @@ def test_bad_input_is_one_line_and_leaves_no_study_behind(work: Work, args: list
         assert optuna.get_all_study_names(work.url) == []
 
 
-def test_a_study_created_by_a_failed_run_is_removed(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_study_created_by_a_failed_run_is_removed(store: Work, monkeypatch: pytest.MonkeyPatch) -> None:
     """Everything validated and the study created, then the workers cannot start: no empty study remains."""
+    work = store
     import hpsearch.search
 
     def no_processes(jobs):  # noqa: ANN001, ANN202
@@ -103,7 +107,8 @@ def test_cuda_without_a_gpu_is_refused_before_anything_is_written(work: Work) ->
     assert "no CUDA device is available" in r.output and not work.db.exists()
 
 
-def test_joining_with_different_settings_is_refused(work: Work) -> None:
+def test_joining_with_different_settings_is_refused(store: Work) -> None:
+    work = store
     work.cli("run", "tiny", "--n-trials", "1", "--seed", "1")
     r = work.cli("run", "tiny", "--n-trials", "2", "--seed", "2", expect=1)
     assert "already exists with other settings (seed: stored 1, now 2)" in r.output

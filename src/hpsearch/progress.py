@@ -31,7 +31,6 @@ class RunState:
     failed: int = 0
     best: float | None = None
     best_number: int | None = None
-    started_this_run: int = 0
     running: dict[int, Running] = field(default_factory=dict)
     t0: float = field(default_factory=time.monotonic)
 

@@ -28,13 +28,22 @@ def _pm(s: dict[str, Any] | None, pct: bool = False) -> str:
 
 
 def run_summary(console: Console, r: RunResult) -> None:
-    states = ", ".join(f"{n} {s.lower()}" for s, n in r.states.items())
-    console.print(f"{r.study_name}: {states} ({r.started} started by this run, {r.elapsed:.0f}s)", highlight=False, soft_wrap=True)
+    console.print(f"{r.study_name}: {sum(r.states.values())} trials ({r.started} started by this run, "
+                  f"{r.elapsed:.0f}s)", highlight=False, soft_wrap=True)
+    t = Table()
+    t.add_column("state")
+    t.add_column("trials", justify="right")
+    for state, n in r.states.items():
+        t.add_row(state.lower(), str(n))
     if r.best_number is not None:
-        console.print(f"best: trial {r.best_number}, {r.metric} = {_f(r.best_value)}", highlight=False, soft_wrap=True)
-        console.print("  " + ", ".join(f"{k}={_param(v)}" for k, v in r.best_params.items()), highlight=False, soft_wrap=True)
+        t.add_section()
+        t.add_row(f"best {r.metric}", f"{_f(r.best_value)} (#{r.best_number})", style="bold")
+        for k, v in r.best_params.items():
+            t.add_row(f"  {k}", _param(v))
+    console.print(t)
     if r.interrupted:
-        console.print("interrupted: rerun the same command to resume (finished trials are kept)", highlight=False, soft_wrap=True)
+        console.print("interrupted: rerun the same command to resume (finished trials are kept)",
+                      highlight=False, soft_wrap=True)
     elif r.best_number is not None:
         console.print(f"next: hpsearch best {r.study_name} --retrain", highlight=False, soft_wrap=True)
 

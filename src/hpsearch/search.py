@@ -150,7 +150,7 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
             last_poll = 0.0
             while True:
                 alive = any(p.is_alive() for p in procs)
-                drained = _drain(events, state, view, errors, result, timeout=0.25 if alive else 0.0)
+                drained = _drain(events, study, state, view, errors, result, timeout=0.25 if alive else 0.0)
                 if errors:
                     stop.set()
                 if time.monotonic() - last_poll > 1.0:
@@ -163,7 +163,7 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
             result.interrupted = True
             stop.set()
             _wait(procs, STOP_GRACE_S)
-            _drain(events, state, view, errors, result, timeout=0.0)
+            _drain(events, study, state, view, errors, result, timeout=0.0)
     for i, p in enumerate(procs):
         p.join()
         if p.exitcode not in (0, 130, None) and not errors and not result.interrupted:
@@ -174,8 +174,8 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
     return result
 
 
-def _drain(events: Any, state: RunState, view: RunView, errors: list[str], result: RunResult,
-           timeout: float) -> bool:
+def _drain(events: Any, study: optuna.Study, state: RunState, view: RunView, errors: list[str],
+           result: RunResult, timeout: float) -> bool:
     """Apply every queued worker event to the view state; True if anything arrived."""
     got = False
     while True:
@@ -193,20 +193,10 @@ def _drain(events: Any, state: RunState, view: RunView, errors: list[str], resul
             r.epoch, r.value = evt[3], evt[4]
         elif kind == "end":
             state.running.pop(evt[2], None)
-            state.finished += evt[3] in ("COMPLETE", "PRUNED")
-            state.pruned += evt[3] == "PRUNED"
-            state.failed += evt[3] == "FAIL"
-            if evt[3] == "COMPLETE" and evt[4] is not None and _better(evt[4], state.best, view):
-                state.best, state.best_number = evt[4], evt[2]
+            _poll(study, state)
             view.trial_ended(evt[2], evt[3], evt[4])
         elif kind == "error":
             errors.append(evt[2])
-
-
-def _better(value: float, best: float | None, view: RunView) -> bool:
-    if best is None:
-        return True
-    return value < best if view.state.metric == "val_loss" else value > best
 
 
 def _poll(study: optuna.Study, state: RunState) -> None:

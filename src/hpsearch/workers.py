@@ -128,11 +128,13 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     data = load_search_data(settings.data, Path(job.data_root), device)
 
     def on_epoch(number: int, m: Any) -> None:
+        if not _parent_alive():  # orphaned (the supervisor was killed): fail this trial and stop
+            raise KeyboardInterrupt
         events.put(("epoch", job.index, number, m.epoch, float(getattr(m, settings.metric))))
 
     objective = Objective(loaded.study, settings, data, device, on_epoch)
     failures = 0
-    while not stop.is_set() and (job.deadline is None or time.time() < job.deadline):
+    while not stop.is_set() and _parent_alive() and (job.deadline is None or time.time() < job.deadline):
         trial = next_trial(study, storage, job.storage_url, job.n_trials)
         if trial is None:
             return
@@ -170,6 +172,11 @@ def run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: o
             return TrialState.FAIL, None, message
     frozen = study.tell(trial, value)
     return frozen.state, frozen.value, None
+
+
+def _parent_alive() -> bool:
+    parent = mp.parent_process()
+    return parent is None or parent.is_alive()
 
 
 def spawn(jobs: list[WorkerJob]) -> tuple[list[mp.Process], Queue, Event]:
