@@ -75,10 +75,11 @@ class RunView:
             f"{s.metric}={_fmt(value)} · best {_fmt(s.best)}"
             + (f" (#{s.best_number})" if s.best_number is not None else ""),
             highlight=False,
+            soft_wrap=True,
         )
 
     def message(self, text: str) -> None:
-        self.console.print(text, highlight=False)
+        self.console.print(text, highlight=False, soft_wrap=True)
 
     def _render(self) -> Group:
         s = self.state

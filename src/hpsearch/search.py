@@ -22,20 +22,21 @@ from hpsearch.data import check_available
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.progress import Running, RunState, RunView
 from hpsearch.seeds import derive_seed
-from hpsearch.storage import budget_lock, mask, open_storage
+from hpsearch.storage import GRACE_PERIOD_S, budget_lock, mask, open_storage
 from hpsearch.study import StoredSettings
 from hpsearch.train import resolve_device
 from hpsearch.workers import (
     FINISHED_STATES,
     SETTINGS_ATTR,
     WorkerJob,
+    WorkerPool,
     count_trials,
-    spawn,
     threads_per_worker,
     worker_devices,
 )
 
 STOP_GRACE_S = 10.0  # how long interrupted workers get to mark their trials failed
+MAX_RESTARTS = 10  # replacements for killed workers in one run, so a crash loop cannot spin forever
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
     remaining = total - count_trials(study, FINISHED_STATES + (TrialState.RUNNING,))
     if remaining <= 0:
         console.print(f"{study.study_name}: budget reached ({state.finished}/{total} finished); "
-                      "nothing to run — raise --n-trials to search more", highlight=False)
+                      "nothing to run — raise --n-trials to search more", highlight=False, soft_wrap=True)
         return _finish(study, state, result)
     n = min(req.workers, remaining)
     deadline = None if req.timeout is None else time.time() + req.timeout
@@ -142,17 +143,31 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
     ]
     console.print(f"{study.study_name}: {n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device}, "
                   f"budget {total} trials ({state.finished} finished), storage {mask(req.storage)}",
-                  highlight=False)
-    procs, events, stop = spawn(jobs)
+                  highlight=False, soft_wrap=True)
+    pool = WorkerPool()
+    for job in jobs:
+        pool.start(job)
     errors: list[str] = []
+    restarts = 0
     with RunView(state, console) as view:
         try:
             last_poll = 0.0
             while True:
-                alive = any(p.is_alive() for p in procs)
-                drained = _drain(events, study, state, view, errors, result, timeout=0.25 if alive else 0.0)
+                alive = pool.any_alive()
+                drained = _drain(pool.events, study, state, view, errors, result,
+                                 timeout=0.25 if alive else 0.0)
                 if errors:
-                    stop.set()
+                    pool.stop.set()
+                for i in pool.killed():
+                    if pool.stop.is_set() or restarts >= MAX_RESTARTS:
+                        continue
+                    restarts += 1
+                    code = pool.procs[i].exitcode
+                    view.message(f"worker {i} was killed (signal {-(code or 0)}); starting a replacement — "
+                                 f"its trial is retried once its heartbeat is {GRACE_PERIOD_S}s stale")
+                    _forget_running(state, i)
+                    pool.start(pool.jobs[i])
+                    alive = True
                 if time.monotonic() - last_poll > 1.0:
                     _poll(study, state)
                     last_poll = time.monotonic()
@@ -161,17 +176,22 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
                     break
         except KeyboardInterrupt:
             result.interrupted = True
-            stop.set()
-            _wait(procs, STOP_GRACE_S)
-            _drain(events, study, state, view, errors, result, timeout=0.0)
-    for i, p in enumerate(procs):
+            view.message("interrupted: stopping workers and marking their running trials failed …")
+            pool.interrupt(STOP_GRACE_S)
+            _drain(pool.events, study, state, view, errors, result, timeout=0.0)
+    for i, p in pool.procs.items():
         p.join()
-        if p.exitcode not in (0, 130, None) and not errors and not result.interrupted:
+        if (p.exitcode or 0) > 0 and p.exitcode != 130 and not errors and not result.interrupted:
             errors.append(f"worker {i} exited with code {p.exitcode}")
     _finish(study, state, result)
     if errors and not result.interrupted:
         raise TrialsFailing(errors[0])
     return result
+
+
+def _forget_running(state: RunState, worker: int) -> None:
+    for number in [n for n, r in state.running.items() if r.worker == worker]:
+        del state.running[number]
 
 
 def _drain(events: Any, study: optuna.Study, state: RunState, view: RunView, errors: list[str],
@@ -210,16 +230,6 @@ def _poll(study: optuna.Study, state: RunState) -> None:
         pick = min if study.direction == optuna.study.StudyDirection.MINIMIZE else max
         best = pick(complete, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
         state.best, state.best_number = best.value, best.number
-
-
-def _wait(procs: list[Any], grace: float) -> None:
-    deadline = time.monotonic() + grace
-    for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-            p.join()
 
 
 def _finish(study: optuna.Study, state: RunState, result: RunResult) -> RunResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 import traceback
@@ -27,11 +28,10 @@ from hpsearch import discover
 from hpsearch.data import forbid_test_split, load_search_data
 from hpsearch.errors import HpsearchError, TrialsFailing
 from hpsearch.objective import Objective
-from hpsearch.storage import Heartbeat, budget_lock, open_storage
+from hpsearch.storage import HEARTBEAT_INTERVAL_S, Heartbeat, budget_lock, open_storage
 from hpsearch.study import StoredSettings
 
 SETTINGS_ATTR = "hpsearch:settings"
-BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_FAILURES = 3
 
@@ -89,18 +89,39 @@ def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
+WAIT = "wait"
+
+
 def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: str,
-               n_trials: int) -> optuna.Trial | None:
-    """A new trial if finished + running < budget, decided atomically across processes."""
+               n_trials: int) -> optuna.Trial | str | None:
+    """Decide atomically across processes: a new trial, ``None`` (budget met) or ``WAIT``.
+
+    ``WAIT`` means the budget is taken by running trials. One of them may still fail (or go
+    stale when its worker dies), so the worker waits rather than exits: the study always
+    ends with exactly ``n_trials`` finished trials.
+    """
     with budget_lock(storage, url, study.study_name):
         optuna.storages.fail_stale_trials(study)
-        if count_trials(study, BUDGET_STATES) >= n_trials:
+        finished = count_trials(study, FINISHED_STATES)
+        if finished >= n_trials:
             return None
+        if finished + count_trials(study, (TrialState.RUNNING,)) >= n_trials:
+            return WAIT
         return study.ask()
+
+
+def _interrupt_once(signum: int, frame: object) -> None:
+    """First SIGINT/SIGTERM interrupts the trial (which is then marked failed); later ones are
+    ignored so they cannot interrupt that bookkeeping."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def worker_main(job: WorkerJob, events: Queue, stop: Event) -> None:
     """Process entry point: report every outcome as an event; exit non-zero on error."""
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
     try:
         _work(job, events, stop)
     except KeyboardInterrupt:
@@ -138,6 +159,9 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
         trial = next_trial(study, storage, job.storage_url, job.n_trials)
         if trial is None:
             return
+        if isinstance(trial, str):
+            stop.wait(HEARTBEAT_INTERVAL_S)
+            continue
         events.put(("start", job.index, trial.number))
         state, value, error = run_trial(study, storage, trial, objective)
         events.put(("end", job.index, trial.number, state.name, value))
@@ -179,13 +203,42 @@ def _parent_alive() -> bool:
     return parent is None or parent.is_alive()
 
 
-def spawn(jobs: list[WorkerJob]) -> tuple[list[mp.Process], Queue, Event]:
-    """Start one spawned process per job (spawn: no forked OpenMP or CUDA state)."""
-    ctx = mp.get_context("spawn")
-    events: Queue = ctx.Queue()
-    stop = ctx.Event()
-    procs = [ctx.Process(target=worker_main, args=(job, events, stop), name=f"hpsearch-worker-{job.index}")
-             for job in jobs]
-    for p in procs:
+class WorkerPool:
+    """Spawned worker processes sharing one event queue and one stop flag.
+
+    ``spawn`` rather than ``fork``: a forked child would inherit OpenMP and CUDA state.
+    """
+
+    def __init__(self) -> None:
+        self._ctx = mp.get_context("spawn")
+        self.events: Queue = self._ctx.Queue()
+        self.stop: Event = self._ctx.Event()
+        self.procs: dict[int, mp.process.BaseProcess] = {}
+        self.jobs: dict[int, WorkerJob] = {}
+
+    def start(self, job: WorkerJob) -> None:
+        p = self._ctx.Process(target=worker_main, args=(job, self.events, self.stop),
+                              name=f"hpsearch-worker-{job.index}")
         p.start()
-    return procs, events, stop
+        self.procs[job.index], self.jobs[job.index] = p, job
+
+    def any_alive(self) -> bool:
+        return any(p.is_alive() for p in self.procs.values())
+
+    def killed(self) -> list[int]:
+        """Workers that died from a signal they did not handle (``kill -9``, the OOM killer)."""
+        return [i for i, p in self.procs.items() if not p.is_alive() and (p.exitcode or 0) < 0]
+
+    def interrupt(self, grace: float) -> None:
+        """Ask every worker to stop now (their running trials get marked failed), then wait."""
+        self.stop.set()
+        for p in self.procs.values():
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGINT)
+        deadline = time.monotonic() + grace
+        for p in self.procs.values():
+            p.join(max(0.0, deadline - time.monotonic()))
+        for p in self.procs.values():
+            if p.is_alive():
+                p.kill()
+                p.join()

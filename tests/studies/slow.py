@@ -1,0 +1,16 @@
+"""Fixture study with trials of a few seconds: long enough to interrupt or kill mid-trial."""
+
+import optuna
+
+from hpsearch import ModelConfig, OptimConfig, Study, TrialConfig
+
+
+def search_space(trial: optuna.Trial) -> TrialConfig:
+    return TrialConfig(
+        model=ModelConfig(blocks=1, filters=8, dense=0),
+        optim=OptimConfig(name="adam", lr=trial.suggest_float("lr", 1e-3, 1e-2, log=True)),
+        batch_size=128,
+    )
+
+
+study = Study(dataset="digits", space=search_space, max_epochs=60, n_trials=4)

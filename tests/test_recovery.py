@@ -1,0 +1,84 @@
+"""Interrupts and crashes with real signals on real `hpsearch run` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import Work
+
+pytestmark = pytest.mark.slow
+
+
+def start_run(work: Work, *args: str) -> subprocess.Popen[str]:
+    """`hpsearch run` in its own session, as a terminal would start it (Ctrl-C hits the group)."""
+    return subprocess.Popen([sys.executable, "-m", "hpsearch", "run", *args], cwd=work.path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "HPSEARCH_STORAGE": work.url})
+
+
+def wait_for(predicate, timeout: float = 60.0):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("condition not reached in time")
+
+
+def running_trials(work: Work, name: str = "slow") -> list[optuna.trial.FrozenTrial]:
+    try:
+        study = optuna.load_study(study_name=name, storage=work.url)
+    except KeyError:
+        return []
+    return [t for t in study.get_trials() if t.state == TrialState.RUNNING and t.intermediate_values]
+
+
+def test_ctrl_c_stops_quickly_leaves_nothing_running_and_resumes(store: Work) -> None:
+    work = store
+    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    wait_for(lambda: running_trials(work), timeout=90)
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 10, "workers must stop within a few seconds"
+    assert proc.returncode == 130, out
+    assert "rerun the same command to resume" in out and "Traceback" not in out
+    trials = optuna.load_study(study_name="slow", storage=work.url).get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert interrupted and all(t.user_attrs["error"] == "interrupted (Ctrl-C)" for t in interrupted)
+
+    again = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    trials = optuna.load_study(study_name="slow", storage=work.url).get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_rerun(store: Work) -> None:
+    work = store
+    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    victim = wait_for(lambda: running_trials(work), timeout=90)[0]
+    pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "was killed (signal 9); starting a replacement" in out
+    trials = optuna.load_study(study_name="slow", storage=work.url).get_trials()
+    by_number = {t.number: t for t in trials}
+    assert by_number[victim.number].state == TrialState.FAIL
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert retried[0].params == victim.params
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
