@@ -34,6 +34,15 @@ def wait_for(predicate, timeout: float = 60.0):  # noqa: ANN001, ANN201
     raise AssertionError("condition not reached in time")
 
 
+def wait_running(proc: subprocess.Popen[str], work: Work) -> list[optuna.trial.FrozenTrial]:
+    """Wait until a trial has reported an epoch; fail with the run's output if it ended first."""
+    def check() -> list[optuna.trial.FrozenTrial]:
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended early ({proc.returncode}):\n{proc.communicate()[0]}")
+        return running_trials(work)
+    return wait_for(check, timeout=90)
+
+
 def running_trials(work: Work, name: str = "slow") -> list[optuna.trial.FrozenTrial]:
     try:
         study = optuna.load_study(study_name=name, storage=work.url)
@@ -45,7 +54,7 @@ def running_trials(work: Work, name: str = "slow") -> list[optuna.trial.FrozenTr
 def test_ctrl_c_stops_quickly_leaves_nothing_running_and_resumes(store: Work) -> None:
     work = store
     proc = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
-    wait_for(lambda: running_trials(work), timeout=90)
+    wait_running(proc, work)
     t0 = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
@@ -68,7 +77,7 @@ def test_ctrl_c_stops_quickly_leaves_nothing_running_and_resumes(store: Work) ->
 def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_rerun(store: Work) -> None:
     work = store
     proc = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
-    victim = wait_for(lambda: running_trials(work), timeout=90)[0]
+    victim = wait_running(proc, work)[0]
     pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
     os.kill(pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
@@ -82,3 +91,34 @@ def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_rerun(store: Work) 
     assert retried[0].params == victim.params
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+@pytest.mark.postgres
+def test_postgres_restarting_mid_run_loses_nothing(work: Work, pg) -> None:  # noqa: ANN001
+    work.url = pg.create_database()
+    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    wait_running(proc, work)
+    pg.stop()
+    time.sleep(5)
+    pg.restart()
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "unreachable" in out and "retrying" in out and "pg-S3cret-pw" not in out
+    trials = optuna.load_study(study_name="slow", storage=work.url).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+
+
+@pytest.mark.postgres
+def test_a_database_that_stays_away_is_one_clear_error(work: Work, pg, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    work.url = pg.create_database()
+    monkeypatch.setenv("HPSEARCH_DB_RETRY_S", "6")
+    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    wait_running(proc, work)
+    pg.stop()
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        pg.restart()
+    assert proc.returncode == 1, out
+    assert "error: lost the database postgresql+psycopg://postgres:***@127.0.0.1" in out
+    assert "Traceback" not in out and "pg-S3cret-pw" not in out

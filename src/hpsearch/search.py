@@ -179,6 +179,9 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
             view.message("interrupted: stopping workers and marking their running trials failed …")
             pool.interrupt(STOP_GRACE_S)
             _drain(pool.events, study, state, view, errors, result, timeout=0.0)
+        except BaseException:
+            pool.interrupt(STOP_GRACE_S)  # never leave workers behind when the supervisor fails
+            raise
     for i, p in pool.procs.items():
         p.join()
         if (p.exitcode or 0) > 0 and p.exitcode != 130 and not errors and not result.interrupted:

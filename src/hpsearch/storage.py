@@ -12,13 +12,17 @@ Every message that shows a URL shows it masked (no password).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import sqlite3
+import sys
 import threading
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
@@ -27,7 +31,10 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from hpsearch.errors import StorageError
 
+T = TypeVar("T")
+
 DEFAULT_URL = "sqlite:///hpsearch.db"
+DB_RETRY_S = 120.0  # how long a worker keeps retrying while the database is away
 HEARTBEAT_INTERVAL_S = 5
 GRACE_PERIOD_S = 20
 SQLITE_BUSY_TIMEOUT_S = 120
@@ -75,7 +82,7 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
+def open_storage(url: str, *, create: bool) -> ResilientRDBStorage:
     """Open (and with ``create``, initialise) the storage, or raise one clear StorageError.
 
     Without ``create`` a SQLite file that does not exist is an error, so read-only commands
@@ -101,7 +108,7 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            return ResilientRDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=HEARTBEAT_INTERVAL_S,
@@ -134,6 +141,71 @@ def _ping(parsed: URL, url: str) -> None:
 def _first_line(err: BaseException) -> str:
     text = str(getattr(err, "orig", None) or err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _transient(err: BaseException) -> bool:
+    """Connection lost / server restarting / SQLite busy: worth retrying, not a bug."""
+    cause = err.__cause__ if isinstance(err, optuna.exceptions.StorageInternalError) else err
+    return isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                              sqlalchemy.exc.DisconnectionError))
+
+
+def retry_for() -> float:
+    return float(os.environ.get("HPSEARCH_DB_RETRY_S", DB_RETRY_S))
+
+
+def with_retry(fn: Callable[[], T], url: str) -> T:
+    """Call ``fn``; while the database is unreachable retry with backoff, then one clear error."""
+    delay, deadline, warned = 0.2, None, False
+    while True:
+        try:
+            return fn()
+        except Exception as err:
+            if not _transient(err):
+                raise
+            now = time.monotonic()
+            deadline = deadline or now + retry_for()
+            if now >= deadline:
+                raise StorageError(f"lost the database {mask(url)} for {retry_for():.0f}s "
+                                   f"({_first_line(err)}); check that it is running, then rerun to resume") from None
+            if not warned:
+                print(f"hpsearch: database {mask(url)} unreachable ({_first_line(err)}); retrying for up to "
+                      f"{retry_for():.0f}s", file=sys.stderr, flush=True)
+                warned = True
+            time.sleep(min(delay, max(0.0, deadline - now)))
+            delay = min(2 * delay, 5.0)
+
+
+class ResilientRDBStorage(optuna.storages.RDBStorage):
+    """An RDBStorage whose database calls survive a database restart (retry with backoff).
+
+    Creating a trial is not idempotent: if the connection drops after the server committed
+    but before it answered, a retry can create one extra trial. That window is tiny and the
+    extra trial is an ordinary one, so we accept it rather than lose the worker.
+    """
+
+
+def _retrying(name: str) -> Callable[..., Any]:
+    method = getattr(optuna.storages.RDBStorage, name)
+
+    @functools.wraps(method)
+    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return with_retry(lambda: method(self, *args, **kwargs), self.url)
+
+    return call
+
+
+for _name in (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
+    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
+    "get_all_studies", "create_new_trial", "_create_new_trial", "set_trial_param", "_set_trial_param",
+    "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id", "get_trial_param",
+    "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+    "get_trial", "get_all_trials", "_get_trials", "get_n_trials", "get_best_trial", "_get_best_trial_id",
+    "record_heartbeat", "_get_stale_trial_ids",
+):
+    if hasattr(optuna.storages.RDBStorage, _name):
+        setattr(ResilientRDBStorage, _name, _retrying(_name))
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from hpsearch import discover
 from hpsearch.data import forbid_test_split, load_search_data
 from hpsearch.errors import HpsearchError, TrialsFailing
 from hpsearch.objective import Objective
-from hpsearch.storage import HEARTBEAT_INTERVAL_S, Heartbeat, budget_lock, open_storage
+from hpsearch.storage import HEARTBEAT_INTERVAL_S, Heartbeat, budget_lock, open_storage, with_retry
 from hpsearch.study import StoredSettings
 
 SETTINGS_ATTR = "hpsearch:settings"
@@ -100,14 +100,17 @@ def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: st
     stale when its worker dies), so the worker waits rather than exits: the study always
     ends with exactly ``n_trials`` finished trials.
     """
-    with budget_lock(storage, url, study.study_name):
-        optuna.storages.fail_stale_trials(study)
-        finished = count_trials(study, FINISHED_STATES)
-        if finished >= n_trials:
-            return None
-        if finished + count_trials(study, (TrialState.RUNNING,)) >= n_trials:
-            return WAIT
-        return study.ask()
+    def decide() -> optuna.Trial | str | None:
+        with budget_lock(storage, url, study.study_name):
+            optuna.storages.fail_stale_trials(study)
+            finished = count_trials(study, FINISHED_STATES)
+            if finished >= n_trials:
+                return None
+            if finished + count_trials(study, (TrialState.RUNNING,)) >= n_trials:
+                return WAIT
+            return study.ask()
+
+    return with_retry(decide, url)
 
 
 def _interrupt_once(signum: int, frame: object) -> None:
