@@ -127,6 +127,8 @@ def run(
                                                      help="Folder of study modules.")] = None,
     name: Annotated[str | None, typer.Option(help="Study name in the database (default: module name).")] = None,
     pruner: Annotated[Pruner, typer.Option(help="Stop unpromising trials early.")] = Pruner.median,
+    allow_module_change: Annotated[bool, typer.Option(
+        help="Join a study even though its module changed since the study was created.")] = False,
 ) -> None:
     """Search: N worker processes pull trials from one shared study until the budget is met."""
     from hpsearch import render, search
@@ -134,7 +136,7 @@ def run(
     result = search.run(search.RunRequest(
         study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers,
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
-        name=name, pruner=pruner.value,
+        name=name, pruner=pruner.value, allow_module_change=allow_module_change,
     ), out)
     render.run_summary(out, result)
     if result.interrupted:

@@ -8,6 +8,7 @@ trial deletes the study it created.
 from __future__ import annotations
 
 import queue
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,14 @@ from rich.console import Console
 from hpsearch import discover
 from hpsearch.data import check_available
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
+from hpsearch.fingerprint import differences, fingerprint
 from hpsearch.progress import Running, RunState, RunView
 from hpsearch.seeds import derive_seed
 from hpsearch.storage import GRACE_PERIOD_S, budget_lock, mask, open_storage
 from hpsearch.study import StoredSettings
 from hpsearch.train import resolve_device
 from hpsearch.workers import (
+    FINGERPRINT_ATTR,
     FINISHED_STATES,
     SETTINGS_ATTR,
     WorkerJob,
@@ -52,6 +55,7 @@ class RunRequest:
     studies_dir: Path | None = None
     name: str | None = None
     pruner: str = "median"
+    allow_module_change: bool = False
 
 
 @dataclass
@@ -103,10 +107,12 @@ def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest,
                                    "pass --name NEW_NAME to start a separate study")
             stored = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
             _check_compatible(stored, loaded, req, name)
+            _check_fingerprint(study.user_attrs.get(FINGERPRINT_ATTR, {}), loaded, req, name)
             return stored, False
         settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name)
         study = optuna.create_study(storage=storage, study_name=name, direction=loaded.study.direction)
         study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
+        study.set_user_attr(FINGERPRINT_ATTR, fingerprint(loaded.study, loaded.source_sha256))
         return settings, True
 
 
@@ -118,6 +124,17 @@ def _check_compatible(stored: StoredSettings, loaded: discover.LoadedStudy, req:
     if diffs:
         raise HpsearchError(f"study {name!r} already exists with other settings ({'; '.join(diffs)}); "
                             "pass --name NEW_NAME to start a separate study")
+
+
+def _check_fingerprint(stored: dict[str, Any], loaded: discover.LoadedStudy, req: RunRequest, name: str) -> None:
+    diffs = differences(stored, fingerprint(loaded.study, loaded.source_sha256))
+    if not diffs:
+        return
+    what = f"{loaded.path.name} differs from the module study {name!r} was created with: {'; '.join(diffs)}"
+    if not req.allow_module_change:
+        raise HpsearchError(f"{what}; pass --allow-module-change to join anyway, or --name NEW_NAME "
+                            "to start a separate study")
+    print(f"warning: {what} (joining anyway: --allow-module-change)", file=sys.stderr)
 
 
 def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Study,
@@ -138,7 +155,8 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
         WorkerJob(index=i, study_path=str(loaded.path), study_name=study.study_name,
                   storage_url=req.storage, n_trials=total, deadline=deadline, device=dev,
                   threads=threads_per_worker(n), data_root=str(req.data_root),
-                  sampler_seed=derive_seed(settings.seed, "sampler", i, existing), pruner=req.pruner)
+                  sampler_seed=derive_seed(settings.seed, "sampler", i, existing), pruner=req.pruner,
+                  allow_module_change=req.allow_module_change)
         for i, dev in enumerate(worker_devices(req.device, n))
     ]
     console.print(f"{study.study_name}: {n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device}, "

@@ -106,7 +106,8 @@ def open_storage(url: str, *, create: bool) -> ResilientRDBStorage:
         engine_kwargs = {"pool_pre_ping": True}
         _ping(parsed, url)
     try:
-        with warnings.catch_warnings():
+        # Two processes initialising an empty database at once race on its tables: serialise.
+        with warnings.catch_warnings(), _lock(url, "hpsearch:schema"):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return ResilientRDBStorage(
                 url,
@@ -208,23 +209,38 @@ for _name in (
         setattr(ResilientRDBStorage, _name, _retrying(_name))
 
 
-@contextlib.contextmanager
-def budget_lock(storage: optuna.storages.RDBStorage, url: str, study_name: str) -> Iterator[None]:
+def budget_lock(storage: optuna.storages.RDBStorage, url: str,
+                study_name: str) -> contextlib.AbstractContextManager[None]:
     """Serialise 'count trials, then create one' across every process on this study."""
+    return _lock(url, f"hpsearch:study:{study_name}", storage.engine)
+
+
+@contextlib.contextmanager
+def _lock(url: str, name: str, engine: sqlalchemy.engine.Engine | None = None) -> Iterator[None]:
+    """A lock shared by every process using this database: a file lock beside a SQLite file
+    (SQLite is single-machine anyway), a session advisory lock on PostgreSQL."""
     path = sqlite_path(url)
     if path is not None:
         from filelock import FileLock
 
-        with FileLock(str(path) + ".lock", timeout=SQLITE_BUSY_TIMEOUT_S):
+        with FileLock(f"{path}.lock", timeout=SQLITE_BUSY_TIMEOUT_S):
             yield
         return
-    key = int.from_bytes(hashlib.sha256(f"hpsearch:{study_name}".encode()).digest()[:8], "big", signed=True)
-    with storage.engine.connect() as con:
-        con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        try:
-            yield
-        finally:
-            con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    own = engine is None
+    eng = engine if engine is not None else sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with eng.connect() as con:
+            con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            con.commit()
+            try:
+                yield
+            finally:
+                con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                con.commit()
+    finally:
+        if own:
+            eng.dispose()
 
 
 class Heartbeat:

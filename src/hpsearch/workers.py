@@ -26,12 +26,13 @@ from optuna.trial import TrialState
 
 from hpsearch import discover
 from hpsearch.data import forbid_test_split, load_search_data
-from hpsearch.errors import HpsearchError, TrialsFailing
+from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.objective import Objective
 from hpsearch.storage import HEARTBEAT_INTERVAL_S, Heartbeat, budget_lock, open_storage, with_retry
 from hpsearch.study import StoredSettings
 
 SETTINGS_ATTR = "hpsearch:settings"
+FINGERPRINT_ATTR = "hpsearch:fingerprint"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_FAILURES = 3
 
@@ -51,6 +52,7 @@ class WorkerJob:
     data_root: str
     sampler_seed: int
     pruner: str
+    allow_module_change: bool = False
 
 
 def threads_per_worker(workers: int) -> int:
@@ -103,10 +105,13 @@ def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: st
     def decide() -> optuna.Trial | str | None:
         with budget_lock(storage, url, study.study_name):
             optuna.storages.fail_stale_trials(study)
-            finished = count_trials(study, FINISHED_STATES)
+            # One snapshot for both counts: a trial finishing between two separate reads
+            # would otherwise be counted in neither, and the budget would overshoot.
+            states = [t.state for t in study.get_trials(deepcopy=False)]
+            finished = sum(s in FINISHED_STATES for s in states)
             if finished >= n_trials:
                 return None
-            if finished + count_trials(study, (TrialState.RUNNING,)) >= n_trials:
+            if finished + states.count(TrialState.RUNNING) >= n_trials:
                 return WAIT
             return study.ask()
 
@@ -147,6 +152,10 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     study = optuna.load_study(study_name=job.study_name, storage=storage,
                               sampler=make_sampler(job.sampler_seed, job.n_trials))
     settings = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
+    created_from = study.user_attrs.get(FINGERPRINT_ATTR, {}).get("source_sha256")
+    if created_from != loaded.source_sha256 and not job.allow_module_change:
+        raise StudyModuleError(f"{loaded.path} changed since study {job.study_name!r} was created; "
+                               "restart the run (it will say what differs) or pass --allow-module-change")
     study.pruner = make_pruner(job.pruner, settings.max_epochs)
     device = torch.device(job.device)
     data = load_search_data(settings.data, Path(job.data_root), device)

@@ -1,0 +1,63 @@
+"""A study module's fingerprint: its source hash and the search space it declares.
+
+The space is read by sampling it, not by parsing code: the module's space function runs on
+throwaway in-memory trials (no training) and we record every distribution it asks for. Many
+random probes reach the conditional branches too (momentum only under SGD, and so on).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import optuna
+
+from hpsearch.study import Study
+
+PROBES = 64
+
+
+def space_signature(study: Study, probes: int = PROBES) -> dict[str, str]:
+    """``{param: distribution as JSON}`` over ``probes`` seeded random samples of the space."""
+    seen: dict[str, str] = {}
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.ERROR)
+    try:
+        probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(probes):
+            trial = probe.ask()
+            study.space(trial)
+            frozen = probe.tell(trial, 0.0)
+            for name, dist in frozen.distributions.items():
+                seen[name] = optuna.distributions.distribution_to_json(dist)
+    finally:
+        optuna.logging.set_verbosity(level)
+    return dict(sorted(seen.items()))
+
+
+def fingerprint(study: Study, source_sha256: str) -> dict[str, Any]:
+    return {"source_sha256": source_sha256, "space": space_signature(study)}
+
+
+def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two fingerprints (empty when they match)."""
+    out = []
+    a, b = stored.get("space", {}), current.get("space", {})
+    for name in sorted(set(a) | set(b)):
+        if name not in b:
+            out.append(f"parameter {name} removed")
+        elif name not in a:
+            out.append(f"parameter {name} added")
+        elif a[name] != b[name]:
+            out.append(f"parameter {name} changed: {_short(a[name])} → {_short(b[name])}")
+    if not out and stored.get("source_sha256") != current.get("source_sha256"):
+        out.append("the module's source changed (same search space)")
+    return out
+
+
+def _short(dist_json: str) -> str:
+    d = optuna.distributions.json_to_distribution(dist_json)
+    if isinstance(d, optuna.distributions.CategoricalDistribution):
+        return "{" + ", ".join(map(str, d.choices)) + "}"
+    low, high = getattr(d, "low", "?"), getattr(d, "high", "?")
+    return f"[{low}, {high}]" + (" log" if getattr(d, "log", False) else "")

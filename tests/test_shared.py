@@ -1,0 +1,63 @@
+"""Many processes, one study: separate runs joining, SQLite under load, changed modules."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import FIXTURE_STUDIES, REPO, Work
+
+pytestmark = pytest.mark.slow
+
+
+def run_cmd(cwd, url: str, *args: str) -> subprocess.Popen[str]:  # noqa: ANN001
+    return subprocess.Popen([sys.executable, "-m", "hpsearch", "run", *args, "--storage", url], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_two_machines_share_one_budget(store: Work, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two `run` commands from two working directories join one study and split its budget."""
+    dirs = []
+    for box in ("box-a", "box-b"):
+        d = tmp_path_factory.mktemp(box)
+        shutil.copytree(REPO / "studies", d / "studies")
+        shutil.copy(FIXTURE_STUDIES / "tiny.py", d / "studies" / "tiny.py")
+        dirs.append(d)
+    procs = [run_cmd(d, store.url, "tiny", "--workers", "2", "--n-trials", "10") for d in dirs]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    trials = optuna.load_study(study_name="tiny", storage=store.url).get_trials()
+    assert len(trials) == 10 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    pids = {t.user_attrs["worker"] for t in trials}
+    assert len(pids) >= 3  # workers of both boxes took trials
+    assert all("pg-S3cret-pw" not in o for o in outs)
+
+
+def test_sqlite_holds_16_workers_on_short_trials(work: Work) -> None:
+    r = work.cli("run", "quick", "--workers", "16", "--n-trials", "200", "--pruner", "none")
+    trials = optuna.load_study(study_name="quick", storage=work.url).get_trials()
+    states = {s: sum(t.state == s for t in trials) for s in TrialState}
+    assert states[TrialState.COMPLETE] == 200 and states[TrialState.FAIL] == 0, r.output
+    assert len(trials) == 200
+    assert "locked" not in r.output
+    assert len({t.user_attrs["worker"] for t in trials}) == 16
+
+
+def test_a_changed_module_is_refused_unless_overridden(store: Work) -> None:
+    work = store
+    work.cli("run", "tiny", "--n-trials", "1")
+    module = work.path / "studies" / "tiny.py"
+    module.write_text(module.read_text().replace("1e-3, 1e-2", "1e-4, 1e-1"))
+    r = work.cli("run", "tiny", "--n-trials", "2", expect=1)
+    assert "tiny.py differs from the module study 'tiny' was created with: parameter lr changed: " \
+           "[0.001, 0.01] log → [0.0001, 0.1] log" in r.output
+    assert "--allow-module-change" in r.output
+    assert len(optuna.load_study(study_name="tiny", storage=work.url).get_trials()) == 1
+    module.write_text(module.read_text() + "\n# a comment\n")
+    work.cli("run", "tiny", "--n-trials", "2", "--allow-module-change")
+    assert len(optuna.load_study(study_name="tiny", storage=work.url).get_trials()) == 2
