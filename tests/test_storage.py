@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from hpsearch.errors import StorageError
+from pgcluster import PASSWORD
 from hpsearch.storage import mask, open_storage
 
 
@@ -40,3 +41,23 @@ def test_unreachable_postgres_is_one_line_with_the_password_masked() -> None:
         open_storage("postgresql+psycopg://bob:s3cret@127.0.0.1:1/hp", create=True)
     assert "cannot connect to postgresql+psycopg://bob:***@127.0.0.1:1/hp" in str(err.value)
     assert "s3cret" not in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.postgres
+def test_wrong_postgres_credentials_are_one_masked_line(pg) -> None:  # noqa: ANN001
+    url = pg.url(password="wrong-password")
+    with pytest.raises(StorageError) as err:
+        open_storage(url, create=True)
+    msg = str(err.value)
+    assert msg.startswith("cannot connect to postgresql+psycopg://postgres:***@127.0.0.1")
+    assert "password authentication failed" in msg and "wrong-password" not in msg and "\n" not in msg
+
+
+@pytest.mark.postgres
+def test_postgres_run_with_wrong_credentials_writes_nothing(work, pg) -> None:  # noqa: ANN001
+    good = pg.create_database()
+    bad = good.replace(PASSWORD, "nope")
+    r = work.cli("run", "tiny", "--storage", bad, expect=1)
+    assert "password authentication failed" in r.output and "nope" not in r.output
+    import optuna
+    assert optuna.get_all_study_names(open_storage(good, create=True)) == []

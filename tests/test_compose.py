@@ -1,0 +1,110 @@
+"""docker-compose.yml: valid, safe by default, and its services' exact commands work here.
+
+No Docker engine runs on this machine, so the worker and dashboard commands are taken from the
+compose file, their variables filled in as compose would, and run against a local Postgres.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from conftest import REPO, Work
+from pgcluster import PASSWORD
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def substitute(value: str, env: dict[str, str]) -> str:
+    """Compose's interpolation: ${VAR}, ${VAR:-default}, ${VAR:?error}, and $$ for a literal $."""
+    def one(m: re.Match[str]) -> str:
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        if env.get(name):
+            return env[name]
+        if op == ":-":
+            return arg or ""
+        raise KeyError(f"{name} is required: {arg}")
+    value = re.sub(r"(?<!\$)\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", one, value)
+    return value.replace("$$", "$")
+
+
+def test_compose_file_is_safe_by_default() -> None:
+    services = COMPOSE["services"]
+    assert set(services) == {"postgres", "dashboard", "worker"}
+    assert services["dashboard"]["ports"] == ["127.0.0.1:${DASHBOARD_PORT:-8080}:8080"]
+    assert "healthcheck" in services["postgres"] and "pgdata" in COMPOSE["volumes"]
+    assert ":?" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]  # no default password
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    assert ".env" not in tracked and ".env.example" in tracked
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Debian's docker-compose is not installed")
+def test_docker_compose_config_validates(tmp_path: Path) -> None:
+    for name in ("docker-compose.yml", "Dockerfile", ".env.example"):
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    r = subprocess.run(["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    resolved = yaml.safe_load(r.stdout)
+    assert resolved["services"]["worker"]["command"][:2] == ["run", "digits"]
+    (tmp_path / ".env").unlink()
+    r = subprocess.run(["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("POSTGRES_")})
+    assert r.returncode != 0 and "POSTGRES_PASSWORD" in r.stderr
+
+
+def _env(pg, db: str) -> dict[str, str]:  # noqa: ANN001
+    return {"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": db,
+            "HPSEARCH_STUDY": "tiny", "HPSEARCH_TRIALS": "2"}
+
+
+def _local(text: str, pg) -> str:  # noqa: ANN001
+    return text.replace("@postgres:5432/", f"@127.0.0.1:{pg.port}/")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_worker_and_dashboard_commands_run_against_postgres(work: Work, pg) -> None:  # noqa: ANN001
+    db = pg.create_database().rsplit("/", 1)[1]
+    env = _env(pg, db)
+    worker = COMPOSE["services"]["worker"]
+    command = [substitute(c, env) for c in worker["command"]]
+    storage = _local(substitute(worker["environment"]["HPSEARCH_STORAGE"], env), pg)
+    r = subprocess.run(["hpsearch", *command], cwd=work.path, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "HPSEARCH_STORAGE": storage})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert PASSWORD not in r.stdout + r.stderr
+    assert len(optuna.load_study(study_name="tiny", storage=storage).get_trials()) == 2
+
+    dash = COMPOSE["services"]["dashboard"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [_local(substitute(c, env), pg) for c in dash["command"]]
+    args[args.index("--port") + 1] = str(port)
+    args[args.index("--host") + 1] = "127.0.0.1"
+    proc = subprocess.Popen([*dash["entrypoint"], *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, body = time.monotonic() + 60, None
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as resp:
+                    body = json.loads(resp.read())
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, "dashboard did not answer"
+        assert [s["study_name"] for s in body["study_summaries"]] == ["tiny"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
