@@ -50,3 +50,11 @@ def test_studies_dir_from_environment(work: Work, monkeypatch: pytest.MonkeyPatc
     (other / "mine.py").write_text((work.path / "studies" / "tiny.py").read_text())
     monkeypatch.setenv("HPSEARCH_STUDIES", str(other))
     assert discover.load("mine").name == "mine"
+
+
+def test_a_space_that_raises_is_caught_before_anything_is_written(work: Work) -> None:
+    (work.path / "studies" / "badspace.py").write_text(
+        "from hpsearch import Study\n\ndef space(trial):\n    return 1 / 0\n\nstudy = Study(dataset='digits', space=space)\n")
+    r = work.cli("run", "badspace", expect=1)
+    assert "badspace.py:4: the search space raised ZeroDivisionError: division by zero" in r.output
+    assert not work.db.exists()

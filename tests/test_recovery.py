@@ -21,7 +21,7 @@ def start_run(work: Work, *args: str) -> subprocess.Popen[str]:
     """`hpsearch run` in its own session, as a terminal would start it (Ctrl-C hits the group)."""
     return subprocess.Popen([sys.executable, "-m", "hpsearch", "run", *args], cwd=work.path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "HPSEARCH_STORAGE": work.url})
+                            env={**os.environ, "HPSEARCH_STORAGE": work.url, "HPSEARCH_GRACE_S": "8"})
 
 
 def wait_for(predicate, timeout: float = 60.0):  # noqa: ANN001, ANN201
@@ -53,7 +53,7 @@ def running_trials(work: Work, name: str = "slow") -> list[optuna.trial.FrozenTr
 
 def test_ctrl_c_stops_quickly_leaves_nothing_running_and_resumes(store: Work) -> None:
     work = store
-    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "3", "--pruner", "none")
     wait_running(proc, work)
     t0 = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
@@ -66,17 +66,17 @@ def test_ctrl_c_stops_quickly_leaves_nothing_running_and_resumes(store: Work) ->
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
     assert interrupted and all(t.user_attrs["error"] == "interrupted (Ctrl-C)" for t in interrupted)
 
-    again = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    again = start_run(work, "slow", "--workers", "2", "--n-trials", "3", "--pruner", "none")
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out
     trials = optuna.load_study(study_name="slow", storage=work.url).get_trials()
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
 def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_rerun(store: Work) -> None:
     work = store
-    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "3", "--pruner", "none")
     victim = wait_running(proc, work)[0]
     pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
     os.kill(pid, signal.SIGKILL)
@@ -89,14 +89,14 @@ def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_rerun(store: Work) 
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
     assert retried[0].params == victim.params
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
 @pytest.mark.postgres
 def test_postgres_restarting_mid_run_loses_nothing(work: Work, pg) -> None:  # noqa: ANN001
     work.url = pg.create_database()
-    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "3", "--pruner", "none")
     wait_running(proc, work)
     pg.stop()
     time.sleep(5)
@@ -105,14 +105,14 @@ def test_postgres_restarting_mid_run_loses_nothing(work: Work, pg) -> None:  # n
     assert proc.returncode == 0, out
     assert "unreachable" in out and "retrying" in out and "pg-S3cret-pw" not in out
     trials = optuna.load_study(study_name="slow", storage=work.url).get_trials()
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
 
 
 @pytest.mark.postgres
 def test_a_database_that_stays_away_is_one_clear_error(work: Work, pg, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     work.url = pg.create_database()
     monkeypatch.setenv("HPSEARCH_DB_RETRY_S", "6")
-    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "3", "--pruner", "none")
     wait_running(proc, work)
     pg.stop()
     try:

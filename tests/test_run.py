@@ -40,8 +40,8 @@ def test_budget_is_exact_across_workers_and_a_rerun_adds_nothing(store: Work) ->
 
 def test_an_interrupted_budget_is_topped_up(store: Work) -> None:
     work = store
-    work.cli("run", "tiny", "--workers", "2", "--n-trials", "3")
-    work.cli("run", "tiny", "--workers", "2", "--n-trials", "5")
+    work.cli("run", "tiny", "--n-trials", "3")
+    work.cli("run", "tiny", "--n-trials", "5")
     s = states(work)
     assert s.get("COMPLETE", 0) + s.get("PRUNED", 0) == 5 and "RUNNING" not in s
 

@@ -11,11 +11,15 @@ import importlib.util
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from hpsearch.errors import StudyModuleError
 from hpsearch.study import Study
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,16 @@ def load(ref: str, folder: Path | None = None) -> LoadedStudy:
             f"{path}: {what}; a study module must declare `study = hpsearch.Study(dataset=..., space=...)`"
         )
     return LoadedStudy(path.stem, path, study, hashlib.sha256(source).hexdigest())
+
+
+def probe(loaded: LoadedStudy, fn: Callable[[Study, str], T]) -> T:
+    """Run ``fn(study, source_sha256)``, which calls the module's space function; an error in
+    that user code becomes ``file:line: the search space raised …`` instead of a traceback."""
+    try:
+        return fn(loaded.study, loaded.source_sha256)
+    except Exception as err:  # noqa: BLE001 - any error in user code is reported the same way
+        raise StudyModuleError(f"{_location(err, loaded.path)}: the search space raised "
+                               f"{type(err).__name__}: {err}") from err
 
 
 def _location(err: BaseException, path: Path) -> str:

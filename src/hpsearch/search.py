@@ -24,7 +24,7 @@ from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.fingerprint import differences, fingerprint
 from hpsearch.progress import Running, RunState, RunView
 from hpsearch.seeds import derive_seed
-from hpsearch.storage import GRACE_PERIOD_S, budget_lock, mask, open_storage
+from hpsearch.storage import budget_lock, grace_period, mask, open_storage
 from hpsearch.study import StoredSettings
 from hpsearch.train import resolve_device
 from hpsearch.workers import (
@@ -84,9 +84,10 @@ def run(req: RunRequest, console: Console | None = None) -> RunResult:
         raise HpsearchError(str(err)) from None
     loaded = discover.load(req.study, req.studies_dir)
     name = req.name or loaded.name
+    fp = discover.probe(loaded, fingerprint)  # runs the space function: fails early if it is broken
     check_available(loaded.study.data, req.data_root)
     storage = open_storage(req.storage, create=True)
-    settings, created = _create_or_join(storage, req, loaded, name)
+    settings, created = _create_or_join(storage, req, loaded, name, fp)
     study = optuna.load_study(study_name=name, storage=storage)
     try:
         return _supervise(req, loaded, study, settings, console)
@@ -96,8 +97,8 @@ def run(req: RunRequest, console: Console | None = None) -> RunResult:
         raise
 
 
-def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest,
-                    loaded: discover.LoadedStudy, name: str) -> tuple[StoredSettings, bool]:
+def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest, loaded: discover.LoadedStudy,
+                    name: str, fp: dict[str, Any]) -> tuple[StoredSettings, bool]:
     """Create the study with its settings atomically, or check a joining run agrees with it."""
     with budget_lock(storage, req.storage, name):
         if name in optuna.get_all_study_names(storage):
@@ -107,12 +108,12 @@ def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest,
                                    "pass --name NEW_NAME to start a separate study")
             stored = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
             _check_compatible(stored, loaded, req, name)
-            _check_fingerprint(study.user_attrs.get(FINGERPRINT_ATTR, {}), loaded, req, name)
+            _check_fingerprint(study.user_attrs.get(FINGERPRINT_ATTR, {}), fp, loaded, req, name)
             return stored, False
         settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name)
         study = optuna.create_study(storage=storage, study_name=name, direction=loaded.study.direction)
         study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
-        study.set_user_attr(FINGERPRINT_ATTR, fingerprint(loaded.study, loaded.source_sha256))
+        study.set_user_attr(FINGERPRINT_ATTR, fp)
         return settings, True
 
 
@@ -126,8 +127,9 @@ def _check_compatible(stored: StoredSettings, loaded: discover.LoadedStudy, req:
                             "pass --name NEW_NAME to start a separate study")
 
 
-def _check_fingerprint(stored: dict[str, Any], loaded: discover.LoadedStudy, req: RunRequest, name: str) -> None:
-    diffs = differences(stored, fingerprint(loaded.study, loaded.source_sha256))
+def _check_fingerprint(stored: dict[str, Any], current: dict[str, Any], loaded: discover.LoadedStudy,
+                       req: RunRequest, name: str) -> None:
+    diffs = differences(stored, current)
     if not diffs:
         return
     what = f"{loaded.path.name} differs from the module study {name!r} was created with: {'; '.join(diffs)}"
@@ -182,7 +184,7 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
                     restarts += 1
                     code = pool.procs[i].exitcode
                     view.message(f"worker {i} was killed (signal {-(code or 0)}); starting a replacement — "
-                                 f"its trial is retried once its heartbeat is {GRACE_PERIOD_S}s stale")
+                                 f"its trial is retried once its heartbeat is {grace_period()}s stale")
                     _forget_running(state, i)
                     pool.start(pool.jobs[i])
                     alive = True

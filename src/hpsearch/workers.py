@@ -28,7 +28,7 @@ from hpsearch import discover
 from hpsearch.data import forbid_test_split, load_search_data
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.objective import Objective
-from hpsearch.storage import HEARTBEAT_INTERVAL_S, Heartbeat, budget_lock, open_storage, with_retry
+from hpsearch.storage import Heartbeat, budget_lock, heartbeat_interval, open_storage, with_retry
 from hpsearch.study import StoredSettings
 
 SETTINGS_ATTR = "hpsearch:settings"
@@ -172,7 +172,7 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
         if trial is None:
             return
         if isinstance(trial, str):
-            stop.wait(HEARTBEAT_INTERVAL_S)
+            stop.wait(heartbeat_interval())
             continue
         events.put(("start", job.index, trial.number))
         state, value, error = run_trial(study, storage, trial, objective)

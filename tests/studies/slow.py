@@ -13,4 +13,4 @@ def search_space(trial: optuna.Trial) -> TrialConfig:
     )
 
 
-study = Study(dataset="digits", space=search_space, max_epochs=60, n_trials=4)
+study = Study(dataset="digits", space=search_space, max_epochs=25, n_trials=3)
