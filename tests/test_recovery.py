@@ -17,11 +17,11 @@ from conftest import Work
 pytestmark = pytest.mark.slow
 
 
-def start_run(work: Work, *args: str) -> subprocess.Popen[str]:
+def start_run(work: Work, *args: str, grace: int = 8) -> subprocess.Popen[str]:
     """`hpsearch run` in its own session, as a terminal would start it (Ctrl-C hits the group)."""
     return subprocess.Popen([sys.executable, "-m", "hpsearch", "run", *args], cwd=work.path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "HPSEARCH_STORAGE": work.url, "HPSEARCH_GRACE_S": "8"})
+                            env={**os.environ, "HPSEARCH_STORAGE": work.url, "HPSEARCH_GRACE_S": str(grace)})
 
 
 def wait_for(predicate, timeout: float = 60.0):  # noqa: ANN001, ANN201
@@ -96,7 +96,8 @@ def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_rerun(store: Work) 
 @pytest.mark.postgres
 def test_postgres_restarting_mid_run_loses_nothing(work: Work, pg) -> None:  # noqa: ANN001
     work.url = pg.create_database()
-    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "3", "--pruner", "none")
+    # the default 20 s grace: a 5 s outage must not make live trials look abandoned
+    proc = start_run(work, "slow", "--workers", "2", "--n-trials", "3", "--pruner", "none", grace=20)
     wait_running(proc, work)
     pg.stop()
     time.sleep(5)

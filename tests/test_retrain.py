@@ -15,19 +15,29 @@ from hpsearch.train import evaluate
 pytestmark = pytest.mark.slow
 
 
+def _search(work: Work, root: Path) -> tuple[Work, Path]:
+    work.cli("run", "tiny_mnist", "--n-trials", "3", "--data-root", str(root), "--pruner", "none")
+    add_mnist_test(root)
+    return work, root
+
+
 @pytest.fixture
 def searched(work: Work, fake_mnist: Path) -> tuple[Work, Path]:
-    work.cli("run", "tiny_mnist", "--n-trials", "3", "--data-root", str(fake_mnist), "--pruner", "none")
-    add_mnist_test(fake_mnist)
-    return work, fake_mnist
+    return _search(work, fake_mnist)
+
+
+@pytest.fixture
+def searched_any(store: Work, fake_mnist: Path) -> tuple[Work, Path]:
+    """As ``searched``, on each storage backend (the retrain record lives in the study)."""
+    return _search(store, fake_mnist)
 
 
 def record(work: Work, name: str = "tiny_mnist") -> dict:
     return optuna.load_study(study_name=name, storage=work.url).user_attrs[RETRAIN_ATTR]
 
 
-def test_retrain_evaluates_once_then_shows_the_record_until_forced(searched: tuple[Work, Path]) -> None:
-    work, root = searched
+def test_retrain_evaluates_once_then_shows_the_record_until_forced(searched_any: tuple[Work, Path]) -> None:
+    work, root = searched_any
     r = work.cli("best", "--retrain", "--seeds", "2", "--data-root", str(root))
     assert "evaluated once on the test split" in r.output and "test split looked at 1 time" in r.output
     rec = record(work)
@@ -73,8 +83,8 @@ def test_top_k_rescoring_chooses_by_the_mean_of_fresh_seeds(searched: tuple[Work
     assert rec["val"]["top1"]["mean"] == pytest.approx(means[rec["trial"]])
 
 
-def test_json_output_has_the_documented_keys(searched: tuple[Work, Path]) -> None:
-    work, root = searched
+def test_json_output_has_the_documented_keys(searched_any: tuple[Work, Path]) -> None:
+    work, root = searched_any
     out = json.loads(work.cli("best", "tiny_mnist", "--json").stdout)
     assert out["study"] == "tiny_mnist" and set(out["best_trial"]) >= {"number", "value", "params"}
     assert "retrain" not in out

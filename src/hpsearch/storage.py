@@ -193,7 +193,7 @@ def with_retry(fn: Callable[[], T], url: str) -> T:
                       f"{retry_for():.0f}s", file=sys.stderr, flush=True)
                 warned = True
             time.sleep(min(delay, max(0.0, deadline - now)))
-            delay = min(2 * delay, 5.0)
+            delay = min(2 * delay, 2.0)  # short: heartbeats must resume soon after the database
 
 
 class ResilientRDBStorage(optuna.storages.RDBStorage):

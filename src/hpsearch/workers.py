@@ -113,7 +113,12 @@ def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: st
                 return None
             if finished + states.count(TrialState.RUNNING) >= n_trials:
                 return WAIT
-            return study.ask()
+            trial = study.ask()
+            # First beat before the lock is released: no instant in which a new RUNNING trial
+            # has no heartbeat (such a trial could never be found stale, and would hold the
+            # budget forever if its worker died right here).
+            storage.record_heartbeat(trial._trial_id)
+            return trial
 
     return with_retry(decide, url)
 
@@ -189,6 +194,16 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
 
 
 def run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: optuna.Trial,
+              objective: Objective) -> tuple[TrialState, float | None, str | None]:
+    try:
+        return _run_trial(study, storage, trial, objective)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # Another worker failed this trial as stale (our heartbeats could not reach the
+        # database for a grace period) and re-queued its parameters: let that copy run.
+        return TrialState.FAIL, None, "abandoned: failed as stale while its heartbeats were lost; re-queued"
+
+
+def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: optuna.Trial,
               objective: Objective) -> tuple[TrialState, float | None, str | None]:
     with Heartbeat(storage, trial._trial_id):
         try:
