@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 from torch import nn
 
 from hpsearch.config import ModelConfig
@@ -70,10 +69,3 @@ def create_model(name: str, cfg: ModelConfig, info: DatasetInfo) -> nn.Module:
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-def first_conv(model: nn.Module) -> torch.Tensor | None:
-    """Weights of the first conv layer (for filter plots), or None."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            return m.weight.detach()
-    return None

@@ -19,7 +19,7 @@ from hpsearch.data import SearchData
 from hpsearch.models import count_parameters, create_model
 from hpsearch.seeds import trial_seed
 from hpsearch.study import StoredSettings, Study
-from hpsearch.train import Diverged, EpochMetrics, fit
+from hpsearch.train import Diverged, EpochMetrics, curves_of, fit
 
 EpochHook = Callable[[int, EpochMetrics], None]  # (trial number, metrics)
 
@@ -68,6 +68,5 @@ class Objective:
 def _record_curves(trial: optuna.Trial, history: list[EpochMetrics]) -> None:
     if not history:
         return
-    keys = ("train_loss", "val_loss", "val_top1", "val_topk", "seconds")
-    trial.set_user_attr("curves", {k: [getattr(m, k) for m in history] for k in keys})
+    trial.set_user_attr("curves", curves_of(history))
     trial.set_user_attr("epochs", len(history))

@@ -50,9 +50,13 @@ class FitResult:
     seconds: float = 0.0
 
     def curves(self) -> dict[str, list[float | None]]:
-        """Per-epoch curves keyed by metric name (what we store with each trial)."""
-        keys = [k for k in asdict(self.history[0]) if k != "epoch"] if self.history else []
-        return {k: [getattr(m, k) for m in self.history] for k in keys}
+        return curves_of(self.history)
+
+
+def curves_of(history: list[EpochMetrics]) -> dict[str, list[float | None]]:
+    """Per-epoch curves keyed by metric name (what we store with each trial and retrain run)."""
+    keys = [k for k in asdict(history[0]) if k != "epoch"] if history else []
+    return {k: [getattr(m, k) for m in history] for k in keys}
 
 
 def topk_for(num_classes: int) -> int | None:
