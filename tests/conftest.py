@@ -110,6 +110,23 @@ def add_mnist_test(root: Path) -> None:
     write_idx(root / "MNIST" / "raw", "t10k", 100, seed=1)
 
 
+def _search(work: Work, root: Path) -> tuple[Work, Path]:
+    work.cli("run", "tiny_mnist", "--n-trials", "3", "--data-root", str(root), "--pruner", "none")
+    add_mnist_test(root)
+    return work, root
+
+
+@pytest.fixture
+def searched(work: Work, fake_mnist: Path) -> tuple[Work, Path]:
+    return _search(work, fake_mnist)
+
+
+@pytest.fixture
+def searched_any(store: Work, fake_mnist: Path) -> tuple[Work, Path]:
+    """As ``searched``, on each storage backend (the retrain record lives in the study)."""
+    return _search(store, fake_mnist)
+
+
 def write_cifar(root: Path, per_batch: int = 20) -> None:
     """CIFAR-10's python on-disk format: pickled dicts with 'data' (N×3072 uint8) and 'labels'."""
     folder = root / "cifar-10-batches-py"

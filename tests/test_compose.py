@@ -91,10 +91,14 @@ def test_worker_and_dashboard_commands_run_against_postgres(work: Work, pg) -> N
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = [_local(substitute(c, env), pg) for c in dash["command"]]
+    args = [substitute(c, env) for c in dash["command"]]
     args[args.index("--port") + 1] = str(port)
     args[args.index("--host") + 1] = "127.0.0.1"
-    proc = subprocess.Popen([*dash["entrypoint"], *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dash_env = {k: _local(substitute(v, env), pg) for k, v in dash["environment"].items()}
+    dash_env["HPSEARCH_ARTIFACTS"] = str(work.path / "artifacts")  # the volume's mount point, here
+    assert set(dash["environment"]) == set(worker["environment"])  # same database, same artifact store
+    proc = subprocess.Popen(["hpsearch", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **dash_env})
     try:
         deadline, body = time.monotonic() + 60, None
         while time.monotonic() < deadline and body is None:

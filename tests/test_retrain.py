@@ -7,29 +7,12 @@ import optuna
 import pytest
 import torch
 
-from conftest import Work, add_mnist_test
+from conftest import Work
 from hpsearch.data import DataSpec, load_search_data, load_test_data
 from hpsearch.retrain import RETRAIN_ATTR, load_checkpoint
 from hpsearch.train import evaluate
 
 pytestmark = pytest.mark.slow
-
-
-def _search(work: Work, root: Path) -> tuple[Work, Path]:
-    work.cli("run", "tiny_mnist", "--n-trials", "3", "--data-root", str(root), "--pruner", "none")
-    add_mnist_test(root)
-    return work, root
-
-
-@pytest.fixture
-def searched(work: Work, fake_mnist: Path) -> tuple[Work, Path]:
-    return _search(work, fake_mnist)
-
-
-@pytest.fixture
-def searched_any(store: Work, fake_mnist: Path) -> tuple[Work, Path]:
-    """As ``searched``, on each storage backend (the retrain record lives in the study)."""
-    return _search(store, fake_mnist)
 
 
 def record(work: Work, name: str = "tiny_mnist") -> dict:

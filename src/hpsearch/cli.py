@@ -54,6 +54,10 @@ StorageOpt = Annotated[str | None, typer.Option(
 DataRootOpt = Annotated[Path | None, typer.Option(
     "--data-root", envvar="HPSEARCH_DATA", show_default="~/.cache/hpsearch/data",
     help="Folder with the datasets (torchvision layout); downloads land here when online.")]
+ArtifactsOpt = Annotated[Path | None, typer.Option(
+    "--artifacts", envvar="HPSEARCH_ARTIFACTS", show_default="beside a SQLite file (hpsearch-artifacts/), else "
+    "./hpsearch-artifacts", help="Artifact folder (Optuna's FileSystemArtifactStore) that retrain uploads to "
+    "and the dashboard serves; with Postgres, a folder every machine can reach.")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to train: auto picks CUDA when available.")]
 
 
@@ -159,10 +163,12 @@ def best(
     data_root: DataRootOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where retrained checkpoints go "
                                           "(OUT/STUDY/trialN-seedS.pt).")] = Path("runs"),
+    artifacts: ArtifactsOpt = None,
 ) -> None:
     """Show the best trial; with --retrain, its seed-averaged score on the held-out test split."""
     from hpsearch import render
     from hpsearch.inspect_study import pick_study
+    from hpsearch.publish import artifact_dir, artifact_store, needs_publishing, publish
     from hpsearch.retrain import RetrainRequest, ranked_trials, recorded, retrain as do_retrain, settings_of
     from hpsearch.storage import open_storage
     from hpsearch.train import resolve_device
@@ -173,6 +179,9 @@ def best(
     top = ranked_trials(st)[0]
     rec = recorded(st)
     fresh = False
+    folder = artifact_dir(url, artifacts)
+    if retrain:
+        artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
     if retrain and (rec is None or force):
         say = (lambda m: err.print(m, highlight=False)) if as_json else (lambda m: out.print(m, highlight=False))
         try:
@@ -182,6 +191,10 @@ def best(
         rec = do_retrain(st, RetrainRequest(seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root),
                                             device=dev, out_dir=out_dir), say)
         fresh = True
+    if retrain and rec is not None and needs_publishing(st, rec):
+        uploaded = publish(st, rec, folder)
+        (err if as_json else out).print(f"dashboard: study note written, {len(uploaded)} artifacts uploaded to "
+                                        f"{folder} (hpsearch dashboard shows them)", highlight=False, soft_wrap=True)
     if as_json:
         print(render.best_json(st.study_name, top, rec))
         return
@@ -220,6 +233,48 @@ def trials(
 
     url = _storage(storage)
     render.trials(out, trial_rows(pick_study(open_storage(url, create=False), url, study)), fmt.value)
+
+
+@app.command()
+@guarded
+def dashboard(
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    artifacts: ArtifactsOpt = None,
+) -> None:
+    """Serve optuna-dashboard on the study database, with retrain notes and artifacts."""
+    from hpsearch.dashboard import serve
+    from hpsearch.publish import artifact_dir
+
+    url = _storage(storage)
+    try:
+        serve(url, host, port, artifact_dir(url, artifacts), log_requests=_state["debug"],
+              ready=lambda where: out.print(f"optuna-dashboard at {where} (Ctrl-C stops)", highlight=False,
+                                            soft_wrap=True))
+    except KeyboardInterrupt:
+        out.print("dashboard stopped")
+
+
+@app.command()
+@guarded
+def report(
+    study: Annotated[str | None, typer.Argument(help="Study name (default: the only study in the storage).")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="HTML file to write.",
+                                                  show_default="STUDY-report.html")] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Write one self-contained HTML report (plots, retrain result) that opens offline."""
+    from hpsearch.inspect_study import pick_study
+    from hpsearch.report import write_report
+    from hpsearch.storage import open_storage
+
+    url = _storage(storage)
+    st = pick_study(open_storage(url, create=False), url, study)
+    path = out_file or Path(f"{st.study_name}-report.html")
+    sections = write_report(st, path)
+    out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {sections} plots); open it in a browser",
+              highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ a number reported from it can always say how often the test set was consulted. A
 
 from __future__ import annotations
 
+import base64
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.config import TrialConfig
-from hpsearch.data import SearchData, load_search_data, load_test_data
+from hpsearch.data import SearchData, Tensors, load_search_data, load_test_data
 from hpsearch.errors import HpsearchError
 from hpsearch.provenance import evidence
 from hpsearch.seeds import retrain_seeds
@@ -123,12 +124,31 @@ def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None 
         "candidates": scored,
         "confusion": confusion,
         "classes": list(data.info.classes),
+        "samples": _samples(test, data),
+        "first_layer": _first_layer(fits[0].model, seeds[0]),
         "test_looks": (previous or {}).get("test_looks", 0) + 1,
         "rounds": round_ + 1,
         **evidence(),
     }
     study.set_user_attr(RETRAIN_ATTR, record)
     return record
+
+
+def _samples(test: Tensors, data: SearchData) -> dict[str, Any]:
+    """The first test images as uint8 pixels, so a report can show them without the dataset."""
+    x = test.x[:SAMPLE_IMAGES].cpu() * data.std[None, :, None, None] + data.mean[None, :, None, None]
+    pixels = x.clamp(0, 1).mul(255).round().to(torch.uint8)
+    return {"labels": test.y[:SAMPLE_IMAGES].cpu().tolist(), "shape": list(pixels.shape),
+            "pixels": base64.b64encode(pixels.numpy().tobytes()).decode("ascii")}
+
+
+def _first_layer(model: torch.nn.Module, seed: int) -> dict[str, Any] | None:
+    """Weights of the first convolution (what the network learned to look for), for the report."""
+    conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    if conv is None:
+        return None
+    w = conv.weight.detach().float().cpu()
+    return {"seed": seed, "shape": list(w.shape), "weights": [round(v, 5) for v in w.flatten().tolist()]}
 
 
 def _metrics(runs: list[dict[str, Any]], prefix: str) -> list[str]:

@@ -1,0 +1,224 @@
+"""Plotly figures of a study and of its retrain record (no HTML, no I/O: see ``report``).
+
+Where ``optuna.visualization`` already draws a plot we use it. We draw our own only where a
+search service needs something it lacks: learning curves coloured by pruned vs completed, a
+timeline per *worker* (not per trial), and everything made from the retrain record — which
+was computed during the one test evaluation, so nothing here ever touches the test split.
+"""
+
+from __future__ import annotations
+
+import base64
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import optuna
+import plotly.graph_objects as go
+from optuna.trial import FrozenTrial, TrialState
+from plotly.subplots import make_subplots
+
+STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#b0b0b0", "FAIL": "#d62728", "RUNNING": "#2ca02c",
+                "WAITING": "#9467bd"}
+Figure = go.Figure
+
+
+class NotAvailable(Exception):
+    """A plot that cannot be drawn for this study; the message says why (shown in its place)."""
+
+
+def _quiet(draw: Callable[[], Figure]) -> Figure:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return draw()
+
+
+def _completed(study: optuna.Study, at_least: int = 1) -> list[FrozenTrial]:
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(done) < at_least:
+        raise NotAvailable(f"needs at least {at_least} completed trial{'s' if at_least > 1 else ''}; "
+                           f"this study has {len(done)}")
+    return done
+
+
+def optimization_history(study: optuna.Study) -> Figure:
+    _completed(study)
+    return _quiet(lambda: optuna.visualization.plot_optimization_history(study))
+
+
+def parallel_coordinates(study: optuna.Study) -> Figure:
+    done = _completed(study, 2)
+    if not any(len({str(t.params.get(p)) for t in done}) > 1 for p in done[0].params):
+        raise NotAvailable("every completed trial has the same parameters")
+    return _quiet(lambda: optuna.visualization.plot_parallel_coordinate(study))
+
+
+def importances(study: optuna.Study) -> Figure:
+    done = _completed(study, 3)
+    varied = [p for p in done[0].params if len({str(t.params.get(p)) for t in done}) > 1]
+    if not varied:
+        raise NotAvailable("no parameter varies across the completed trials")
+    if len({t.value for t in done}) < 2:
+        raise NotAvailable("every completed trial has the same score, so no parameter explains any of it")
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)  # fixed seed: the same report twice
+    try:
+        return _quiet(lambda: optuna.visualization.plot_param_importances(study, evaluator=evaluator))
+    except RuntimeError as e:  # fANOVA: "zero total variance in all trees" and the like
+        raise NotAvailable(f"fANOVA could not fit the completed trials ({e})") from None
+
+
+def slices(study: optuna.Study) -> Figure:
+    _completed(study)
+    return _quiet(lambda: optuna.visualization.plot_slice(study))
+
+
+def learning_curves(study: optuna.Study, metric: str) -> Figure:
+    """Every trial's per-epoch validation score, completed trials in colour, pruned in grey."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
+    if not trials:
+        raise NotAvailable("no trial has reported an epoch yet")
+    best = study.best_trial.number if any(t.state == TrialState.COMPLETE for t in trials) else None
+    fig = go.Figure()
+    seen: set[str] = set()
+    for t in sorted(trials, key=lambda t: t.state == TrialState.COMPLETE):  # completed drawn on top
+        steps = sorted(t.intermediate_values)
+        state = t.state.name
+        is_best = t.number == best
+        fig.add_trace(go.Scatter(
+            x=steps, y=[t.intermediate_values[s] for s in steps], mode="lines+markers",
+            name=f"best (trial {t.number})" if is_best else state.lower(),
+            legendgroup="best" if is_best else state, showlegend=is_best or state not in seen,
+            line={"color": "#ff7f0e" if is_best else STATE_COLORS.get(state, "#333"), "width": 3 if is_best else 1},
+            marker={"size": 4}, hovertemplate=f"trial {t.number} ({state.lower()})<br>epoch %{{x}}: %{{y:.4f}}"
+                                              "<extra></extra>"))
+        seen.add(state)
+    fig.update_layout(title=f"Learning curves: {metric} per epoch", xaxis_title="epoch", yaxis_title=metric)
+    return fig
+
+
+def worker_timeline(study: optuna.Study) -> Figure:
+    """One row per worker process: when each of its trials ran, coloured by outcome."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start is not None]
+    if not trials:
+        raise NotAvailable("no trial has started yet")
+    fig = go.Figure()
+    seen: set[str] = set()
+    for t in trials:
+        end = t.datetime_complete or t.datetime_start
+        state = t.state.name
+        worker = str(t.user_attrs.get("worker", "unknown"))
+        fig.add_trace(go.Bar(
+            base=[t.datetime_start.isoformat()], x=[max((end - t.datetime_start).total_seconds() * 1000, 1.0)],
+            y=[worker], orientation="h", name=state.lower(), legendgroup=state, showlegend=state not in seen,
+            marker_color=STATE_COLORS.get(state, "#333"),
+            hovertemplate=f"trial {t.number} ({state.lower()}), {(end - t.datetime_start).total_seconds():.1f}s"
+                          "<extra></extra>"))
+        seen.add(state)
+    fig.update_layout(title="Worker timeline: which worker ran which trial, when", barmode="overlay",
+                      xaxis={"type": "date", "title": "time"}, yaxis={"title": "worker (host:pid)"},
+                      height=max(300, 60 * len({str(t.user_attrs.get('worker')) for t in trials}) + 150))
+    return fig
+
+
+def retrain_curves(rec: dict[str, Any]) -> Figure:
+    """Per-seed learning curves of the retrained models: loss (train, val) and val top-1."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (solid: train, dashed: validation)",
+                                                        "validation top-1"))
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    for i, r in enumerate(rec["runs"]):
+        c = r.get("curves") or {}
+        color = palette[i % len(palette)]
+        epochs = list(range(1, len(c.get("train_loss", [])) + 1))
+        label = f"seed {r['seed']}"
+        fig.add_trace(go.Scatter(x=epochs, y=c.get("train_loss"), name=label, legendgroup=label,
+                                 line={"color": color}), row=1, col=1)
+        fig.add_trace(go.Scatter(x=epochs, y=c.get("val_loss"), name=label, legendgroup=label, showlegend=False,
+                                 line={"color": color, "dash": "dash"}), row=1, col=1)
+        fig.add_trace(go.Scatter(x=epochs, y=c.get("val_top1"), name=label, legendgroup=label, showlegend=False,
+                                 line={"color": color}), row=1, col=2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="top-1", tickformat=".1%", row=1, col=2)
+    fig.update_layout(title=f"Retrained trial {rec['trial']}: {len(rec['runs'])} seeds")
+    return fig
+
+
+def confusion(rec: dict[str, Any]) -> Figure:
+    """Test confusion matrix summed over the retrained seeds (rows: true class)."""
+    m = np.asarray(rec["confusion"], dtype=float)
+    classes = [str(c) for c in rec["classes"]]
+    share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    fig = go.Figure(go.Heatmap(
+        z=share, x=classes, y=classes, colorscale="Blues", zmin=0, zmax=1, customdata=m,
+        text=[[f"{int(v)}" for v in row] for row in m], texttemplate="%{text}",
+        hovertemplate="true %{y}, predicted %{x}: %{customdata:.0f} (%{z:.1%} of the row)<extra></extra>",
+        colorbar={"title": "share of row", "tickformat": ".0%"}))
+    fig.update_layout(title=f"Test confusion matrix (counts over {len(rec['runs'])} seeds)",
+                      xaxis={"title": "predicted", "side": "bottom", "type": "category"},
+                      yaxis={"title": "true", "autorange": "reversed", "type": "category"},
+                      height=max(420, 40 * len(classes) + 200))
+    return fig
+
+
+def sample_images(rec: dict[str, Any], rows: int = 3, cols: int = 10) -> Figure:
+    """The first test images with the first seed's prediction; mistakes titled in red."""
+    samples = rec.get("samples")
+    if not samples:
+        raise NotAvailable("this retrain record has no sample images (retrained by an older hpsearch: "
+                           "`hpsearch best STUDY --retrain --force` records them, a new look at the test split)")
+    n, c, h, w = samples["shape"]
+    pixels = np.frombuffer(base64.b64decode(samples["pixels"]), dtype=np.uint8).reshape(n, c, h, w)
+    run = rec["runs"][0]
+    preds, labels, classes = run["sample_predictions"], samples["labels"], [str(x) for x in rec["classes"]]
+    n = min(n, rows * cols, len(preds))
+    titles = []
+    for i in range(n):
+        ok = preds[i] == labels[i]
+        titles.append(classes[preds[i]] if ok else f"{classes[preds[i]]} (true {classes[labels[i]]})")
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.08)
+    for i in range(n):
+        img = pixels[i].transpose(1, 2, 0)
+        rgb = np.repeat(img, 3, axis=2) if c == 1 else img
+        fig.add_trace(go.Image(z=rgb, hovertemplate=f"test image {i}<extra></extra>"), row=i // cols + 1,
+                      col=i % cols + 1)
+    for i, ann in enumerate(fig.layout.annotations):
+        wrong = preds[i] != labels[i]
+        ann.font = {"size": 10, "color": "#d62728" if wrong else "#222"}
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    wrong = sum(preds[i] != labels[i] for i in range(n))
+    fig.update_layout(title=f"First {n} test images, predicted by the seed-{run['seed']} model "
+                            f"({wrong} mistake{'s' if wrong != 1 else ''}, in red with the true label)",
+                      height=130 * rows + 120, margin={"l": 10, "r": 10})
+    return fig
+
+
+def first_layer_filters(rec: dict[str, Any], max_filters: int = 64) -> Figure:
+    """The first convolution's kernels of the first seed's model, each scaled to its own range."""
+    layer = rec.get("first_layer")
+    if not layer:
+        raise NotAvailable("this retrain record has no first-layer weights (retrained by an older hpsearch)")
+    f, c, kh, kw = layer["shape"]
+    w = np.asarray(layer["weights"], dtype=float).reshape(f, c, kh, kw)[:max_filters]
+    n = len(w)
+    cols = min(n, 16)
+    rows = -(-n // cols)
+    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.005, vertical_spacing=0.01)
+    for i, k in enumerate(w):
+        if c == 3:
+            lo, hi = k.min(), k.max()
+            rgb = ((k - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8).transpose(1, 2, 0)
+            trace: go.BaseTraceType = go.Image(z=rgb, hovertemplate=f"filter {i}<extra></extra>")
+        else:
+            z = k.mean(axis=0)
+            lim = max(float(np.abs(z).max()), 1e-12)
+            trace = go.Heatmap(z=z, zmin=-lim, zmax=lim, colorscale="RdBu", showscale=False,
+                               hovertemplate=f"filter {i}: %{{z:.3f}}<extra></extra>")
+        fig.add_trace(trace, row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=None)
+    note = "red positive, blue negative" if c != 3 else "RGB, each filter min–max scaled"
+    fig.update_layout(title=f"First-layer filters ({f} × {c}×{kh}×{kw}, seed {layer['seed']}; {note})",
+                      height=70 * rows + 110, margin={"l": 10, "r": 10})
+    return fig

@@ -1,0 +1,22 @@
+"""Number formatting shared by the study note and the HTML report (one convention for both)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def is_pct(metric: str) -> bool:
+    """Accuracies read as percentages; losses as plain numbers."""
+    return not metric.endswith("loss")
+
+
+def num(v: float | None, pct: bool) -> str:
+    if v is None:
+        return "—"
+    return f"{100 * v:.2f} %" if pct else f"{v:.4f}"
+
+
+def mean_std(s: dict[str, Any] | None, pct: bool) -> str:
+    if not s:
+        return "—"
+    return f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f} %" if pct else f"{s['mean']:.4f} ± {s['std']:.4f}"

@@ -1,0 +1,135 @@
+"""Put a retrain result where optuna-dashboard shows it: a study note and study artifacts.
+
+The retrain record (``hpsearch:retrain``) is the source of truth; this module only copies it
+into the two places the dashboard renders — the note (markdown) and the artifact store
+(checkpoints and a learning-curve plot). Which record round was published is remembered in
+``hpsearch:published``, so publishing is idempotent: an interrupted publish is finished by the
+next ``hpsearch best STUDY --retrain`` without touching the test split again.
+
+The artifact store is a folder. By default it sits beside a SQLite file
+(``hpsearch.db`` → ``hpsearch-artifacts/``); with Postgres it is ``./hpsearch-artifacts``
+unless ``--artifacts``/``HPSEARCH_ARTIFACTS`` names a folder every machine can reach.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna_dashboard import save_note
+
+from hpsearch.errors import HpsearchError
+from hpsearch.fmt import is_pct, mean_std, num
+from hpsearch.storage import sqlite_path
+
+PUBLISHED_ATTR = "hpsearch:published"
+
+
+def artifact_dir(url: str, explicit: Path | None = None) -> Path:
+    """The artifact folder for a storage URL: the one given, else the default described above."""
+    if explicit is not None:
+        return explicit.expanduser()
+    db = sqlite_path(url)
+    if db is not None:
+        return db.with_name(f"{db.stem}-artifacts")
+    return Path("hpsearch-artifacts")
+
+
+def artifact_store(folder: Path) -> FileSystemArtifactStore:
+    """The store in ``folder`` (created if needed), or one clear error before anything is written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HpsearchError(f"cannot use artifact folder {folder}: {e.strerror or e}; "
+                            "pass --artifacts DIR (or set HPSEARCH_ARTIFACTS)") from None
+    return FileSystemArtifactStore(str(folder))
+
+
+def needs_publishing(study: optuna.Study, record: dict[str, Any]) -> bool:
+    done = study.user_attrs.get(PUBLISHED_ATTR) or {}
+    return done.get("round") != record.get("rounds")
+
+
+def publish(study: optuna.Study, record: dict[str, Any], folder: Path) -> list[dict[str, str]]:
+    """Upload the checkpoints and a curve plot, write the note; return the uploaded artifacts."""
+    store = artifact_store(folder)
+    uploaded: list[dict[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        plot = Path(tmp) / f"retrain-curves-trial{record['trial']}-round{record.get('rounds', 1)}.png"
+        curves_png(record, plot)
+        files = [plot] + [Path(r["checkpoint"]) for r in record["runs"] if Path(r["checkpoint"]).is_file()]
+        for path in files:
+            mimetype = "image/png" if path.suffix == ".png" else "application/octet-stream"
+            aid = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study, mimetype=mimetype)
+            uploaded.append({"artifact_id": aid, "filename": path.name})
+    save_note(study, note_markdown(study.study_name, record, [u["filename"] for u in uploaded]))
+    study.set_user_attr(PUBLISHED_ATTR, {"round": record.get("rounds"), "artifacts": uploaded,
+                                         "folder": str(folder.resolve())})
+    return uploaded
+
+
+def note_markdown(study_name: str, rec: dict[str, Any], files: list[str]) -> str:
+    """The study note: the three-way comparison, one row per seed, the parameters."""
+    metric = rec["metric"]                      # e.g. val_top1
+    base = metric.removeprefix("val_")          # top1
+    pct = is_pct(base)
+    k = rec.get("topk_k")
+    n = len(rec["runs"])
+    lines = [
+        f"## Retrained result (hpsearch): trial {rec['trial']}",
+        "",
+        f"Trial {rec['trial']}'s parameters retrained from scratch with {n} fresh seeds for "
+        f"{rec['epochs']} epochs each on `{rec['device']}`, then evaluated on the held-out test split "
+        f"**once** per model (test split looked at {rec['test_looks']} time(s) in this study).",
+        "",
+        f"| {base} | value |",
+        "|---|---|",
+        f"| search score (trial {rec['trial']}, one seed) | {num(rec['search_value'], pct)} |",
+        f"| re-scored validation ({n} fresh seeds) | {mean_std(rec['val'].get(base), pct)} |",
+        f"| **test** ({n} seeds) | **{mean_std(rec['test'].get(base), pct)}** |",
+        "",
+        "### Per seed",
+        "",
+        "| seed | test loss | test top-1 |" + (f" test top-{k} |" if k else "") + " val top-1 | seconds |",
+        "|---|---|---|" + ("---|" if k else "") + "---|---|",
+    ]
+    for r in rec["runs"]:
+        lines.append(f"| {r['seed']} | {num(r['test_loss'], False)} | {num(r['test_top1'], True)} |"
+                     + (f" {num(r['test_topk'], True)} |" if k else "")
+                     + f" {num(r['val_top1'], True)} | {r['seconds']:.1f} |")
+    t = rec["test"]
+    lines.append(f"| **mean ± std** | {mean_std(t.get('loss'), False)} | {mean_std(t.get('top1'), True)} |"
+                 + (f" {mean_std(t.get('topk'), True)} |" if k else "")
+                 + f" {mean_std(rec['val'].get('top1'), True)} | |")
+    lines += ["", "### Parameters", "", "| parameter | value |", "|---|---|"]
+    lines += [f"| {p} | {v:.4g} |" if isinstance(v, float) else f"| {p} | {v} |" for p, v in rec["params"].items()]
+    if files:
+        lines += ["", "Artifacts (this study's Artifacts tab): " + ", ".join(f"`{f}`" for f in files)]
+    lines += ["", f"`hpsearch report {study_name}` writes all of this, with plots, to one HTML file."]
+    return "\n".join(lines) + "\n"
+
+
+def curves_png(rec: dict[str, Any], path: Path) -> None:
+    """Learning curves of every retrain seed: losses and validation top-1 per epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    for i, r in enumerate(rec["runs"]):
+        c = r.get("curves") or {}
+        color = f"C{i % 10}"
+        epochs = range(1, len(c.get("train_loss", [])) + 1)
+        ax_loss.plot(epochs, c.get("train_loss", []), color=color, label=f"seed {r['seed']} train")
+        ax_loss.plot(epochs, c.get("val_loss", []), color=color, linestyle="--", label=f"seed {r['seed']} val")
+        ax_acc.plot(epochs, [100 * v for v in c.get("val_top1", [])], color=color, label=f"seed {r['seed']}")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss (solid: train, dashed: validation)")
+    ax_acc.set(xlabel="epoch", ylabel="validation top-1 (%)", title="validation top-1")
+    ax_acc.legend(fontsize="small")
+    fig.suptitle(f"trial {rec['trial']} retrained over {len(rec['runs'])} seeds")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,169 @@
+"""`hpsearch report`: one self-contained HTML file (plotly.js embedded) that opens offline.
+
+The file is meant to be mailed, attached to a report or opened years later, so it carries
+everything: the search plots, and the retrain result (search score vs re-scored validation vs
+test), which is read from the study's retrain record. The report never loads a dataset.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+import plotly.io
+import plotly.offline
+from optuna.trial import TrialState
+
+from hpsearch import figures
+from hpsearch.fmt import is_pct, mean_std, num
+from hpsearch.retrain import recorded, settings_of
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
+       padding: 1rem 2rem; color: #222; }
+h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
+table { border-collapse: collapse; margin: .6rem 0; } td, th { border: 1px solid #ddd; padding: .25rem .6rem; }
+th { background: #f4f4f4; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.muted { color: #666; } .missing { background: #fff8e1; border: 1px solid #f0d48a; padding: .6rem 1rem; }
+.plot { margin: .5rem 0 1.2rem; overflow-x: auto; }
+"""
+
+
+class _Page:
+    """Collects sections; each plot becomes a div rendered by the one embedded plotly.js."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.plots = 0
+
+    def h2(self, title: str, why: str = "") -> None:
+        self.parts.append(f"<h2>{html.escape(title)}</h2>")
+        if why:
+            self.parts.append(f'<p class="muted">{html.escape(why)}</p>')
+
+    def raw(self, markup: str) -> None:
+        self.parts.append(markup)
+
+    def missing(self, text: str) -> None:
+        self.parts.append(f'<p class="missing">{html.escape(text)}</p>')
+
+    def plot(self, draw: Callable[[], figures.Figure]) -> None:
+        try:
+            fig = draw()
+        except figures.NotAvailable as e:
+            self.missing(f"Not shown: {e}.")
+            return
+        self.plots += 1
+        fig.update_layout(template="plotly_white")
+        div = plotly.io.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"plot-{self.plots}",
+                                config={"displaylogo": False, "responsive": True})
+        self.parts.append(f'<div class="plot">{div}</div>')
+
+
+def write_report(study: optuna.Study, path: Path) -> int:
+    """Write the report; return how many plots it holds."""
+    page = _Page()
+    settings = settings_of(study)
+    metric = settings.metric
+    rec = recorded(study)
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+
+    page.raw(f"<h1>{html.escape(study.study_name)}</h1>")
+    page.raw(f'<p class="muted">hpsearch report, written {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}. '
+             f"Dataset {html.escape(settings.data.dataset)}, metric {html.escape(metric)} "
+             f"({'higher' if study.direction.name == 'MAXIMIZE' else 'lower'} is better), "
+             f"up to {settings.max_epochs} epochs per trial.</p>")
+    page.raw(_table(["trials", *counts], [[str(len(trials)), *[str(n) for n in counts.values()]]]))
+    if counts["complete"]:
+        best = study.best_trial
+        page.raw(f"<p>Best trial <b>{best.number}</b>: {html.escape(metric)} = <b>{best.value:.4f}</b> "
+                 f"on the validation split, one seed.</p>")
+        page.raw(_table(["parameter", "value"], [[k, _v(v)] for k, v in best.params.items()]))
+
+    page.h2("Retrained result", "The chosen trial retrained over fresh seeds and evaluated once on the held-out "
+            "test split by `hpsearch best --retrain`; this report only reads that record.")
+    if rec is None:
+        page.missing(f"Not retrained yet: run `hpsearch best {study.study_name} --retrain`. The retrain table, "
+                     "retrain learning curves, test confusion matrix, test images and first-layer filters "
+                     "appear here after it.")
+    else:
+        _retrain_section(page, rec)
+
+    page.h2("Optimization history", "Each completed trial's score and the best so far.")
+    page.plot(lambda: figures.optimization_history(study))
+    page.h2("Learning curves", "Validation score after every epoch; the median pruner stops trials (grey) "
+            "whose curve falls below the median of earlier trials at the same epoch.")
+    page.plot(lambda: figures.learning_curves(study, metric))
+    page.h2("Parallel coordinates", "One line per completed trial across all parameters, coloured by score.")
+    page.plot(lambda: figures.parallel_coordinates(study))
+    page.h2("Parameter importances", "fANOVA: how much of the score's variance each parameter explains.")
+    page.plot(lambda: figures.importances(study))
+    page.h2("Slices", "Score against each parameter separately.")
+    page.plot(lambda: figures.slices(study))
+    page.h2("Worker timeline", "Which worker process ran which trial, and when.")
+    page.plot(lambda: figures.worker_timeline(study))
+
+    body = "\n".join(page.parts)
+    title = html.escape(f"{study.study_name} — hpsearch report")
+    doc = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+           f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style>'
+           f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script></head>'
+           f"<body>\n{body}\n</body></html>\n")
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(path)  # never a half-written report under the final name
+    return page.plots
+
+
+def _retrain_section(page: _Page, rec: dict[str, Any]) -> None:
+    metric = rec["metric"]
+    base = metric.removeprefix("val_")
+    pct = is_pct(base)
+    n = len(rec["runs"])
+    page.raw(f"<p>Trial {rec['trial']} retrained with {n} seeds × {rec['epochs']} epochs on "
+             f"{html.escape(str(rec['device']))}; test split looked at {rec['test_looks']} time(s) in this "
+             "study.</p>")
+    page.raw(_table([base, "value"], [
+        [f"search score (trial {rec['trial']}, one seed)", num(rec["search_value"], pct)],
+        [f"re-scored validation, mean ± std over {n} fresh seeds", mean_std(rec["val"].get(base), pct)],
+        [f"test, mean ± std over {n} seeds", f"<b>{mean_std(rec['test'].get(base), pct)}</b>"],
+    ], escape=False))
+    k = rec.get("topk_k")
+    head = ["seed", "test loss", "test top-1", *([f"test top-{k}"] if k else []), "val top-1", "seconds"]
+    rows = [[str(r["seed"]), num(r["test_loss"], False), num(r["test_top1"], True),
+             *([num(r["test_topk"], True)] if k else []), num(r["val_top1"], True), f"{r['seconds']:.1f}"]
+            for r in rec["runs"]]
+    t = rec["test"]
+    rows.append(["mean ± std", mean_std(t.get("loss"), False), mean_std(t.get("top1"), True),
+                 *([mean_std(t.get("topk"), True)] if k else []), mean_std(rec["val"].get("top1"), True), ""])
+    page.raw(_table(head, rows))
+    if len(rec.get("candidates", [])) > 1:
+        page.raw("<p>Candidates re-scored on validation before choosing (top-k):</p>")
+        page.raw(_table(["trial", "search score", "re-scored mean ± std"],
+                        [[str(c["trial"]), num(c["search_value"], pct), mean_std(c, pct)] for c in rec["candidates"]]))
+
+    page.h2("Retrain learning curves", "Every seed's loss and validation top-1 per epoch.")
+    page.plot(lambda: figures.retrain_curves(rec))
+    page.h2("Test confusion matrix", "Computed during the single test evaluation, summed over the seeds.")
+    page.plot(lambda: figures.confusion(rec))
+    page.h2("Test images", "The first 30 test images with predicted labels; mistakes in red.")
+    page.plot(lambda: figures.sample_images(rec))
+    page.h2("First-layer filters", "What the first convolution learned to look for.")
+    page.plot(lambda: figures.first_layer_filters(rec))
+
+
+def _v(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _table(head: list[str], rows: list[list[str]], *, escape: bool = True) -> str:
+    esc = html.escape if escape else (lambda s: s)
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f'<td class="{"num" if i else ""}">{esc(c)}</td>' for i, c in enumerate(r))
+                  + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
