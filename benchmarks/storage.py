@@ -1,0 +1,132 @@
+"""Storage benchmark: what the study database costs per trial, and how big studies read back.
+
+1. Overhead per trial: ``hpsearch run overhead`` (benchmarks/studies/overhead.py: the digits
+   search space on 16 training images, 10 epochs, median pruner) with 1 and 8 workers on SQLite
+   and Postgres. Per trial = (last completion − first start) × workers / trials, minus the
+   trial's own training seconds: ask under the budget lock, TPE sampling, user attributes,
+   per-epoch report + pruning check, heartbeats and tell.
+2. Read latency: a 10,000-trial study built with Optuna's API (6 epochs of intermediate values
+   and hpsearch's user attributes per trial); wall time of ``hpsearch best`` and
+   ``hpsearch trials --format csv`` as a user runs them (new process, imports included).
+
+    python benchmarks/storage.py --trials 100 --big 10000
+
+Postgres runs on a throwaway cluster (tests/pgcluster.py) when its server binaries exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def hpsearch(*args: str, env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "hpsearch", *args], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, cwd=REPO)
+    return time.perf_counter() - t0
+
+
+def overhead(url: str, workers: int, trials: int) -> dict[str, float]:
+    hpsearch("run", "overhead", "--workers", str(workers), "--n-trials", str(trials), "--storage", url,
+             "--studies-dir", str(REPO / "benchmarks" / "studies"), "--device", "cpu")
+    study = optuna.load_study(study_name="overhead", storage=url)
+    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+    per_trial = span * workers / len(done)
+    train = statistics.fmean(sum(t.user_attrs.get("curves", {}).get("seconds", [])) for t in done)
+    reports = statistics.fmean(len(t.intermediate_values) for t in done)
+    return {"trials": len(done), "per_trial_s": round(per_trial, 4), "training_s": round(train, 4),
+            "overhead_s": round(per_trial - train, 4), "reports_per_trial": round(reports, 1)}
+
+
+def build_big(url: str, n: int) -> None:
+    """A finished hpsearch-shaped study of n trials, written in bulk with Optuna's API."""
+    from hpsearch.study import StoredSettings
+    from hpsearch.data import DataSpec
+    from hpsearch.workers import SETTINGS_ATTR
+    study = optuna.create_study(study_name="big", storage=url, direction="maximize")
+    settings = StoredSettings(data=DataSpec("digits"), max_epochs=6, metric="val_top1", seed=0, module="digits")
+    study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
+    dists = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "filters": CategoricalDistribution([16, 32, 64]),
+             "blocks": IntDistribution(1, 3), "optimizer": CategoricalDistribution(["adam", "sgd", "adamw"])}
+    import random
+    rng = random.Random(0)
+    batch = []
+    for i in range(n):
+        params = {"lr": 10 ** rng.uniform(-4, -1), "filters": rng.choice([16, 32, 64]), "blocks": rng.randint(1, 3),
+                  "optimizer": rng.choice(["adam", "sgd", "adamw"])}
+        curve = [min(0.99, 0.5 + 0.08 * e + rng.random() * 0.05) for e in range(6)]
+        batch.append(create_trial(
+            params=params, distributions=dists, value=curve[-1], intermediate_values=dict(enumerate(curve, 1)),
+            user_attrs={"epochs": 6, "seconds": rng.uniform(20, 60), "seed": i, "device": "cpu", "n_params": 12345,
+                        "curves": {"train_loss": [1 - c for c in curve], "val_top1": curve}}))
+        if len(batch) == 500:
+            study.add_trials(batch)
+            batch = []
+    study.add_trials(batch)
+
+
+def read_latency(url: str, repeats: int) -> dict[str, float]:
+    best = [hpsearch("best", "big", "--storage", url) for _ in range(repeats)]
+    rows = [hpsearch("trials", "big", "--storage", url, "--format", "csv") for _ in range(repeats)]
+    version = [hpsearch("--version") for _ in range(repeats)]
+    return {"best_s": round(statistics.median(best), 2), "trials_csv_s": round(statistics.median(rows), 2),
+            "cli_startup_s": round(statistics.median(version), 2)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--trials", type=int, default=100, help="trials per overhead run")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--big", type=int, default=10000, help="trials in the read-latency study")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+
+    from pgcluster import PgCluster, bindir
+    backends: dict[str, object] = {"sqlite": None}
+    cluster = PgCluster.start() if bindir() is not None else None
+    if cluster is not None:
+        backends["postgres"] = cluster
+    result: dict[str, dict[str, object]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, pg in backends.items():
+                fresh = (lambda: pg.create_database()) if pg is not None else None  # type: ignore[attr-defined]
+                for w in args.workers:
+                    url = fresh() if fresh else f"sqlite:///{tmp}/overhead-{w}.db"
+                    result.setdefault(name, {})[f"overhead_workers_{w}"] = r = overhead(url, w, args.trials)
+                    print(f"{name} workers={w}: {r}", file=sys.stderr, flush=True)
+                url = fresh() if fresh else f"sqlite:///{tmp}/big.db"
+                t0 = time.perf_counter()
+                build_big(url, args.big)
+                built = time.perf_counter() - t0
+                result[name]["read_latency"] = r = {"trials": args.big, "build_s": round(built, 1),
+                                                    **read_latency(url, args.repeats)}
+                print(f"{name} {args.big} trials: {r}", file=sys.stderr, flush=True)
+    finally:
+        if cluster is not None:
+            cluster.remove()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
