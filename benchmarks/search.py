@@ -1,0 +1,89 @@
+"""Search benchmark: `hpsearch run` vs ../shared/bench/baseline_optuna.py at the same budget.
+
+Same space ranges (benchmarks/studies/anchor.py mirrors the baseline's), same data (12k
+FashionMNIST training images, 5k validation), 5 epochs, batch 64, median pruner after one
+epoch and five trials, 2 worker processes on this machine, and the same wall-clock budget:
+no new trial starts after ``--budget`` seconds (both finish the trials they are running).
+Runs alternate A/B/A/B on fresh SQLite files; each line reports epochs trained per minute,
+trials, pruned fraction and best validation accuracy.
+
+    python benchmarks/search.py --root ../shared/datasets --budget 600 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = REPO.parent / "shared" / "bench" / "baseline_optuna.py"
+
+
+def summarise(url: str, study: str, wall: float) -> dict[str, float]:
+    trials = optuna.load_study(study_name=study, storage=url).trials
+    epochs = sum(len(t.intermediate_values) for t in trials)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    return {"wall_s": round(wall, 1), "trials": len(trials), "complete": len(done), "pruned": pruned,
+            "pruned_fraction": round(pruned / max(1, len(trials)), 2), "epochs": epochs,
+            "epochs_per_min": round(60 * epochs / wall, 2),
+            "best_val_acc": round(max((t.value for t in done), default=float("nan")), 4)}
+
+
+def run_hpsearch(root: Path, budget: float, db: Path, seed: int) -> dict[str, float]:
+    url = f"sqlite:///{db}"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "hpsearch", "run", "anchor", "--workers", "2", "--timeout", str(budget),
+                    "--seed", str(seed), "--storage", url, "--device", "cpu", "--data-root", str(root),
+                    "--studies-dir", str(REPO / "benchmarks" / "studies")],
+                   check=True, stdout=subprocess.DEVNULL, env=os.environ.copy())
+    return summarise(url, "anchor", time.perf_counter() - t0)
+
+
+def run_baseline(root: Path, budget: float, db: Path, seed: int) -> dict[str, float]:
+    url = f"sqlite:///{db}"
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, str(BASELINE), "--root", str(root), "--dataset", "FashionMNIST",
+                        "--storage", url, "--study", "anchor", "--workers", "2", "--threads", "1",
+                        "--timeout", str(budget), "--epochs", "5", "--train-subset", "12000", "--val-size", "5000",
+                        "--seed", str(seed)], check=True, capture_output=True, text=True)
+    line = r.stdout.strip().splitlines()[-1]
+    assert re.match(r"wall_s=", line), line
+    return summarise(url, "anchor", time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", type=Path, required=True)
+    p.add_argument("--budget", type=float, default=600)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    rows: dict[str, list[dict[str, float]]] = {"hpsearch": [], "baseline": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.repeats):
+            for name, fn in (("hpsearch", run_hpsearch), ("baseline", run_baseline)):
+                r = fn(args.root.resolve(), args.budget, Path(tmp) / f"{name}-{rep}.db", seed=rep)
+                rows[name].append(r)
+                print(f"[{rep + 1}/{args.repeats}] {name}: {r}", file=sys.stderr, flush=True)
+    result = {name: {"median": {k: statistics.median(r[k] for r in rs) for k in rs[0]}, "runs": rs}
+              for name, rs in rows.items()}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
