@@ -38,7 +38,8 @@ def test_two_machines_share_one_budget(store: Work, tmp_path_factory: pytest.Tem
     assert all("pg-S3cret-pw" not in o for o in outs)
 
 
-def test_sqlite_holds_16_workers_on_short_trials(work: Work) -> None:
+def test_sqlite_holds_16_workers_on_short_trials(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPSEARCH_CPU_SLOTS", "0")  # all 16 at once: the point is database contention
     r = work.cli("run", "quick", "--workers", "16", "--n-trials", "200", "--pruner", "none")
     trials = optuna.load_study(study_name="quick", storage=work.url).get_trials()
     states = {s: sum(t.state == s for t in trials) for s in TrialState}

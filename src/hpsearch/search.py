@@ -7,8 +7,10 @@ trial deletes the study it created.
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from hpsearch.workers import (
     WorkerJob,
     WorkerPool,
     count_trials,
+    cpu_cores,
     threads_per_worker,
     worker_devices,
 )
@@ -153,16 +156,21 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
     n = min(req.workers, remaining)
     deadline = None if req.timeout is None else time.time() + req.timeout
     existing = len(study.get_trials(deepcopy=False))
+    devices = worker_devices(req.device, n)
+    slots = cpu_slots(devices[0], n)
+    slot_tmp = tempfile.TemporaryDirectory(prefix="hpsearch-cpu-slots-") if slots else None
+    slot_dir = slot_tmp.name if slot_tmp is not None else None
     jobs = [
         WorkerJob(index=i, study_path=str(loaded.path), study_name=study.study_name,
                   storage_url=req.storage, n_trials=total, deadline=deadline, device=dev,
                   threads=threads_per_worker(n), data_root=str(req.data_root),
                   sampler_seed=derive_seed(settings.seed, "sampler", i, existing), pruner=req.pruner,
-                  allow_module_change=req.allow_module_change)
-        for i, dev in enumerate(worker_devices(req.device, n))
+                  allow_module_change=req.allow_module_change, cpu_slots=slot_dir, n_slots=slots)
+        for i, dev in enumerate(devices)
     ]
     console.print(f"{study.study_name}: {n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device}, "
-                  f"budget {total} trials ({state.finished} finished), storage {mask(req.storage)}",
+                  f"budget {total} trials ({state.finished} finished), storage {mask(req.storage)}"
+                  + (f"; {slots} train at once ({slots} cores)" if slots else ""),
                   highlight=False, soft_wrap=True)
     pool = WorkerPool()
     for job in jobs:
@@ -206,10 +214,19 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
         p.join()
         if (p.exitcode or 0) > 0 and p.exitcode != 130 and not errors and not result.interrupted:
             errors.append(f"worker {i} exited with code {p.exitcode}")
+    if slot_tmp is not None:
+        slot_tmp.cleanup()
     _finish(study, state, result)
     if errors and not result.interrupted:
         raise TrialsFailing(errors[0])
     return result
+
+
+def cpu_slots(device: str, workers: int) -> int:
+    """How many CPU workers may train at once: the core count (``HPSEARCH_CPU_SLOTS`` overrides;
+    0 lifts the limit), or 0 when no limit is needed (GPU workers, or no more workers than that)."""
+    limit = int(os.environ.get("HPSEARCH_CPU_SLOTS", cpu_cores()))
+    return limit if device == "cpu" and 0 < limit < workers else 0
 
 
 def _forget_running(state: RunState, worker: int) -> None:
