@@ -2,14 +2,16 @@
 
 1. Overhead per trial: ``hpsearch run overhead`` (benchmarks/studies/overhead.py: the digits
    search space on 16 training images, 10 epochs, median pruner) with 1 and 8 workers on SQLite
-   and Postgres. Per trial = (last completion − first start) × workers / trials, minus the
-   trial's own training seconds: ask under the budget lock, TPE sampling, user attributes,
-   per-epoch report + pruning check, heartbeats and tell.
+   and Postgres. All workers run at once (HPSEARCH_CPU_SLOTS=0): with 8 they contend for the
+   database as 8 machines would. Per trial = (last completion − first start) × busy cores /
+   trials (core-seconds, busy cores = min(workers, cores)), minus the trial's own epoch seconds:
+   ask under the budget lock, TPE sampling, user attributes, per-epoch report + pruning check,
+   heartbeats and tell.
 2. Read latency: a 10,000-trial study built with Optuna's API (6 epochs of intermediate values
    and hpsearch's user attributes per trial); wall time of ``hpsearch best`` and
    ``hpsearch trials --format csv`` as a user runs them (new process, imports included).
 
-    python benchmarks/storage.py --trials 100 --big 10000
+    python benchmarks/storage.py --trials 100 --big 10000 [--parts overhead read]
 
 Postgres runs on a throwaway cluster (tests/pgcluster.py) when its server binaries exist.
 """
@@ -43,11 +45,12 @@ def hpsearch(*args: str, env: dict[str, str] | None = None) -> float:
 
 def overhead(url: str, workers: int, trials: int) -> dict[str, float]:
     hpsearch("run", "overhead", "--workers", str(workers), "--n-trials", str(trials), "--storage", url,
-             "--studies-dir", str(REPO / "benchmarks" / "studies"), "--device", "cpu")
+             "--studies-dir", str(REPO / "benchmarks" / "studies"), "--device", "cpu",
+             env={"HPSEARCH_CPU_SLOTS": "0"})
     study = optuna.load_study(study_name="overhead", storage=url)
     done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
-    per_trial = span * workers / len(done)
+    per_trial = span * min(workers, os.cpu_count() or 1) / len(done)
     train = statistics.fmean(sum(t.user_attrs.get("curves", {}).get("seconds", [])) for t in done)
     reports = statistics.fmean(len(t.intermediate_values) for t in done)
     return {"trials": len(done), "per_trial_s": round(per_trial, 4), "training_s": round(train, 4),
@@ -58,7 +61,7 @@ def build_big(url: str, n: int) -> None:
     """A finished hpsearch-shaped study of n trials, written in bulk with Optuna's API."""
     from hpsearch.study import StoredSettings
     from hpsearch.data import DataSpec
-    from hpsearch.workers import SETTINGS_ATTR
+    from hpsearch.study import SETTINGS_ATTR
     study = optuna.create_study(study_name="big", storage=url, direction="maximize")
     settings = StoredSettings(data=DataSpec("digits"), max_epochs=6, metric="val_top1", seed=0, module="digits")
     study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
@@ -95,7 +98,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 8])
     p.add_argument("--big", type=int, default=10000, help="trials in the read-latency study")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--json", type=Path)
+    p.add_argument("--parts", nargs="+", choices=("overhead", "read"), default=["overhead", "read"])
+    p.add_argument("--json", type=Path, help="results file; parts not run keep their earlier results")
     args = p.parse_args()
 
     from pgcluster import PgCluster, bindir
@@ -108,20 +112,25 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for name, pg in backends.items():
                 fresh = (lambda: pg.create_database()) if pg is not None else None  # type: ignore[attr-defined]
-                for w in args.workers:
+                for w in args.workers if "overhead" in args.parts else ():
                     url = fresh() if fresh else f"sqlite:///{tmp}/overhead-{w}.db"
                     result.setdefault(name, {})[f"overhead_workers_{w}"] = r = overhead(url, w, args.trials)
                     print(f"{name} workers={w}: {r}", file=sys.stderr, flush=True)
+                if "read" not in args.parts:
+                    continue
                 url = fresh() if fresh else f"sqlite:///{tmp}/big.db"
                 t0 = time.perf_counter()
                 build_big(url, args.big)
                 built = time.perf_counter() - t0
-                result[name]["read_latency"] = r = {"trials": args.big, "build_s": round(built, 1),
+                result.setdefault(name, {})["read_latency"] = r = {"trials": args.big, "build_s": round(built, 1),
                                                     **read_latency(url, args.repeats)}
                 print(f"{name} {args.big} trials: {r}", file=sys.stderr, flush=True)
     finally:
         if cluster is not None:
             cluster.remove()
+    if args.json and args.json.exists():
+        earlier = json.loads(args.json.read_text())
+        result = {name: {**earlier.get(name, {}), **parts} for name, parts in result.items()}
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

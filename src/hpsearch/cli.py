@@ -167,20 +167,21 @@ def best(
 ) -> None:
     """Show the best trial; with --retrain, its seed-averaged score on the held-out test split."""
     from hpsearch import render
-    from hpsearch.inspect_study import pick_study
-    from hpsearch.publish import artifact_dir, artifact_store, needs_publishing, publish
-    from hpsearch.retrain import RetrainRequest, ranked_trials, recorded, retrain as do_retrain, settings_of
+    from hpsearch.inspect_study import best_trial, pick_study, recorded, settings_of
     from hpsearch.storage import open_storage
-    from hpsearch.train import resolve_device
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
     settings = settings_of(st)
-    top = ranked_trials(st)[0]
+    top = best_trial(st)
     rec = recorded(st)
     fresh = False
-    folder = artifact_dir(url, artifacts)
-    if retrain:
+    if retrain:  # torch, the trainer and the dashboard's writer load only when needed
+        from hpsearch.publish import artifact_dir, artifact_store, needs_publishing, publish
+        from hpsearch.retrain import RetrainRequest, retrain as do_retrain
+        from hpsearch.train import resolve_device
+
+        folder = artifact_dir(url, artifacts)
         artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
     if retrain and (rec is None or force):
         say = (lambda m: err.print(m, highlight=False)) if as_json else (lambda m: out.print(m, highlight=False))
@@ -228,11 +229,13 @@ def trials(
 ) -> None:
     """Every trial of a study: state, value, epochs, seconds, parameters."""
     from hpsearch import render
-    from hpsearch.inspect_study import pick_study, trial_rows
+    from hpsearch.inspect_study import pick_study
+    from hpsearch.rows import trial_rows
     from hpsearch.storage import open_storage
 
     url = _storage(storage)
-    render.trials(out, trial_rows(pick_study(open_storage(url, create=False), url, study)), fmt.value)
+    db = open_storage(url, create=False)
+    render.trials(out, trial_rows(pick_study(db, url, study), db), fmt.value)
 
 
 @app.command()

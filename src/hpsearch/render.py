@@ -5,14 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial
 from rich.console import Console
 from rich.table import Table
 
 from hpsearch.inspect_study import StudyLine
-from hpsearch.search import RunResult
+
+if TYPE_CHECKING:  # search imports torch; listings must not
+    from hpsearch.search import RunResult
 
 
 def _f(v: float | None, digits: int = 4) -> str:

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 from hpsearch import figures
 from hpsearch.fmt import is_pct, mean_std, num
-from hpsearch.retrain import recorded, settings_of
+from hpsearch.inspect_study import recorded, settings_of
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;

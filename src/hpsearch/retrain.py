@@ -25,35 +25,10 @@ from hpsearch.provenance import evidence
 from hpsearch.seeds import retrain_seeds
 from hpsearch.study import StoredSettings
 from hpsearch.train import FitResult, evaluate, fit, topk_for
-from hpsearch.workers import SETTINGS_ATTR
-
-RETRAIN_ATTR = "hpsearch:retrain"
+from hpsearch.inspect_study import RETRAIN_ATTR, ranked_trials, recorded, settings_of
 SAMPLE_IMAGES = 30  # test images whose predictions are kept for the report's image grid
 
 Progress = Callable[[str], None]
-
-
-def settings_of(study: optuna.Study) -> StoredSettings:
-    if SETTINGS_ATTR not in study.user_attrs:
-        raise HpsearchError(f"study {study.study_name!r} was not created by hpsearch (no settings recorded)")
-    return StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
-
-
-def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """COMPLETE trials, best first."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    if not done:
-        counts = {s.name.lower(): n for s in TrialState
-                  if (n := len(study.get_trials(deepcopy=False, states=(s,))))}
-        have = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
-        raise HpsearchError(f"study {study.study_name!r} has no completed trial yet ({have}); "
-                            f"run `hpsearch run {study.study_name}` first")
-    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)  # type: ignore[arg-type]
-
-
-def recorded(study: optuna.Study) -> dict[str, Any] | None:
-    return study.user_attrs.get(RETRAIN_ATTR)
 
 
 def summary(values: list[float]) -> dict[str, Any]:

@@ -27,12 +27,11 @@ from hpsearch.fingerprint import differences, fingerprint
 from hpsearch.progress import Running, RunState, RunView
 from hpsearch.seeds import derive_seed
 from hpsearch.storage import budget_lock, grace_period, mask, open_storage
-from hpsearch.study import StoredSettings
+from hpsearch.study import SETTINGS_ATTR, StoredSettings
 from hpsearch.train import resolve_device
 from hpsearch.workers import (
     FINGERPRINT_ATTR,
     FINISHED_STATES,
-    SETTINGS_ATTR,
     WorkerJob,
     WorkerPool,
     count_trials,

@@ -11,6 +11,8 @@ import optuna
 from hpsearch.config import TrialConfig
 from hpsearch.data import DataSpec, DatasetInfo
 
+SETTINGS_ATTR = "hpsearch:settings"  # user attribute holding StoredSettings.to_dict()
+
 METRICS: dict[str, Literal["maximize", "minimize"]] = {
     "val_top1": "maximize",
     "val_topk": "maximize",

@@ -32,9 +32,8 @@ from hpsearch.data import forbid_test_split, load_search_data
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.objective import Objective
 from hpsearch.storage import Heartbeat, budget_lock, heartbeat_interval, open_storage, with_retry
-from hpsearch.study import StoredSettings
+from hpsearch.study import SETTINGS_ATTR, StoredSettings
 
-SETTINGS_ATTR = "hpsearch:settings"
 FINGERPRINT_ATTR = "hpsearch:fingerprint"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_FAILURES = 3

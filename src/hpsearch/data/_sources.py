@@ -12,10 +12,12 @@ import pickle
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from hpsearch.errors import DatasetMissing
 
@@ -72,6 +74,7 @@ class Digits:
         return []
 
     def read(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
         from sklearn.datasets import load_digits
 
         from hpsearch.data._split import stratified_split
@@ -136,6 +139,8 @@ class Cifar10:
         return [root / self.folder / n for n in names]
 
     def read(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         xs, ys = [], []
         for path in self.files(root, split):
             with open(path, "rb") as f:
