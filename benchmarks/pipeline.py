@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from _results import emit
+
 HERE = Path(__file__).resolve().parent
 LIMIT = HERE.parent.parent / "shared" / "bench" / "limit_epoch.py"
 MFLOP_PER_IMAGE = 13.4  # forward + backward of the reference CNN (limit_epoch.py's figure)
@@ -159,10 +161,7 @@ def main() -> None:
         return
     result = accuracy(args.root, args.seeds, args.epochs) if args.accuracy else timing(args.root, args.repeats,
                                                                                        args.threads)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ trials, pruned fraction and best validation accuracy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
+
+from _results import emit
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO.parent / "shared" / "bench" / "baseline_optuna.py"
@@ -79,10 +80,7 @@ def main() -> None:
                 print(f"[{rep + 1}/{args.repeats}] {name}: {r}", file=sys.stderr, flush=True)
     result = {name: {"median": {k: statistics.median(r[k] for r in rs) for k in rs[0]}, "runs": rs}
               for name, rs in rows.items()}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Postgres runs on a throwaway cluster (tests/pgcluster.py) when its server binari
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ from pathlib import Path
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
+
+from _results import emit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -128,13 +129,7 @@ def main() -> None:
     finally:
         if cluster is not None:
             cluster.remove()
-    if args.json and args.json.exists():
-        earlier = json.loads(args.json.read_text())
-        result = {name: {**earlier.get(name, {}), **parts} for name, parts in result.items()}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json, merge=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ last trial end, from the database.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 import optuna
+
+from _results import emit
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES_PER_EPOCH = 12000 // 64 * 64  # the trainer drops the ragged last batch
@@ -62,10 +63,7 @@ def main() -> None:
         **{k: round(statistics.median(r[k] for r in rs), 1) for k in ("wall_s", "wall_images_per_s",
                                                                        "steady_images_per_s")},
         "runs_steady_images_per_s": [round(r["steady_images_per_s"]) for r in rs]} for w, rs in runs.items()}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":
