@@ -9,6 +9,9 @@ yardstick, …) in fresh processes and the median of the repeats is reported.
 
     python benchmarks/pipeline.py --root ../shared/datasets --repeats 3 --threads 1 2
 
+``--sweep`` times (a) alone at several batch sizes, eager and under ``torch.compile`` (two epochs
+each: the first pays for compilation), to see what pushes it toward the matmul rate.
+
 ``--accuracy`` instead trains (a) and a plain PyTorch loop over the same tensors (b) for a few
 epochs over several seeds and compares validation accuracy (same data, same model, same budget).
 """
@@ -32,11 +35,11 @@ MFLOP_PER_IMAGE = 13.4  # forward + backward of the reference CNN (limit_epoch.p
 N_TRAIN, N_VAL = 12000, 5000
 
 
-def reference_config(augment: str):  # noqa: ANN201 - TrialConfig, imported lazily (threads first)
+def reference_config(augment: str, batch_size: int = 64):  # noqa: ANN201 - TrialConfig, imported lazily
     from hpsearch import ModelConfig, OptimConfig, TrialConfig
     return TrialConfig(model=ModelConfig(blocks=2, filters=32, organisation="same", kernel=3, activation="relu",
                                          batch_norm=True, dropout=0.2, dense=128),
-                       optim=OptimConfig(name="adam", lr=1e-3), batch_size=64, augment=augment)
+                       optim=OptimConfig(name="adam", lr=1e-3), batch_size=batch_size, augment=augment)
 
 
 def load(root: Path):  # noqa: ANN201 - SearchData
@@ -46,18 +49,28 @@ def load(root: Path):  # noqa: ANN201 - SearchData
     return load_search_data(spec, root)
 
 
-def one_epoch(root: Path, threads: int, aug: bool) -> dict[str, float]:
-    """(a): one hpsearch epoch in this process; train-only seconds and with 5k validation."""
+def one_epoch(root: Path, threads: int, aug: bool, batch_size: int = 64, compiled: bool = False,
+              epochs: int = 1) -> dict[str, float]:
+    """(a): hpsearch's last epoch in this process; train-only seconds and with 5k validation.
+
+    ``compiled`` wraps the model in ``torch.compile`` (a what-if: the trainer itself does not);
+    with ``epochs=2`` the second epoch shows the steady speed and the first the start-up cost.
+    """
     import torch
     torch.set_num_threads(threads)
+    import hpsearch.train
     from hpsearch.train import fit
+    if compiled:
+        build = hpsearch.train.create_model
+        hpsearch.train.create_model = lambda *a: torch.compile(build(*a))  # type: ignore[assignment]
     data = load(root)
     t0 = time.perf_counter()
-    r = fit(reference_config("flip_crop" if aug else "none"), data, epochs=1, seed=0, device=torch.device("cpu"))
+    cfg = reference_config("flip_crop" if aug else "none", batch_size)
+    r = fit(cfg, data, epochs=epochs, seed=0, device=torch.device("cpu"))
     wall = time.perf_counter() - t0
-    m = r.history[0]
+    m = r.history[-1]
     return {"train_s": m.train_seconds, "epoch_with_val_s": m.seconds, "fit_wall_s": wall, "val_top1": m.val_top1,
-            "images": (len(data.train) // 64) * 64}
+            "first_epoch_s": r.history[0].seconds, "images": (len(data.train) // batch_size) * batch_size}
 
 
 def _parse(line: str) -> dict[str, float | str]:
@@ -77,10 +90,35 @@ def run_limit(root: Path, threads: int, aug: bool) -> dict[str, float | str]:
     return _parse(r.stdout.strip().splitlines()[-1])
 
 
-def run_ours(root: Path, threads: int, aug: bool) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--root", str(root), "--one-epoch", "--threads", str(threads)]
-    r = subprocess.run(cmd + (["--aug"] if aug else []), capture_output=True, text=True, check=True)
+def run_ours(root: Path, threads: int, aug: bool, batch_size: int = 64, compiled: bool = False,
+             epochs: int = 1) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--root", str(root), "--one-epoch", "--threads", str(threads),
+           "--batch-size", str(batch_size), "--train-epochs", str(epochs)]
+    cmd += (["--aug"] if aug else []) + (["--compiled"] if compiled else [])
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def sweep(root: Path, repeats: int, threads: int, batch_sizes: list[int]) -> dict[str, object]:
+    """(a) alone: batch size × eager/compiled, interleaved, median train seconds of the steady epoch."""
+    runs: dict[str, list[dict[str, float]]] = {}
+    for rep in range(repeats):
+        for bs in batch_sizes:
+            for compiled in (False, True):
+                key = f"threads={threads} batch={bs} {'compiled' if compiled else 'eager'}"
+                r = run_ours(root, threads, False, bs, compiled, epochs=2)
+                runs.setdefault(key, []).append(r)
+                print(f"[{rep + 1}/{repeats}] {key}: train {r['train_s']:.2f}s, first epoch {r['first_epoch_s']:.2f}s",
+                      file=sys.stderr, flush=True)
+    table = {}
+    for key, rs in runs.items():
+        train = statistics.median(r["train_s"] for r in rs)
+        images = rs[0]["images"]
+        table[key] = {"train_s": round(train, 2),
+                      "first_epoch_s": round(statistics.median(r["first_epoch_s"] for r in rs), 2),
+                      "images_per_s": round(images / train), "gflops": round(images * MFLOP_PER_IMAGE / 1e3 / train, 1),
+                      "val_top1": [round(r["val_top1"], 4) for r in rs], "train_runs": [round(r["train_s"], 2) for r in rs]}
+    return table
 
 
 def timing(root: Path, repeats: int, threads: list[int]) -> dict[str, object]:
@@ -151,13 +189,22 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--one-epoch", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--aug", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=int, default=64, help=argparse.SUPPRESS)
+    p.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--train-epochs", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--sweep", type=int, nargs="*", metavar="BATCH",
+                   help="time (a) alone at these batch sizes, eager and compiled, at the first --threads")
     p.add_argument("--accuracy", action="store_true", help="compare accuracy instead of timing")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--json", type=Path, help="also write the result here")
     args = p.parse_args()
     if args.one_epoch:
-        print(json.dumps(one_epoch(args.root, args.threads[0], args.aug)))
+        print(json.dumps(one_epoch(args.root, args.threads[0], args.aug, args.batch_size, args.compiled,
+                                   args.train_epochs)))
+        return
+    if args.sweep is not None:
+        emit(sweep(args.root, args.repeats, args.threads[0], args.sweep or [64, 128, 256]), args.json)
         return
     result = accuracy(args.root, args.seeds, args.epochs) if args.accuracy else timing(args.root, args.repeats,
                                                                                        args.threads)

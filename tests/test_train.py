@@ -74,3 +74,16 @@ def test_evaluate_counts_topk_correctly() -> None:
     loss, top1, top2, pred = evaluate(model, Tensors(x, torch.tensor([0, 2, 0])), 2)
     assert top1 == pytest.approx(1 / 3) and top2 == pytest.approx(2 / 3) and pred.tolist() == [0, 1, 2]
     assert topk_for(10) == 3 and topk_for(100) == 5 and topk_for(2) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_data_model_and_batches_stay_on_the_device() -> None:
+    """The whole epoch runs on the card: resident data, model, augmentation, evaluation."""
+    cuda = torch.device("cuda")
+    data = load_search_data(DataSpec("digits"), Path("."), cuda)
+    assert data.train.x.is_cuda and data.val.x.is_cuda
+    r = fit(TrialConfig(ModelConfig(blocks=2, filters=16, dense=64), OptimConfig(lr=3e-3), 32, "rotation"), data,
+            epochs=6, seed=0, device=cuda)
+    assert all(p.is_cuda for p in r.model.parameters())
+    assert r.history[-1].val_top1 > 0.9
