@@ -3,8 +3,8 @@
 Sized so that a search and a 5-seed retrain fit in one sitting on a 2-core CPU: batch norm on,
 3×3 kernels, at most 32 base filters (3 blocks of 32 → 64 → 128 is the widest), Adam or AdamW
 with a decaying schedule, 12 epochs. In the search benchmark (docs/benchmarks.md, 12k images,
-the full space) the best trial of each tool in its first repeat used batch norm with Adam or AdamW. With a GPU,
-widen `filters` and raise `max_epochs`.
+the full space) the best trial of each tool in its first repeat used batch norm with Adam or
+AdamW. With a GPU, widen `filters` and raise `max_epochs`.
 """
 
 import optuna
