@@ -13,6 +13,7 @@ trials, pruned fraction and best validation accuracy.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -69,18 +70,28 @@ def main() -> None:
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--budget", type=float, default=600)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--json", type=Path)
+    p.add_argument("--json", type=Path, help="write the results here (after every run, so a stopped run keeps them)")
+    p.add_argument("--keep", type=Path, help="keep each run's SQLite file in this folder (per-trial analysis)")
     args = p.parse_args()
     rows: dict[str, list[dict[str, float]]] = {"hpsearch": [], "baseline": []}
     with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for rep in range(args.repeats):
             for name, fn in (("hpsearch", run_hpsearch), ("baseline", run_baseline)):
-                r = fn(args.root.resolve(), args.budget, Path(tmp) / f"{name}-{rep}.db", seed=rep)
+                db = folder / f"{name}-{rep}.db"
+                db.unlink(missing_ok=True)
+                r = fn(args.root.resolve(), args.budget, db, seed=rep)
                 rows[name].append(r)
                 print(f"[{rep + 1}/{args.repeats}] {name}: {r}", file=sys.stderr, flush=True)
-    result = {name: {"median": {k: statistics.median(r[k] for r in rs) for k in rs[0]}, "runs": rs}
-              for name, rs in rows.items()}
-    emit(result, args.json)
+                if args.json is not None:
+                    args.json.write_text(json.dumps(_result(rows), indent=2) + "\n")
+    emit(_result(rows), args.json)
+
+
+def _result(rows: dict[str, list[dict[str, float]]]) -> dict[str, object]:
+    return {name: {"median": {k: statistics.median(r[k] for r in rs) for k in rs[0]} if rs else {}, "runs": rs}
+            for name, rs in rows.items()}
 
 
 if __name__ == "__main__":
