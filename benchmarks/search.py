@@ -1,13 +1,14 @@
 """Search benchmark: `hpsearch run` vs ../shared/bench/baseline_optuna.py at the same budget.
 
 Same space ranges (benchmarks/studies/anchor.py mirrors the baseline's), same data (12k
-FashionMNIST training images, 5k validation), 5 epochs, batch 64, median pruner after one
-epoch and five trials, 2 worker processes on this machine, and the same wall-clock budget:
+FashionMNIST training images, 5k validation), 5 epochs, batch 64, 2 worker processes on this
+machine, and the same wall-clock budget:
 no new trial starts after ``--budget`` seconds (both finish the trials they are running).
 Runs alternate A/B/A/B on fresh SQLite files; each line reports epochs trained per minute,
-trials, pruned fraction and best validation accuracy.
+trials, pruned fraction and best validation accuracy. The baseline prunes with Optuna's default
+``MedianPruner()``; hpsearch with ``--pruner`` (its own default, median, unless given).
 
-    python benchmarks/search.py --root ../shared/datasets --budget 600 --repeats 3
+    python benchmarks/search.py --root ../shared/datasets --budget 600 --repeats 3 --pruner hyperband
 """
 
 from __future__ import annotations
@@ -43,17 +44,18 @@ def summarise(url: str, study: str, wall: float) -> dict[str, float]:
             "best_val_acc": round(max((t.value for t in done), default=float("nan")), 4)}
 
 
-def run_hpsearch(root: Path, budget: float, db: Path, seed: int) -> dict[str, float]:
+def run_hpsearch(root: Path, budget: float, db: Path, seed: int, pruner: str) -> dict[str, float]:
     url = f"sqlite:///{db}"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "hpsearch", "run", "anchor", "--workers", "2", "--timeout", str(budget),
-                    "--seed", str(seed), "--storage", url, "--device", "cpu", "--data-root", str(root),
+                    "--seed", str(seed), "--pruner", pruner, "--storage", url, "--device", "cpu", "--data-root", str(root),
                     "--studies-dir", str(REPO / "benchmarks" / "studies")],
                    check=True, stdout=subprocess.DEVNULL, env=os.environ.copy())
     return summarise(url, "anchor", time.perf_counter() - t0)
 
 
-def run_baseline(root: Path, budget: float, db: Path, seed: int) -> dict[str, float]:
+def run_baseline(root: Path, budget: float, db: Path, seed: int, pruner: str) -> dict[str, float]:
+    del pruner  # the script's own: MedianPruner() in its workers
     url = f"sqlite:///{db}"
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, str(BASELINE), "--root", str(root), "--dataset", "FashionMNIST",
@@ -70,6 +72,8 @@ def main() -> None:
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--budget", type=float, default=600)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
+                   help="hpsearch's --pruner (the baseline keeps its own)")
     p.add_argument("--json", type=Path, help="write the results here (after every run, so a stopped run keeps them)")
     p.add_argument("--keep", type=Path, help="keep each run's SQLite file in this folder (per-trial analysis)")
     args = p.parse_args()
@@ -81,17 +85,18 @@ def main() -> None:
             for name, fn in (("hpsearch", run_hpsearch), ("baseline", run_baseline)):
                 db = folder / f"{name}-{rep}.db"
                 db.unlink(missing_ok=True)
-                r = fn(args.root.resolve(), args.budget, db, seed=rep)
+                r = fn(args.root.resolve(), args.budget, db, seed=rep, pruner=args.pruner)
                 rows[name].append(r)
                 print(f"[{rep + 1}/{args.repeats}] {name}: {r}", file=sys.stderr, flush=True)
                 if args.json is not None:
-                    args.json.write_text(json.dumps(_result(rows), indent=2) + "\n")
-    emit(_result(rows), args.json)
+                    args.json.write_text(json.dumps(_result(rows, args.pruner), indent=2) + "\n")
+    emit(_result(rows, args.pruner), args.json)
 
 
-def _result(rows: dict[str, list[dict[str, float]]]) -> dict[str, object]:
-    return {name: {"median": {k: statistics.median(r[k] for r in rs) for k in rs[0]} if rs else {}, "runs": rs}
+def _result(rows: dict[str, list[dict[str, float]]], pruner: str) -> dict[str, object]:
+    arms = {name: {"median": {k: statistics.median(r[k] for r in rs) for k in rs[0]} if rs else {}, "runs": rs}
             for name, rs in rows.items()}
+    return {"hpsearch_pruner": pruner, **arms}
 
 
 if __name__ == "__main__":
