@@ -14,6 +14,7 @@ trials, pruned fraction and best validation accuracy. The baseline prunes with O
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import optuna
 from optuna.trial import TrialState
 
 from _results import emit
+from hpsearch.pruners import PRUNERS
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO.parent / "shared" / "bench" / "baseline_optuna.py"
@@ -54,8 +56,8 @@ def run_hpsearch(root: Path, budget: float, db: Path, seed: int, pruner: str) ->
     return summarise(url, "anchor", time.perf_counter() - t0)
 
 
-def run_baseline(root: Path, budget: float, db: Path, seed: int, pruner: str) -> dict[str, float]:
-    del pruner  # the script's own: MedianPruner() in its workers
+def run_baseline(root: Path, budget: float, db: Path, seed: int) -> dict[str, float]:
+    """The script prunes with its own MedianPruner()."""
     url = f"sqlite:///{db}"
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, str(BASELINE), "--root", str(root), "--dataset", "FashionMNIST",
@@ -72,7 +74,7 @@ def main() -> None:
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--budget", type=float, default=600)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
+    p.add_argument("--pruner", choices=PRUNERS, default="median",
                    help="hpsearch's --pruner (the baseline keeps its own)")
     p.add_argument("--json", type=Path, help="write the results here (after every run, so a stopped run keeps them)")
     p.add_argument("--keep", type=Path, help="keep each run's SQLite file in this folder (per-trial analysis)")
@@ -82,15 +84,16 @@ def main() -> None:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for rep in range(args.repeats):
-            for name, fn in (("hpsearch", run_hpsearch), ("baseline", run_baseline)):
+            arms = (("hpsearch", functools.partial(run_hpsearch, pruner=args.pruner)), ("baseline", run_baseline))
+            for name, fn in arms:
                 db = folder / f"{name}-{rep}.db"
                 db.unlink(missing_ok=True)
-                r = fn(args.root.resolve(), args.budget, db, seed=rep, pruner=args.pruner)
+                r = fn(args.root.resolve(), args.budget, db, seed=rep)
                 rows[name].append(r)
                 print(f"[{rep + 1}/{args.repeats}] {name}: {r}", file=sys.stderr, flush=True)
-                if args.json is not None:
+                if args.json is not None:  # after every run, so a stopped benchmark keeps what it measured
                     args.json.write_text(json.dumps(_result(rows, args.pruner), indent=2) + "\n")
-    emit(_result(rows, args.pruner), args.json)
+    emit(_result(rows, args.pruner), None)
 
 
 def _result(rows: dict[str, list[dict[str, float]]], pruner: str) -> dict[str, object]:

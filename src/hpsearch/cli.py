@@ -38,6 +38,7 @@ class Device(str, Enum):
 
 class Pruner(str, Enum):
     median = "median"
+    median_time = "median-time"
     hyperband = "hyperband"
     none = "none"
 
@@ -130,7 +131,9 @@ def run(
     studies_dir: Annotated[Path | None, typer.Option(envvar="HPSEARCH_STUDIES", show_default="./studies",
                                                      help="Folder of study modules.")] = None,
     name: Annotated[str | None, typer.Option(help="Study name in the database (default: module name).")] = None,
-    pruner: Annotated[Pruner, typer.Option(help="Stop unpromising trials early.")] = Pruner.median,
+    pruner: Annotated[Pruner, typer.Option(
+        help="Stop unpromising trials early: median (compare at equal epochs), median-time (at equal "
+             "seconds: suits --timeout, slow models must earn their cost), hyperband, none.")] = Pruner.median,
     allow_module_change: Annotated[bool, typer.Option(
         help="Join a study even though its module changed since the study was created.")] = False,
 ) -> None:

@@ -31,6 +31,7 @@ from hpsearch import discover
 from hpsearch.data import forbid_test_split, load_search_data
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.objective import Objective
+from hpsearch.pruners import make_pruner
 from hpsearch.storage import Heartbeat, budget_lock, heartbeat_interval, open_storage, with_retry
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
 
@@ -106,16 +107,6 @@ def worker_devices(device: str, workers: int) -> list[str]:
         n = torch.cuda.device_count()
         return [f"cuda:{i % n}" for i in range(workers)]
     return ["cpu"] * workers
-
-
-def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
-    if name == "median":  # judge only after a quarter of training, and only once 5 trials finished
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, max_epochs // 4))
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ValueError(f"unknown pruner {name!r}; use median, hyperband or none")
 
 
 def make_sampler(seed: int, n_trials: int) -> optuna.samplers.TPESampler:
