@@ -2,8 +2,8 @@
 
 Optuna's median pruner compares trials at equal *epochs*. That is right when the budget is a
 number of trials, but under a wall-clock budget (``--timeout``) an epoch of a 64-filter net
-costs four times one of a 16-filter net, and the search that keeps paying for it runs a quarter
-of the trials. ``MedianTimePruner`` asks the question a time budget poses instead: after this
+costs several times one of a 16-filter net, and a search that keeps paying for such nets runs a
+fraction of the trials (docs/benchmarks.md, section 2). ``MedianTimePruner`` asks the question a time budget poses instead: after this
 many seconds, is this trial below the median of what finished trials had reached after the
 same number of seconds? A slow model has to earn its cost; a fast one is not held back.
 Pruned trials rank below completed ones in TPE, so the sampler learns to avoid the slow,
