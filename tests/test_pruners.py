@@ -9,6 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import Work
+from hpsearch.cli import Pruner
 from hpsearch.pruners import ELAPSED_ATTR, PRUNERS, MedianTimePruner, make_pruner, value_at
 
 CURVE = (0.80, 0.85, 0.90)
@@ -74,6 +75,7 @@ def test_every_pruner_name_builds_and_a_wrong_one_says_which_exist() -> None:
         assert isinstance(make_pruner(name, max_epochs=5), optuna.pruners.BasePruner)
     with pytest.raises(ValueError, match="median-time"):
         make_pruner("fastest", max_epochs=5)
+    assert tuple(p.value for p in Pruner) == PRUNERS  # the CLI offers exactly these
 
 
 @pytest.mark.slow

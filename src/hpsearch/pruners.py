@@ -2,12 +2,12 @@
 
 Optuna's median pruner compares trials at equal *epochs*. That is right when the budget is a
 number of trials, but under a wall-clock budget (``--timeout``) an epoch of a 64-filter net
-costs several times one of a 16-filter net, and a search that keeps paying for such nets runs a
-fraction of the trials (docs/benchmarks.md, section 2). ``MedianTimePruner`` asks the question a time budget poses instead: after this
-many seconds, is this trial below the median of what finished trials had reached after the
-same number of seconds? A slow model has to earn its cost; a fast one is not held back.
-Pruned trials rank below completed ones in TPE, so the sampler learns to avoid the slow,
-unrewarding region as well.
+costs several times one of a 16-filter net, and a search that keeps paying for such nets runs
+a fraction of the trials (docs/benchmarks.md, section 2). ``MedianTimePruner`` asks the
+question a time budget poses instead: after this many seconds, is this trial below the median
+of what finished trials had reached after the same number of seconds? A slow model has to earn
+its cost; a fast one is not held back. Pruned trials rank below completed ones in TPE, so the
+sampler learns to avoid the slow, unrewarding region as well.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 ELAPSED_ATTR = "hpsearch:elapsed"  # [[step, seconds since the trial started], ...]
 
-PRUNERS = ("median", "median-time", "hyperband", "none")
+PRUNERS = ("median", "median-time", "hyperband", "none")  # the CLI's choices list them too (it stays optuna-free)
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
