@@ -25,11 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.trial import TrialState, create_trial
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from _results import emit
 
@@ -45,17 +47,33 @@ def hpsearch(*args: str, env: dict[str, str] | None = None) -> float:
 
 
 def overhead(url: str, workers: int, trials: int) -> dict[str, float]:
+    started = datetime.now()  # Optuna stamps trials with naive local time, so do we
     hpsearch("run", "overhead", "--workers", str(workers), "--n-trials", str(trials), "--storage", url,
              "--studies-dir", str(REPO / "benchmarks" / "studies"), "--device", "cpu",
              env={"HPSEARCH_CPU_SLOTS": "0"})
     study = optuna.load_study(study_name="overhead", storage=url)
     done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
-    per_trial = span * min(workers, os.cpu_count() or 1) / len(done)
-    train = statistics.fmean(sum(t.user_attrs.get("curves", {}).get("seconds", [])) for t in done)
-    reports = statistics.fmean(len(t.intermediate_values) for t in done)
-    return {"trials": len(done), "per_trial_s": round(per_trial, 4), "training_s": round(train, 4),
-            "overhead_s": round(per_trial - train, 4), "reports_per_trial": round(reports, 1)}
+    share = min(workers, os.cpu_count() or 1) / workers  # of a core, each worker (all run at once)
+    epochs = sum(sum(t.user_attrs.get("curves", {}).get("seconds", [])) for t in done)
+    # Whole run: first trial start to last trial end, every second of every busy core. With
+    # more workers than one, this includes the other workers' start-up (imports, data load).
+    whole = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+    # Steady state: each worker from its first trial's start to its last trial's end, so the
+    # cost of starting a process is left out; it is reported on its own as start-up.
+    by_worker: dict[str, list[FrozenTrial]] = defaultdict(list)
+    for t in done:
+        by_worker[t.user_attrs["worker"]].append(t)
+    spans = [(max(t.datetime_complete for t in ts) - min(t.datetime_start for t in ts)).total_seconds()
+             for ts in by_worker.values()]
+    startup = [(min(t.datetime_start for t in ts) - started).total_seconds() for ts in by_worker.values()]
+    n = len(done)
+    return {"trials": n, "workers_seen": len(by_worker),
+            "per_trial_s": round(whole * share * workers / n, 4), "training_s": round(epochs * share / n, 4),
+            "overhead_s": round((whole * workers - epochs) * share / n, 4),
+            "steady_overhead_s": round((sum(spans) - epochs) * share / n, 4),
+            "steady_overhead_share": round(1 - epochs / sum(spans), 4),  # of the workers' time
+            "startup_s": round(statistics.median(startup), 2),
+            "reports_per_trial": round(statistics.fmean(len(t.intermediate_values) for t in done), 1)}
 
 
 def build_big(url: str, n: int) -> None:

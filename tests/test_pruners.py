@@ -8,9 +8,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from sqlalchemy import event
+
 from conftest import Work
 from hpsearch.cli import Pruner
-from hpsearch.pruners import ELAPSED_ATTR, PRUNERS, MedianTimePruner, make_pruner, value_at
+from hpsearch.pruners import ELAPSED_ATTR, PRUNERS, CompletedTrials, MedianTimePruner, make_pruner, value_at
 
 CURVE = (0.80, 0.85, 0.90)
 
@@ -76,6 +78,38 @@ def test_every_pruner_name_builds_and_a_wrong_one_says_which_exist() -> None:
     with pytest.raises(ValueError, match="median-time"):
         make_pruner("fastest", max_epochs=5)
     assert tuple(p.value for p in Pruner) == PRUNERS  # the CLI offers exactly these
+
+
+def test_completed_trials_are_read_once_and_match_optunas_read(store: Work) -> None:
+    study = optuna.create_study(study_name="c", storage=store.url, direction="maximize")
+    cache = CompletedTrials()
+
+    def as_optuna_reads() -> None:
+        seen = [(t.number, t.value, t.intermediate_values) for t in cache.read(study)]
+        fresh = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        assert seen == [(t.number, t.value, t.intermediate_values) for t in fresh]
+
+    first, second = study.ask(), study.ask()
+    as_optuna_reads()  # none complete yet
+    second.report(0.5, 1)
+    study.tell(second, 0.5)  # completes before the trial asked first
+    study.tell(study.ask(), state=TrialState.PRUNED)
+    study.tell(study.ask(), state=TrialState.FAIL)
+    study.ask().report(0.1, 1)  # stays running
+    as_optuna_reads()
+    first.report(0.7, 1)
+    study.tell(first, 0.7)
+    as_optuna_reads()
+
+    statements: list[str] = []
+    engine = study._storage._backend.engine  # type: ignore[attr-defined]
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert len(cache.read(study)) == 2
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(statements) == 1, statements  # which ids are complete; no trial re-read
 
 
 @pytest.mark.slow

@@ -1,4 +1,6 @@
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,27 @@ def test_on_cuda_data_model_and_batches_stay_on_the_device() -> None:
             epochs=6, seed=0, device=cuda)
     assert all(p.is_cuda for p in r.model.parameters())
     assert r.history[-1].val_top1 > 0.9
+
+
+WARM_CHECK = """
+import sys, torch
+from hpsearch.config import OPTIMIZERS, OptimConfig
+from hpsearch.train import make_optimizer, warm_up
+{warm}
+before = set(sys.modules)
+for name in OPTIMIZERS:
+    make_optimizer(torch.nn.Linear(2, 2).parameters(), OptimConfig(name=name))
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_after_warm_up_building_an_optimizer_imports_nothing() -> None:
+    """Workers warm up before their first trial, so no trial's clock pays torch's lazy imports."""
+    def imported(warm: str) -> str:
+        run = subprocess.run([sys.executable, "-c", WARM_CHECK.format(warm=warm)], capture_output=True, text=True,
+                             check=True)
+        return run.stdout.strip()
+
+    if imported("") == "[]":
+        pytest.skip("this torch builds optimizers without lazy imports: nothing to warm up")
+    assert imported("warm_up()") == "[]"

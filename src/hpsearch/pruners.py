@@ -8,17 +8,28 @@ question a time budget poses instead: after this many seconds, is this trial bel
 of what finished trials had reached after the same number of seconds? A slow model has to earn
 its cost; a fast one is not held back. Pruned trials rank below completed ones in TPE, so the
 sampler learns to avoid the slow, unrewarding region as well.
+
+Both median pruners read the completed trials after every epoch of every trial. Through
+Optuna's cached storage each such read also re-reads every *running* trial with all its
+attributes (3 ms with one running trial, 6 ms with eight, on SQLite), which the median never
+uses. ``CompletedTrials`` keeps the completed ones instead (a COMPLETE trial never changes) and
+asks the database only which ids are complete now: one indexed query.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 from datetime import datetime
 
 import optuna
+from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
+
+from hpsearch.rows import completed_ids
 
 ELAPSED_ATTR = "hpsearch:elapsed"  # [[step, seconds since the trial started], ...]
 
@@ -29,9 +40,9 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
     # Judge only after a quarter of training, and only once 5 trials finished.
     warmup = max(1, max_epochs // 4)
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
+        return ReadsCompletedOnce(optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup))
     if name == "median-time":
-        return MedianTimePruner(n_startup_trials=5, n_warmup_steps=warmup)
+        return ReadsCompletedOnce(MedianTimePruner(n_startup_trials=5, n_warmup_steps=warmup))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
     if name == "none":
@@ -85,3 +96,58 @@ def value_at(trial: FrozenTrial, seconds: float) -> float | None:
     if not reached:
         return None
     return trial.intermediate_values.get(max(reached))
+
+
+class CompletedTrials:
+    """A study's COMPLETE trials, each read from the database once.
+
+    The first read loads them all; later reads ask only for the ids that are complete now and
+    fetch the new ones. Anything but an RDB storage (or a schema the id query does not fit)
+    reads through Optuna's public API, with the same result.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, FrozenTrial] | None = None
+
+    def read(self, study: optuna.Study) -> list[FrozenTrial]:
+        backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+        if self._by_id is None or not isinstance(backend, RDBStorage):
+            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if isinstance(backend, RDBStorage):
+                self._by_id = {t._trial_id: t for t in trials}
+            return trials
+        try:
+            ids = completed_ids(backend, study._study_id)
+        except SQLAlchemyError:  # database away or another schema: the public path retries
+            return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        for trial_id in ids:
+            if trial_id not in self._by_id:
+                self._by_id[trial_id] = study._storage.get_trial(trial_id)
+        return sorted(self._by_id.values(), key=lambda t: t.number)
+
+
+class ReadsCompletedOnce(optuna.pruners.BasePruner):
+    """Runs a pruner that reads only completed trials against a ``CompletedTrials`` cache."""
+
+    def __init__(self, pruner: optuna.pruners.BasePruner) -> None:
+        self.pruner = pruner
+        self._completed = CompletedTrials()
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        return self.pruner.prune(_StudyView(study, self._completed), trial)  # type: ignore[arg-type]
+
+
+class _StudyView:
+    """The study as a pruner sees it: completed trials come from the cache, the rest as is."""
+
+    def __init__(self, study: optuna.Study, completed: CompletedTrials) -> None:
+        self._study, self._completed = study, completed
+
+    def get_trials(self, deepcopy: bool = True, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
+        if states is not None and tuple(states) == (TrialState.COMPLETE,):
+            trials = self._completed.read(self._study)
+            return copy.deepcopy(trials) if deepcopy else trials
+        return self._study.get_trials(deepcopy=deepcopy, states=states)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._study, name)

@@ -1,4 +1,4 @@
-"""Bulk reads for the listings: trial rows and state counts straight from Optuna's tables.
+"""Narrow reads straight from Optuna's tables: listing rows, state counts, completed trial ids.
 
 Why not ``study.get_trials()``: Optuna builds a full FrozenTrial per trial through the ORM,
 every intermediate value and user attribute included (hpsearch's per-epoch curves are most of
@@ -40,7 +40,7 @@ def state_counts(study: optuna.Study, storage: optuna.storages.BaseStorage) -> d
     """Trials per state name, zero counts left out (one GROUP BY on an RDB storage)."""
     if isinstance(storage, RDBStorage):
         try:
-            return _rdb_counts(storage, storage.get_study_id_from_name(study.study_name))
+            return _rdb_counts(storage, study._study_id)
         except (SQLAlchemyError, KeyError, AttributeError):
             pass
     trials = study.get_trials(deepcopy=False)
@@ -80,6 +80,14 @@ def _rdb_counts(storage: RDBStorage, study_id: int) -> dict[str, int]:
         got = conn.execute(select(T.c.state, func.count()).where(T.c.study_id == study_id).group_by(T.c.state)).all()
     counts = {_state(s).name: n for s, n in got}
     return {s.name: counts[s.name] for s in TrialState if counts.get(s.name)}
+
+
+def completed_ids(storage: RDBStorage, study_id: int) -> list[int]:
+    """Ids of the study's COMPLETE trials: one indexed query, no trial built."""
+    T = _tables().TrialModel.__table__
+    with storage.engine.connect() as conn:
+        return list(conn.execute(select(T.c.trial_id).where(T.c.study_id == study_id,
+                                                             T.c.state == TrialState.COMPLETE)).scalars())
 
 
 def _rdb_rows(storage: RDBStorage, study_id: int) -> list[Row]:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpsearch.config import OptimConfig, TrialConfig
+from hpsearch.config import OPTIMIZERS, OptimConfig, TrialConfig
 from hpsearch.data import AUGMENTS, SearchData, Tensors
 from hpsearch.models import count_parameters, create_model
 
@@ -101,6 +101,18 @@ def make_optimizer(params: list[nn.Parameter] | object, cfg: OptimConfig) -> tor
     if cfg.name == "rmsprop":
         return torch.optim.RMSprop(p, lr=lr, weight_decay=wd, momentum=cfg.momentum)  # type: ignore[arg-type]
     raise ValueError(f"unknown optimizer {cfg.name!r}")
+
+
+def warm_up() -> None:
+    """Pay torch's one-time lazy imports now, before any trial's clock starts.
+
+    The first optimizer a process builds imports ``torch._dynamo`` (1.2–1.7 s here, several
+    seconds with eight workers sharing two cores). Inside a trial that second would count as
+    the trial's time: its overhead, and its elapsed seconds under ``--pruner median-time``.
+    """
+    param = torch.zeros(1, requires_grad=True)
+    for name in OPTIMIZERS:
+        make_optimizer([param], OptimConfig(name=name))
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, epochs: int,

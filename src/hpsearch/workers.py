@@ -32,8 +32,10 @@ from hpsearch.data import forbid_test_split, load_search_data
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.objective import Objective
 from hpsearch.pruners import make_pruner
+from hpsearch.rows import state_counts
 from hpsearch.storage import Heartbeat, budget_lock, heartbeat_interval, open_storage, with_retry
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
+from hpsearch.train import warm_up
 
 FINGERPRINT_ATTR = "hpsearch:fingerprint"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -133,13 +135,14 @@ def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: st
     def decide() -> optuna.Trial | str | None:
         with budget_lock(storage, url, study.study_name):
             optuna.storages.fail_stale_trials(study)
-            # One snapshot for both counts: a trial finishing between two separate reads
-            # would otherwise be counted in neither, and the budget would overshoot.
-            states = [t.state for t in study.get_trials(deepcopy=False)]
-            finished = sum(s in FINISHED_STATES for s in states)
+            # One snapshot for both counts (a trial finishing between two separate reads would
+            # be counted in neither, and the budget would overshoot), and a GROUP BY rather
+            # than FrozenTrials: the lock is held while this runs, by every worker, every trial.
+            counts = state_counts(study, storage)
+            finished = sum(counts.get(s.name, 0) for s in FINISHED_STATES)
             if finished >= n_trials:
                 return None
-            if finished + states.count(TrialState.RUNNING) >= n_trials:
+            if finished + counts.get(TrialState.RUNNING.name, 0) >= n_trials:
                 return WAIT
             trial = study.ask()
             # First beat before the lock is released: no instant in which a new RUNNING trial
@@ -192,6 +195,7 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     study.pruner = make_pruner(job.pruner, settings.max_epochs)
     device = torch.device(job.device)
     data = load_search_data(settings.data, Path(job.data_root), device)
+    warm_up()
 
     def on_epoch(number: int, m: Any) -> None:
         if not _parent_alive():  # orphaned (the supervisor was killed): fail this trial and stop
