@@ -3,15 +3,20 @@
 1. Overhead per trial: ``hpsearch run overhead`` (benchmarks/studies/overhead.py: the digits
    search space on 16 training images, 10 epochs, median pruner) with 1 and 8 workers on SQLite
    and Postgres. All workers run at once (HPSEARCH_CPU_SLOTS=0): with 8 they contend for the
-   database as 8 machines would. Per trial = (last completion − first start) × busy cores /
-   trials (core-seconds, busy cores = min(workers, cores)), minus the trial's own epoch seconds:
-   ask under the budget lock, TPE sampling, user attributes, per-epoch report + pruning check,
-   heartbeats and tell.
+   database as 8 machines would. Everything a trial costs besides its epochs counts: ask under
+   the budget lock, TPE sampling, user attributes, per-epoch report + pruning check, heartbeats
+   and tell, in core-seconds (a worker's wall seconds × its share of the cores).
+   - whole run: first trial start to last trial end; with several workers this includes the
+     other workers' start-up (imports, data, warm-up), a once-per-process cost;
+   - steady state: each worker from its own first trial's start to its last trial's end;
+     start-up is reported on its own (run start to a worker's first trial, median).
 2. Read latency: a 10,000-trial study built with Optuna's API (6 epochs of intermediate values
    and hpsearch's user attributes per trial); wall time of ``hpsearch best`` and
    ``hpsearch trials --format csv`` as a user runs them (new process, imports included).
 
     python benchmarks/storage.py --trials 100 --big 10000 [--parts overhead read]
+    git worktree add /tmp/old COMMIT   # then, old and new side by side, A/B/A/B:
+    python benchmarks/storage.py --parts overhead --rounds 2 --against /tmp/old/src
 
 Postgres runs on a throwaway cluster (tests/pgcluster.py) when its server binaries exist.
 """
@@ -46,11 +51,12 @@ def hpsearch(*args: str, env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - t0
 
 
-def overhead(url: str, workers: int, trials: int) -> dict[str, float]:
+def overhead(url: str, workers: int, trials: int, src: Path | None = None) -> dict[str, float]:
+    """One ``hpsearch run overhead``; ``src``: run the hpsearch of another source tree instead."""
     started = datetime.now()  # Optuna stamps trials with naive local time, so do we
+    env = {"HPSEARCH_CPU_SLOTS": "0", **({"PYTHONPATH": str(src)} if src else {})}
     hpsearch("run", "overhead", "--workers", str(workers), "--n-trials", str(trials), "--storage", url,
-             "--studies-dir", str(REPO / "benchmarks" / "studies"), "--device", "cpu",
-             env={"HPSEARCH_CPU_SLOTS": "0"})
+             "--studies-dir", str(REPO / "benchmarks" / "studies"), "--device", "cpu", env=env)
     study = optuna.load_study(study_name="overhead", storage=url)
     done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     share = min(workers, os.cpu_count() or 1) / workers  # of a core, each worker (all run at once)
@@ -74,6 +80,10 @@ def overhead(url: str, workers: int, trials: int) -> dict[str, float]:
             "steady_overhead_share": round(1 - epochs / sum(spans), 4),  # of the workers' time
             "startup_s": round(statistics.median(startup), 2),
             "reports_per_trial": round(statistics.fmean(len(t.intermediate_values) for t in done), 1)}
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, object]:
+    return {"median": {k: statistics.median(r[k] for r in runs) for k in runs[0]}, "runs": runs}
 
 
 def build_big(url: str, n: int) -> None:
@@ -118,8 +128,13 @@ def main() -> None:
     p.add_argument("--big", type=int, default=10000, help="trials in the read-latency study")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--parts", nargs="+", choices=("overhead", "read"), default=["overhead", "read"])
+    p.add_argument("--rounds", type=int, default=1, help="overhead runs per setting (median reported)")
+    p.add_argument("--against", type=Path, metavar="SRC",
+                   help="also time the hpsearch in SRC (e.g. src/ of `git worktree add /tmp/old COMMIT`), "
+                        "alternating with this one run by run")
     p.add_argument("--json", type=Path, help="results file; parts not run keep their earlier results")
     args = p.parse_args()
+    arms: dict[str, Path | None] = {"this": None, **({"against": args.against.resolve()} if args.against else {})}
 
     from pgcluster import PgCluster, bindir
     backends: dict[str, object] = {"sqlite": None}
@@ -132,9 +147,17 @@ def main() -> None:
             for name, pg in backends.items():
                 fresh = (lambda: pg.create_database()) if pg is not None else None  # type: ignore[attr-defined]
                 for w in args.workers if "overhead" in args.parts else ():
-                    url = fresh() if fresh else f"sqlite:///{tmp}/overhead-{w}.db"
-                    result.setdefault(name, {})[f"overhead_workers_{w}"] = r = overhead(url, w, args.trials)
-                    print(f"{name} workers={w}: {r}", file=sys.stderr, flush=True)
+                    runs: dict[str, list[dict[str, float]]] = {arm: [] for arm in arms}
+                    for i in range(args.rounds):
+                        for arm, src in arms.items():  # A/B/A/B: both arms see the same machine noise
+                            url = fresh() if fresh else f"sqlite:///{tmp}/overhead-{w}-{arm}-{i}.db"
+                            runs[arm].append(r := overhead(url, w, args.trials, src))
+                            print(f"{name} workers={w} {arm}: {r}", file=sys.stderr, flush=True)
+                    summary: dict[str, object] = {arm: medians(got) for arm, got in runs.items()}
+                    if args.against:
+                        summary["against_src"] = str(args.against)
+                    result.setdefault(name, {})[f"overhead_workers_{w}"] = (
+                        summary if args.against or args.rounds > 1 else runs["this"][0])
                 if "read" not in args.parts:
                     continue
                 url = fresh() if fresh else f"sqlite:///{tmp}/big.db"
