@@ -28,11 +28,13 @@ def test_two_machines_share_one_budget(store: Work, tmp_path_factory: pytest.Tem
         shutil.copytree(REPO / "studies", d / "studies")
         shutil.copy(FIXTURE_STUDIES / "tiny.py", d / "studies" / "tiny.py")
         dirs.append(d)
-    procs = [run_cmd(d, store.url, "tiny", "--workers", "2", "--n-trials", "10") for d in dirs]
+    # 16 trials of ~1 s over 4 workers: enough that the box whose workers finish starting up
+    # (imports, data, warm-up) a few seconds later still finds trials left to take.
+    procs = [run_cmd(d, store.url, "tiny", "--workers", "2", "--n-trials", "16") for d in dirs]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     trials = optuna.load_study(study_name="tiny", storage=store.url).get_trials()
-    assert len(trials) == 10 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert len(trials) == 16 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     pids = {t.user_attrs["worker"] for t in trials}
     assert len(pids) >= 3  # workers of both boxes took trials
     assert all("pg-S3cret-pw" not in o for o in outs)
