@@ -1,5 +1,6 @@
-"""The median-time pruner on a real SQLite study: it compares trials at equal seconds, so it
-prunes what the epoch-aligned median pruner keeps and keeps what that one prunes."""
+"""Pruners on real studies. The median-time pruner compares trials at equal seconds, so it
+prunes what the epoch-aligned median pruner keeps and keeps what that one prunes; the median
+pruners' completed-trial cache reads what Optuna reads, with one statement when nothing is new."""
 
 import time
 from pathlib import Path
@@ -7,7 +8,6 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-
 from sqlalchemy import event
 
 from conftest import Work
