@@ -26,15 +26,15 @@ def test_two_machines_share_one_budget(store: Work, tmp_path_factory: pytest.Tem
     for box in ("box-a", "box-b"):
         d = tmp_path_factory.mktemp(box)
         shutil.copytree(REPO / "studies", d / "studies")
-        shutil.copy(FIXTURE_STUDIES / "tiny.py", d / "studies" / "tiny.py")
+        shutil.copy(FIXTURE_STUDIES / "slow.py", d / "studies" / "slow.py")
         dirs.append(d)
-    # 16 trials of ~1 s over 4 workers: enough that the box whose workers finish starting up
-    # (imports, data, warm-up) a few seconds later still finds trials left to take.
-    procs = [run_cmd(d, store.url, "tiny", "--workers", "2", "--n-trials", "16") for d in dirs]
+    # Trials of a few seconds: one box alone needs far longer for 8 of them than the other box's
+    # workers take to start (imports, data, warm-up), so both boxes' workers take trials.
+    procs = [run_cmd(d, store.url, "slow", "--workers", "2", "--n-trials", "8", "--pruner", "none") for d in dirs]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    trials = optuna.load_study(study_name="tiny", storage=store.url).get_trials()
-    assert len(trials) == 16 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    trials = optuna.load_study(study_name="slow", storage=store.url).get_trials()
+    assert len(trials) == 8 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     pids = {t.user_attrs["worker"] for t in trials}
     assert len(pids) >= 3  # workers of both boxes took trials
     assert all("pg-S3cret-pw" not in o for o in outs)
