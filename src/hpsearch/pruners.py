@@ -111,15 +111,17 @@ class CompletedTrials:
 
     def read(self, study: optuna.Study) -> list[FrozenTrial]:
         backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
-        if self._by_id is None or not isinstance(backend, RDBStorage):
+        ids = None
+        if self._by_id is not None and isinstance(backend, RDBStorage):
+            try:
+                ids = completed_ids(backend, study._study_id)
+            except SQLAlchemyError:  # database away or another schema: the public path retries
+                pass
+        if ids is None or self._by_id is None:
             trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if isinstance(backend, RDBStorage):
                 self._by_id = {t._trial_id: t for t in trials}
             return trials
-        try:
-            ids = completed_ids(backend, study._study_id)
-        except SQLAlchemyError:  # database away or another schema: the public path retries
-            return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         for trial_id in ids:
             if trial_id not in self._by_id:
                 self._by_id[trial_id] = study._storage.get_trial(trial_id)
