@@ -62,6 +62,10 @@ ArtifactsOpt = Annotated[Path | None, typer.Option(
 DeviceOpt = Annotated[Device, typer.Option(help="Where to train: auto picks CUDA when available.")]
 
 
+StudiesDirOpt = Annotated[Path | None, typer.Option(envvar="HPSEARCH_STUDIES", show_default="./studies",
+                                                   help="Folder of study modules.")]
+
+
 def guarded(fn: F) -> F:
     """Turn domain errors into one line and an exit code (tracebacks only with --debug)."""
     @functools.wraps(fn)
@@ -128,8 +132,7 @@ def run(
                                              "fixed when the study is created. Default 0.")] = None,
     device: DeviceOpt = Device.auto,
     data_root: DataRootOpt = None,
-    studies_dir: Annotated[Path | None, typer.Option(envvar="HPSEARCH_STUDIES", show_default="./studies",
-                                                     help="Folder of study modules.")] = None,
+    studies_dir: StudiesDirOpt = None,
     name: Annotated[str | None, typer.Option(help="Study name in the database (default: module name).")] = None,
     pruner: Annotated[Pruner, typer.Option(
         help="Stop unpromising trials early: median (compare at equal epochs), median-time (at equal "
@@ -167,6 +170,10 @@ def best(
     out_dir: Annotated[Path, typer.Option("--out", help="Where retrained checkpoints go "
                                           "(OUT/STUDY/trialN-seedS.pt).")] = Path("runs"),
     artifacts: ArtifactsOpt = None,
+    studies_dir: StudiesDirOpt = None,
+    allow_module_change: Annotated[bool, typer.Option(
+        help="Retrain a model defined in the study module even though the module changed since "
+             "the search.")] = False,
 ) -> None:
     """Show the best trial; with --retrain, its seed-averaged score on the held-out test split."""
     from hpsearch import render
@@ -193,7 +200,8 @@ def best(
         except ValueError as e:
             raise HpsearchError(str(e)) from None
         rec = do_retrain(st, RetrainRequest(seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root),
-                                            device=dev, out_dir=out_dir), say)
+                                            device=dev, out_dir=out_dir, studies_dir=studies_dir,
+                                            allow_module_change=allow_module_change), say)
         fresh = True
     if retrain and rec is not None and needs_publishing(st, rec):
         uploaded = publish(st, rec, folder)

@@ -6,7 +6,6 @@ never a traceback through importlib.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import sys
@@ -18,6 +17,7 @@ from typing import TypeVar
 
 from hpsearch.errors import StudyModuleError
 from hpsearch.study import Study
+from hpsearch.usercode import local_modules, sources_sha256
 
 T = TypeVar("T")
 
@@ -27,7 +27,8 @@ class LoadedStudy:
     name: str  # the module name: the study's default name in the database
     path: Path
     study: Study
-    source_sha256: str
+    source_sha256: str  # of the module and the helpers it imports from its folder
+    sources: tuple[str, ...] = ()  # names of those helper modules
 
 
 def studies_dir(explicit: Path | None = None) -> Path:
@@ -68,6 +69,9 @@ def load(ref: str, folder: Path | None = None) -> LoadedStudy:
         raise StudyModuleError(f"{path}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    folder = str(path.parent)
+    if folder not in sys.path:  # so the module can import helpers that sit beside it
+        sys.path.append(folder)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as err:
@@ -82,7 +86,9 @@ def load(ref: str, folder: Path | None = None) -> LoadedStudy:
         raise StudyModuleError(
             f"{path}: {what}; a study module must declare `study = hpsearch.Study(dataset=..., space=...)`"
         )
-    return LoadedStudy(path.stem, path, study, hashlib.sha256(source).hexdigest())
+    local = local_modules(module)
+    helpers = tuple(sorted(n for n in local if n != module_name))
+    return LoadedStudy(path.stem, path, study, sources_sha256(source, local, module_name), helpers)
 
 
 def probe(loaded: LoadedStudy, fn: Callable[[Study, str], T]) -> T:

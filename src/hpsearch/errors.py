@@ -35,3 +35,13 @@ class TrialsFailing(HpsearchError):
     """Trials keep failing with the same error; looping would only burn the budget."""
 
     exit_code = 3
+
+
+class ModelError(HpsearchError):
+    """A model spec that is not registered, cannot be rebuilt, or lacks its weights file."""
+
+
+class InfeasibleModel(ValueError):
+    """A sampled architecture that cannot exist for this data (e.g. valid convolutions that
+    shrink the image below one pixel). The trial is pruned with this reason, not failed:
+    the space holds the point, the data rules it out, and it says nothing about the code."""

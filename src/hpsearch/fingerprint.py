@@ -15,6 +15,7 @@ import optuna
 from hpsearch.study import Study
 
 PROBES = 64
+FINGERPRINT_ATTR = "hpsearch:fingerprint"  # study user attribute holding fingerprint()
 
 
 def space_signature(study: Study, probes: int = PROBES) -> dict[str, str]:

@@ -16,7 +16,8 @@ import optuna
 import torch
 
 from hpsearch.data import SearchData
-from hpsearch.models import count_parameters, create_model
+from hpsearch.errors import InfeasibleModel
+from hpsearch.models import Size, measure
 from hpsearch.seeds import trial_seed
 from hpsearch.study import StoredSettings, Study
 from hpsearch.train import Diverged, EpochMetrics, curves_of, fit
@@ -41,8 +42,19 @@ class Objective:
         trial.set_user_attr("threads", torch.get_num_threads())
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("config", config.to_dict())
-        with torch.device("meta"):  # count parameters without allocating them
-            trial.set_user_attr("n_params", count_parameters(create_model("cnn", config.model, self.data.info)))
+        trial.set_user_attr("model", config.model.name)
+        try:
+            size = measure(config.model, self.data.info)  # on the meta device: no memory, no weights
+        except InfeasibleModel as err:
+            trial.set_user_attr("rejected", str(err))
+            raise optuna.TrialPruned(f"rejected before training: {err}") from None
+        trial.set_user_attr("n_params", size.params)
+        trial.set_user_attr("n_trainable", size.trainable)
+        trial.set_user_attr("flops", size.flops)
+        too_big = _over_limit(size, self.settings)
+        if too_big:
+            trial.set_user_attr("rejected", too_big)
+            raise optuna.TrialPruned(f"rejected before training: {too_big}")
 
         def report(m: EpochMetrics) -> None:
             history.append(m)
@@ -63,6 +75,17 @@ class Objective:
             _record_curves(trial, history)
         trial.set_user_attr("seconds", round(result.seconds, 3))
         return float(getattr(history[-1], self.settings.metric))
+
+
+def _over_limit(size: Size, settings: StoredSettings) -> str | None:
+    """Why a config breaks the study's size limits, or None. Such a trial is pruned before any
+    training step: it counts toward the budget (the budget counts configs tried, and a space
+    mostly over the limit must still end), costs no training, and TPE learns to avoid it."""
+    if settings.max_params is not None and size.params > settings.max_params:
+        return f"{size.params:,} parameters > max_params {settings.max_params:,}"
+    if settings.max_flops is not None and size.flops > settings.max_flops:
+        return f"{size.flops:,} FLOPs > max_flops {settings.max_flops:,}"
+    return None
 
 
 def _record_curves(trial: optuna.Trial, history: list[EpochMetrics]) -> None:

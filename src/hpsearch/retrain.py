@@ -18,6 +18,8 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch import checkpoints
+from hpsearch.checkpoints import load_checkpoint
 from hpsearch.config import TrialConfig
 from hpsearch.data import SearchData, Tensors, load_search_data, load_test_data
 from hpsearch.errors import HpsearchError
@@ -25,7 +27,12 @@ from hpsearch.provenance import evidence
 from hpsearch.seeds import retrain_seeds
 from hpsearch.study import StoredSettings
 from hpsearch.train import FitResult, evaluate, fit, topk_for
+from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.inspect_study import RETRAIN_ATTR, ranked_trials, recorded, settings_of
+from hpsearch.study_code import ensure_specs
+
+__all__ = ["RETRAIN_ATTR", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
+
 SAMPLE_IMAGES = 30  # test images whose predictions are kept for the report's image grid
 
 Progress = Callable[[str], None]
@@ -45,6 +52,8 @@ class RetrainRequest:
     data_root: Path = Path(".")
     device: torch.device = torch.device("cpu")
     out_dir: Path = Path("runs")
+    studies_dir: Path | None = None  # where to find the study module if a trial's model needs it
+    allow_module_change: bool = False
 
 
 def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -57,6 +66,8 @@ def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None 
         return previous
     settings = settings_of(study)
     candidates = ranked_trials(study)[: req.top_k]
+    ensure_specs([t.user_attrs["config"] for t in candidates], settings, study.user_attrs.get(FINGERPRINT_ATTR, {}),
+                 req.studies_dir, req.allow_module_change)
     round_ = 0 if previous is None else int(previous.get("rounds", 1))
     data = load_search_data(settings.data, req.data_root, req.device)
     say(f"loaded {settings.data.dataset}: {len(data.train)} train / {len(data.val)} val images")
@@ -139,6 +150,7 @@ def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchD
     runs = []
     folder = out_dir / study_name
     folder.mkdir(parents=True, exist_ok=True)
+    config = TrialConfig.from_dict(trial.user_attrs["config"])
     for seed, f in zip(seeds, fits):
         loss, top1, topk, pred = evaluate(f.model, test, k)
         confusion += torch.bincount(test.y.cpu() * n_cls + pred.cpu(), minlength=n_cls * n_cls).view(n_cls, n_cls)
@@ -149,22 +161,20 @@ def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchD
             "curves": f.curves(), "sample_predictions": pred[:SAMPLE_IMAGES].tolist(),
         }
         path = (folder / f"trial{trial.number}-seed{seed}.pt").resolve()
-        save_checkpoint(path, f, trial, seed, settings, data, study_name, run)
+        save_checkpoint(path, f, config, trial, seed, settings, data, study_name, run)
         run["checkpoint"] = str(path)
         runs.append(run)
     return runs, confusion.tolist()
 
 
-def save_checkpoint(path: Path, f: FitResult, trial: FrozenTrial, seed: int, settings: StoredSettings,
-                    data: SearchData, study_name: str, metrics: dict[str, Any]) -> None:
-    """A checkpoint that rebuilds its model with nothing else: weights + config + provenance."""
-    torch.save({
-        "model": "cnn",
-        "state_dict": {k: v.detach().cpu() for k, v in f.model.state_dict().items()},
-        "config": trial.user_attrs["config"],
+def save_checkpoint(path: Path, f: FitResult, config: TrialConfig, trial: FrozenTrial, seed: int,
+                    settings: StoredSettings, data: SearchData, study_name: str, metrics: dict[str, Any]) -> None:
+    """A checkpoint that rebuilds its model with nothing else: weights + spec + config + provenance."""
+    checkpoints.save(path, f.model, config.model, {
+        "config": config.to_dict(),
         "settings": settings.to_dict(),
         "dataset": {"name": data.info.name, "channels": data.info.channels, "size": data.info.size,
-                    "classes": list(data.info.classes)},
+                    "shape": list(data.info.shape), "classes": list(data.info.classes)},
         "normalization": {"mean": data.mean.tolist(), "std": data.std.tolist()},
         "study": study_name,
         "trial": trial.number,
@@ -172,17 +182,4 @@ def save_checkpoint(path: Path, f: FitResult, trial: FrozenTrial, seed: int, set
         "seed": seed,
         "metrics": {k: v for k, v in metrics.items() if k not in ("curves", "sample_predictions")},
         **evidence(),
-    }, path)
-
-
-def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a retrained model from its checkpoint alone."""
-    from hpsearch.data import DatasetInfo
-    from hpsearch.models import create_model
-
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    d = ckpt["dataset"]
-    info = DatasetInfo(d["name"], d["channels"], d["size"], tuple(d["classes"]), ())
-    model = create_model(ckpt["model"], TrialConfig.from_dict(ckpt["config"]).model, info)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt
+    })

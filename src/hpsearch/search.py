@@ -23,14 +23,13 @@ from rich.console import Console
 from hpsearch import discover
 from hpsearch.data import check_available
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
-from hpsearch.fingerprint import differences, fingerprint
+from hpsearch.fingerprint import FINGERPRINT_ATTR, differences, fingerprint
 from hpsearch.progress import Running, RunState, RunView
 from hpsearch.seeds import derive_seed
 from hpsearch.storage import budget_lock, grace_period, mask, open_storage
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
 from hpsearch.train import resolve_device
 from hpsearch.workers import (
-    FINGERPRINT_ATTR,
     FINISHED_STATES,
     WorkerJob,
     WorkerPool,
@@ -112,7 +111,7 @@ def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest, loaded
             _check_compatible(stored, loaded, req, name)
             _check_fingerprint(study.user_attrs.get(FINGERPRINT_ATTR, {}), fp, loaded, req, name)
             return stored, False
-        settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name)
+        settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name, str(loaded.path))
         study = optuna.create_study(storage=storage, study_name=name, direction=loaded.study.direction)
         study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
         study.set_user_attr(FINGERPRINT_ATTR, fp)
@@ -122,8 +121,7 @@ def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest, loaded
 def _check_compatible(stored: StoredSettings, loaded: discover.LoadedStudy, req: RunRequest,
                       name: str) -> None:
     mine = StoredSettings.of(loaded.study, stored.seed if req.seed is None else req.seed, loaded.name)
-    diffs = [f"{k}: stored {a!r}, now {b!r}" for (k, a), b in
-             zip(stored.to_dict().items(), mine.to_dict().values()) if a != b]
+    diffs = stored.differences(mine)
     if diffs:
         raise HpsearchError(f"study {name!r} already exists with other settings ({'; '.join(diffs)}); "
                             "pass --name NEW_NAME to start a separate study")

@@ -37,6 +37,8 @@ class Study:
     split_seed: int = 0  # fixes which images are validation images
     train_subset: int | None = None  # train on at most this many images (quick searches)
     description: str = ""
+    max_params: int | None = None  # configs with more parameters are rejected before training
+    max_flops: int | None = None  # the same for forward FLOPs per image
 
     def __post_init__(self) -> None:
         if not callable(self.space):
@@ -47,6 +49,9 @@ class Study:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.n_trials < 1:
             raise ValueError(f"n_trials must be >= 1, got {self.n_trials}")
+        for limit in ("max_params", "max_flops"):
+            if getattr(self, limit) is not None and getattr(self, limit) < 1:
+                raise ValueError(f"{limit} must be >= 1 (or None for no limit), got {getattr(self, limit)}")
         self.data  # validates dataset name, fractions  # noqa: B018
 
     @property
@@ -78,27 +83,39 @@ class StoredSettings:
     max_epochs: int
     metric: str
     seed: int
-    module: str
+    module: str  # the study module's name (its file's stem)
+    module_path: str | None = None  # where it was when the study was created (None before 0.2)
+    max_params: int | None = None
+    max_flops: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.data.dataset, "val_fraction": self.data.val_fraction,
             "split_seed": self.data.split_seed, "train_subset": self.data.train_subset,
             "max_epochs": self.max_epochs, "metric": self.metric, "seed": self.seed,
-            "module": self.module,
+            "module": self.module, "module_path": self.module_path,
+            "max_params": self.max_params, "max_flops": self.max_flops,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StoredSettings:
+        """Settings as stored; keys added since 0.1 default to what 0.1 did (no limits)."""
         return cls(
             data=DataSpec(d["dataset"], d["val_fraction"], d["split_seed"], d["train_subset"]),
             max_epochs=int(d["max_epochs"]), metric=d["metric"], seed=int(d["seed"]),
-            module=d["module"],
+            module=d["module"], module_path=d.get("module_path"),
+            max_params=d.get("max_params"), max_flops=d.get("max_flops"),
         )
 
     @classmethod
-    def of(cls, study: Study, seed: int, module: str) -> StoredSettings:
-        return cls(study.data, study.max_epochs, study.metric, seed, module)
+    def of(cls, study: Study, seed: int, module: str, module_path: str | None = None) -> StoredSettings:
+        return cls(study.data, study.max_epochs, study.metric, seed, module, module_path,
+                   study.max_params, study.max_flops)
+
+    def differences(self, other: StoredSettings) -> list[str]:
+        """What a joining run would change, ignoring where the module file sits."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: stored {a[k]!r}, now {b[k]!r}" for k in a if k != "module_path" and a[k] != b[k]]
 
     @property
     def direction(self) -> Literal["maximize", "minimize"]:

@@ -8,18 +8,20 @@ count reproduces a run's curve exactly on the CPU.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpsearch.config import OPTIMIZERS, OptimConfig, TrialConfig
+from hpsearch.config import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OptimConfig, TrialConfig
 from hpsearch.data import AUGMENTS, SearchData, Tensors
-from hpsearch.models import count_parameters, create_model
+from hpsearch.models import build, count_parameters
 
 # Evaluation batch per device type. On a GPU large batches amortise launch overhead; on a CPU
 # they fall out of cache: 5k FashionMNIST images through the reference CNN take 0.47 s at 256
@@ -85,22 +87,26 @@ def _memory_format(device: torch.device) -> torch.memory_format:
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 
-def make_optimizer(params: list[nn.Parameter] | object, cfg: OptimConfig) -> torch.optim.Optimizer:
-    p, lr, wd = params, cfg.lr, cfg.weight_decay
-    if cfg.name == "adam":
-        return torch.optim.Adam(p, lr=lr, weight_decay=wd)  # type: ignore[arg-type]
-    if cfg.name == "adamw":
-        return torch.optim.AdamW(p, lr=lr, weight_decay=wd)  # type: ignore[arg-type]
-    if cfg.name == "nadam":
-        return torch.optim.NAdam(p, lr=lr, weight_decay=wd)  # type: ignore[arg-type]
-    if cfg.name == "radam":
-        return torch.optim.RAdam(p, lr=lr, weight_decay=wd)  # type: ignore[arg-type]
+def make_optimizer(params: list[dict[str, Any]] | list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    """``torch.optim.<cfg.class_name>`` over ``params`` (parameter groups or a flat list).
+
+    Weight decay is passed only when set, so optimizers without it (Rprop) work with the
+    default; an argument the optimizer does not take is one clear error.
+    """
+    cls = getattr(torch.optim, cfg.class_name)
+    kwargs: dict[str, Any] = {"lr": cfg.lr, **cfg.args}
+    if cfg.weight_decay:
+        kwargs["weight_decay"] = cfg.weight_decay
+    if cfg.name in MOMENTUM_OPTIMIZERS:
+        kwargs["momentum"] = cfg.momentum
     if cfg.name == "sgd":
-        return torch.optim.SGD(p, lr=lr, weight_decay=wd, momentum=cfg.momentum,  # type: ignore[arg-type]
-                               nesterov=cfg.nesterov)
-    if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(p, lr=lr, weight_decay=wd, momentum=cfg.momentum)  # type: ignore[arg-type]
-    raise ValueError(f"unknown optimizer {cfg.name!r}")
+        kwargs["nesterov"] = cfg.nesterov
+    accepted = set(inspect.signature(cls).parameters) - {"params"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ValueError(f"optimizer {cfg.name} takes no {', '.join(unknown)} "
+                         f"(it takes {', '.join(sorted(accepted))})")
+    return cls(params, **kwargs)
 
 
 def warm_up() -> None:
@@ -111,22 +117,35 @@ def warm_up() -> None:
     the trial's time: its overhead, and its elapsed seconds under ``--pruner median-time``.
     """
     param = torch.zeros(1, requires_grad=True)
-    for name in OPTIMIZERS:
+    for name in OPTIMIZER_CLASSES:
         make_optimizer([param], OptimConfig(name=name))
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, epochs: int,
-                   steps_per_epoch: int) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, bool]:
-    """The scheduler and whether it steps per batch (True) or per epoch (False)."""
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The schedule, stepped once per batch (epoch milestones become step milestones, so a
+    per-epoch schedule changes the lr at exactly the same batches), warm-up first if asked."""
     total = epochs * steps_per_epoch
+    warm = min(cfg.warmup_epochs * steps_per_epoch, max(0, total - 1))
+    main_steps = max(1, total - warm)
+    sched: torch.optim.lr_scheduler.LRScheduler | None = None
     if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total), True
-    if cfg.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total), True
-    if cfg.scheduler == "step":  # ÷10 at half and at three quarters of training
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=main_steps)
+    elif cfg.scheduler == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
+                                                    total_steps=total)
+    elif cfg.scheduler == "step" and cfg.step_size is not None:
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size * steps_per_epoch, gamma=cfg.gamma)
+    elif cfg.scheduler == "step":  # ×gamma at half and at three quarters of training
         milestones = sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)})
-        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1), False
-    return None, False
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[m * steps_per_epoch for m in milestones],
+                                                     gamma=cfg.gamma)
+    if not warm:
+        return sched
+    ramp = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0 / (warm + 1), total_iters=warm)
+    if sched is None:
+        return ramp
+    return torch.optim.lr_scheduler.SequentialLR(opt, [ramp, sched], milestones=[warm])
 
 
 @torch.inference_mode()
@@ -167,12 +186,15 @@ def fit(
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     fmt = _memory_format(device)
-    model = create_model("cnn", config.model, data.info).to(device=device, memory_format=fmt)
-    opt = make_optimizer(model.parameters(), config.optim)
+    spec = config.model
+    model = build(spec, data.info)
+    spec.prepare(model)
+    model = model.to(device=device, memory_format=fmt)
+    opt = make_optimizer(spec.param_groups(model, config.optim.lr), config.optim)
     n = len(data.train)
     bs = min(config.batch_size, n)
     steps = n // bs  # drop the ragged last batch: BN and step counts stay well defined
-    sched, per_batch = make_scheduler(opt, config.optim, epochs, steps)
+    sched = make_scheduler(opt, config.optim, epochs, steps)
     augment = AUGMENTS[config.augment]
     k = topk_for(data.info.num_classes)
     result = FitResult(model=model, n_params=count_parameters(model))
@@ -180,6 +202,7 @@ def fit(
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
+        spec.on_epoch(model, epoch)
         order = torch.randperm(n, generator=gen, device=device)
         loss_sum = torch.zeros((), device=device)
         for s in range(steps):
@@ -192,11 +215,9 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if sched is not None and per_batch:
+            if sched is not None:
                 sched.step()
             loss_sum += loss.detach()
-        if sched is not None and not per_batch:
-            sched.step()
         train_loss = float(loss_sum) / max(1, steps)  # the one host sync of the epoch
         t_train = time.perf_counter() - t0
         if not math.isfinite(train_loss):

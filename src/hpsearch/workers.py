@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 from hpsearch import discover
 from hpsearch.data import forbid_test_split, load_search_data
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
+from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.objective import Objective
 from hpsearch.pruners import make_pruner
 from hpsearch.rows import state_counts
@@ -37,7 +38,6 @@ from hpsearch.storage import Heartbeat, budget_lock, heartbeat_interval, open_st
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
 from hpsearch.train import warm_up
 
-FINGERPRINT_ATTR = "hpsearch:fingerprint"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_FAILURES = 3
 

@@ -38,6 +38,11 @@ class DatasetInfo:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image: what a model spec builds for."""
+        return (self.channels, self.size, self.size)
+
 
 class Source(Protocol):
     info: DatasetInfo

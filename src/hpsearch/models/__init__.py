@@ -1,0 +1,44 @@
+"""Models: specs registered by name, built for a dataset's shape (see ``_spec`` for why).
+
+Built-in specs: :class:`CNN` (``cnn``), :class:`MLP` (``mlp``), :class:`Torchvision`
+(``torchvision``: any torchvision classification network, fine-tuned with freeze
+strategies) and :class:`Encoder` (``encoder``: the trunk of one of our checkpoints with a
+new head). A study module adds its own with ``@register_model("name")``.
+
+The spec classes import torch only when a model is built, so reading stored configs stays
+fast; :func:`measure` and :func:`count_parameters` import it on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hpsearch.models._backbones import Encoder, Torchvision
+from hpsearch.models._cnn import CNN
+from hpsearch.models._mlp import MLP
+from hpsearch.models._options import ACTIVATIONS, FREEZES, INITS
+from hpsearch.models._spec import (
+    ModelInfo,
+    ModelSpec,
+    build,
+    is_builtin,
+    register_model,
+    registered,
+    spec_class,
+    spec_from_dict,
+)
+
+if TYPE_CHECKING:
+    from hpsearch.models._measure import Size, count_parameters, measure
+
+__all__ = ["ACTIVATIONS", "CNN", "Encoder", "FREEZES", "INITS", "MLP", "ModelInfo", "ModelSpec", "Size",
+           "Torchvision", "build", "count_parameters", "is_builtin", "measure", "register_model", "registered",
+           "spec_class", "spec_from_dict"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Size", "count_parameters", "measure"):
+        from hpsearch.models import _measure
+
+        return getattr(_measure, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

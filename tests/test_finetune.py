@@ -1,0 +1,131 @@
+"""torchvision backbones and our own encoders, fine-tuned: weights, freeze strategies, BN, lr groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from hpsearch import CNN, OptimConfig, Torchvision, TrialConfig
+from hpsearch.checkpoints import save
+from hpsearch.data import DataSpec, load_search_data
+from hpsearch.errors import ModelError
+from hpsearch.models import Encoder, build
+from hpsearch.train import fit
+
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def digits() -> object:
+    return load_search_data(DataSpec("digits", train_subset=96), Path("."))
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A resnet18 state_dict as a user would save one (ImageNet head, RGB first conv)."""
+    torch.manual_seed(123)
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    return path
+
+
+def _initial(spec: Torchvision, digits) -> nn.Module:  # noqa: ANN001
+    torch.manual_seed(SEED)  # fit seeds the same way before it builds
+    model = build(spec, digits.info)
+    spec.prepare(model)
+    return model
+
+
+def _train(spec: Torchvision, digits, epochs: int = 1) -> nn.Module:  # noqa: ANN001
+    cfg = TrialConfig(model=spec, optim=OptimConfig(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3),
+                      batch_size=32)
+    return fit(cfg, digits, epochs=epochs, seed=SEED, device=torch.device("cpu")).model
+
+
+def _moved(before: nn.Module, after: nn.Module) -> list[bool]:
+    """Per stage: did any parameter or BN running statistic change?"""
+    out = []
+    for a, b in zip(before.stages, after.stages):
+        sa, sb = a.state_dict(), b.state_dict()
+        out.append(any(not torch.equal(sa[k], sb[k]) for k in sa if sa[k].is_floating_point()))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weights", ["none", "file"])
+@pytest.mark.parametrize("freeze, kw, epochs, moved", [
+    ("none", {}, 1, [True] * 5),
+    ("head_only", {}, 1, [False] * 5),
+    ("first_k", {"freeze_k": 2}, 1, [False, False, True, True, True]),
+    ("gradual", {"unfreeze_every": 1}, 2, [False, False, False, False, True]),  # epoch 2: top stage only
+])
+def test_resnet18_freeze_strategies_leave_frozen_weights_and_bn_statistics_untouched(
+        weights: str, freeze: str, kw: dict, epochs: int, moved: list[bool], weights_file: Path, digits) -> None:  # noqa: ANN001
+    spec = Torchvision(arch="resnet18", weights=str(weights_file) if weights == "file" else None,
+                       freeze=freeze, min_size=32, **kw)
+    before = _initial(spec, digits)
+    assert len(before.stages) == 5  # stem (conv1 + bn1), layer1 … layer4
+    after = _train(spec, digits, epochs)
+    assert _moved(before, after) == moved
+    head_before, head_after = before.head.state_dict(), after.head.state_dict()
+    assert not torch.equal(head_before["weight"], head_after["weight"])  # the head always trains
+
+
+def test_weights_file_loads_every_trunk_weight_and_sums_rgb_into_grey(weights_file: Path, digits) -> None:  # noqa: ANN001
+    model = _initial(Torchvision(weights=str(weights_file)), digits)
+    state = torch.load(weights_file, weights_only=True)
+    assert torch.equal(model.net.layer3[0].conv1.weight, state["layer3.0.conv1.weight"])
+    assert torch.allclose(model.net.conv1.weight, state["conv1.weight"].sum(1, keepdim=True))
+    assert model.net.fc.out_features == 10
+
+
+def test_backbone_lr_multiplier_makes_two_groups() -> None:
+    spec = Torchvision(backbone_lr=0.1)
+    model = build(spec, CNN_INFO)
+    groups = spec.param_groups(model, 0.01)
+    assert [g["lr"] for g in groups] == pytest.approx([0.001, 0.01])
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+class _Info:
+    shape = (3, 32, 32)
+    num_classes = 4
+
+
+CNN_INFO = _Info()
+
+
+def test_missing_torchvision_weights_offline_name_the_file_and_folder(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _offline)
+    spec = Torchvision(arch="resnet18", weights="DEFAULT")
+    model = build(spec, CNN_INFO)
+    with pytest.raises(ModelError, match=r"resnet18 weights: .*torch/hub/checkpoints/resnet18-[0-9a-f]+\.pth does not "
+                                         r"exist; copy it from https://download\.pytorch\.org/models/resnet18"):
+        spec.prepare(model)
+    with pytest.raises(ModelError, match="resnet18 has no weights 'IMAGENET9K'"):
+        Torchvision(weights="IMAGENET9K").weights_file()
+
+
+def _offline(*args: object, **kw: object) -> None:
+    raise OSError("network unreachable")
+
+
+def test_encoder_from_a_checkpoint_reuses_the_trunk_with_a_new_head(tmp_path: Path, digits) -> None:  # noqa: ANN001
+    source_spec = CNN(blocks=2, filters=8, dense=16)
+    torch.manual_seed(0)
+    source = build(source_spec, digits.info)
+    path = tmp_path / "source.pt"
+    save(path, source, source_spec, {"dataset": {"shape": list(digits.info.shape), "classes": ["x"] * 10}})
+    spec = Encoder.of(path, freeze="head_only")
+    model = _initial(spec, digits)  # type: ignore[arg-type]
+    assert torch.equal(model.net[0].weight, source[0].weight)  # the trunk's first conv came along
+    after = _train(spec, digits)  # type: ignore[arg-type]
+    assert _moved(model, after) == [False] * len(model.stages)
+    with pytest.raises(ModelError, match="was trained on 1×8×8 images; this study's are 3×32×32"):
+        build(spec, CNN_INFO)
