@@ -69,9 +69,7 @@ def load(ref: str, folder: Path | None = None) -> LoadedStudy:
         raise StudyModuleError(f"{path}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    folder = str(path.parent)
-    if folder not in sys.path:  # so the module can import helpers that sit beside it
-        sys.path.append(folder)
+    _put_first_on_path(path.parent)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as err:
@@ -89,6 +87,20 @@ def load(ref: str, folder: Path | None = None) -> LoadedStudy:
     local = local_modules(module)
     helpers = tuple(sorted(n for n in local if n != module_name))
     return LoadedStudy(path.stem, path, study, sources_sha256(source, local, module_name), helpers)
+
+
+def _put_first_on_path(folder: Path) -> None:
+    """Let the module import helpers beside it, as ``python module.py`` would (its folder
+    first on ``sys.path``), and forget same-named helpers imported from another folder."""
+    here = str(folder)
+    if here in sys.path:
+        sys.path.remove(here)
+    sys.path.insert(0, here)
+    for file in folder.glob("*.py"):
+        cached = sys.modules.get(file.stem)
+        where = getattr(cached, "__file__", None)
+        if where and Path(where).resolve() != file.resolve():
+            del sys.modules[file.stem]
 
 
 def probe(loaded: LoadedStudy, fn: Callable[[Study, str], T]) -> T:

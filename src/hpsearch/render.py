@@ -55,9 +55,12 @@ def _param(v: Any) -> str:
 
 
 def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTrial) -> None:
+    a = trial.user_attrs
+    size = f"{a.get('model', 'cnn')}, {a.get('n_params', '?')} params"
+    if a.get("flops") is not None:
+        size += f", {_count(a['flops'])} FLOPs"
     console.print(f"{study_name}: best trial {trial.number}, {metric} = {_f(trial.value)} "
-                  f"({trial.user_attrs.get('epochs', '?')} epochs, {trial.user_attrs.get('n_params', '?')} params)",
-                  highlight=False, soft_wrap=True)
+                  f"({a.get('epochs', '?')} epochs, {size})", highlight=False, soft_wrap=True)
     t = Table(box=None, show_header=False, pad_edge=False)
     t.add_column("param", style="bold")
     t.add_column("value")
@@ -130,7 +133,9 @@ def trials(console: Console, rows: list[dict[str, Any]], fmt: str) -> None:
         console.print_json(json.dumps(rows))
         return
     param_keys = sorted({k for r in rows for k in r["params"]})
-    head = ["number", "state", "value", "epochs", "seconds", "n_params"]
+    head = ["number", "state", "value", "epochs", "seconds", "n_params", "flops"]
+    if len({r["model"] for r in rows if r["model"]}) > 1 or fmt != "table":
+        head.insert(2, "model")
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -141,10 +146,22 @@ def trials(console: Console, rows: list[dict[str, Any]], fmt: str) -> None:
         return
     t = Table()
     for col in head + param_keys:
-        t.add_column(col, justify="right" if col in ("number", "value", "epochs", "seconds", "n_params") else "left")
+        t.add_column("params" if col == "n_params" else col,
+                     justify="right" if col in ("number", "value", "epochs", "seconds", "n_params", "flops") else "left")
     for r in rows:
-        t.add_row(*[_cell(r[h]) for h in head], *[_cell(r["params"].get(k)) for k in param_keys])
+        t.add_row(*[_count(r[h]) if h in ("n_params", "flops") else _cell(r[h]) for h in head],
+                  *[_cell(r["params"].get(k)) for k in param_keys])
     console.print(t)
+
+
+def _count(v: int | None) -> str:
+    """Parameters and FLOPs in a narrow column: 2.75k, 1.3M, 4.1G."""
+    if v is None:
+        return ""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= size:
+            return f"{v / size:.3g}{unit}"
+    return str(v)
 
 
 def _cell(v: Any) -> str:

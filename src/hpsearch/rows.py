@@ -23,11 +23,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 Row = dict[str, Any]
-ROW_ATTRS = ("epochs", "n_params", "error")  # the user attributes a listing shows
+ROW_ATTRS = ("epochs", "n_params", "flops", "model", "rejected", "error")  # the user attributes a listing shows
 
 
 def trial_rows(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[Row]:
-    """One row per trial, by number: state, value, epochs, seconds, parameter count, params, error."""
+    """One row per trial, by number: state, value, epochs, seconds, model, parameter count, FLOPs,
+    params, error (or why it was rejected before training)."""
     if isinstance(storage, RDBStorage):
         try:
             return _rdb_rows(storage, storage.get_study_id_from_name(study.study_name))
@@ -63,8 +64,10 @@ def _row(number: int, state: TrialState, value: float | None, start: Any, comple
         "epochs": attrs.get("epochs", reports),
         "seconds": None if duration is None else round(duration, 2),
         "n_params": attrs.get("n_params"),
+        "flops": attrs.get("flops"),  # forward FLOPs per image
+        "model": attrs.get("model", "cnn" if "n_params" in attrs else None),  # 0.1 had the CNN only
         "params": params,
-        "error": attrs.get("error"),
+        "error": attrs.get("error") or attrs.get("rejected"),
     }
 
 

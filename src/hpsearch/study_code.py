@@ -14,15 +14,19 @@ from typing import Any
 
 from hpsearch import discover
 from hpsearch.errors import StudyModuleError
-from hpsearch.models import registered
+from hpsearch.models import is_builtin, registered
 from hpsearch.study import StoredSettings
 
 
 def ensure_specs(configs: list[dict[str, Any]], settings: StoredSettings, stored_fingerprint: dict[str, Any],
                  studies_dir: Path | None = None, allow_module_change: bool = False) -> None:
-    """Import the study module when a config names a spec that is not registered yet."""
+    """Import the study module when a config names a spec the user defined.
+
+    Always from its file, even when a spec of that name is registered in this process
+    already: what counts is that the code now is the code the search ran.
+    """
     names = {c.get("model", {}).get("name", "cnn") for c in configs}
-    missing = sorted(n for n in names if n not in registered())
+    missing = sorted(n for n in names if n not in registered() or not is_builtin(registered()[n]))
     if not missing:
         return
     path = module_file(settings, studies_dir)
@@ -37,7 +41,7 @@ def ensure_specs(configs: list[dict[str, Any]], settings: StoredSettings, stored
         raise StudyModuleError(
             f"{path} changed since the search (its models may differ from the ones trained); restore it, "
             "or pass --allow-module-change to retrain with it as it is now")
-    still = sorted(n for n in missing if n not in registered())
+    still = sorted(n for n in missing if n not in registered())  # a stale class of this process may remain
     if still:
         raise StudyModuleError(f"{path} does not register model {still[0]!r} any more; restore the "
                                "@register_model line, or pass --studies-dir to the version that had it")
