@@ -58,3 +58,27 @@ def test_a_space_that_raises_is_caught_before_anything_is_written(work: Work) ->
     r = work.cli("run", "badspace", expect=1)
     assert "badspace.py:4: the search space raised ZeroDivisionError: division by zero" in r.output
     assert not work.db.exists()
+
+
+@pytest.mark.parametrize("body, line, says", [
+    ("import torchvision\n"
+     "def space(trial):\n    return TrialConfig(model=torchvision.models.resnet18())\n",
+     ":4", "must be a registered hpsearch.ModelSpec, got ResNet"),
+    ("from torch import nn\n"
+     "def space(trial):\n    return nn.Linear(3, 4)\n",
+     "", "the space function must return a TrialConfig, got Linear"),
+    ("from dataclasses import dataclass\nfrom hpsearch import ModelSpec, register_model\n"
+     "@register_model('broken_build')\n@dataclass(frozen=True)\nclass Broken(ModelSpec):\n"
+     "    def build(self, info):\n        return 1 / 0\n"
+     "def space(trial):\n    return TrialConfig(model=Broken())\n",
+     ":8", "ZeroDivisionError: division by zero"),
+])
+def test_a_model_that_cannot_be_trained_is_refused_when_the_module_loads(work: Work, body: str, line: str,
+                                                                         says: str) -> None:
+    """Not after three failed trials: one line, and nothing in the database."""
+    (work.path / "studies" / "badmodel.py").write_text(
+        "from hpsearch import Study, TrialConfig\n" + body + "study = Study(dataset='digits', space=space)\n")
+    r = work.cli("run", "badmodel", expect=1)
+    assert says in r.output and "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    assert f"badmodel.py{line}: the search space raised" in r.output
+    assert not work.db.exists()

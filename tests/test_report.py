@@ -13,7 +13,7 @@ from conftest import Work
 pytestmark = pytest.mark.skipif(browser.chromium() is None,
                                 reason="Debian's chromium is not installed (apt-get install chromium)")
 
-SEARCH_PLOTS = 6    # history, learning curves, parallel coordinates, importances, slices, worker timeline
+SEARCH_PLOTS = 7    # history, learning curves, size vs score, parallel coordinates, importances, slices, worker timeline
 RETRAIN_PLOTS = 4   # retrain curves, confusion matrix, test images, first-layer filters
 
 

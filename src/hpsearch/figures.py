@@ -97,6 +97,34 @@ def learning_curves(study: optuna.Study, metric: str) -> Figure:
     return fig
 
 
+def size_vs_score(study: optuna.Study, metric: str) -> Figure:
+    """Score against parameters and FLOPs, the trade-off a ``max_params`` limit cuts."""
+    from plotly.subplots import make_subplots
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.value is not None and t.user_attrs.get("n_params")]
+    if not done:
+        raise NotAvailable("no completed trial has a recorded size yet")
+    has_flops = any(t.user_attrs.get("flops") for t in done)
+    fig = make_subplots(rows=1, cols=2 if has_flops else 1, shared_yaxes=True,
+                        subplot_titles=["parameters", "FLOPs per image"] if has_flops else ["parameters"])
+    palette = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    models = sorted({str(t.user_attrs.get("model", "cnn")) for t in done})
+    for i, model in enumerate(models):
+        mine = [t for t in done if str(t.user_attrs.get("model", "cnn")) == model]
+        for col, key in enumerate(["n_params", "flops"][: 2 if has_flops else 1], start=1):
+            pts = [t for t in mine if t.user_attrs.get(key)]
+            fig.add_trace(go.Scatter(
+                x=[t.user_attrs[key] for t in pts], y=[t.value for t in pts], mode="markers", name=model,
+                legendgroup=model, showlegend=col == 1, marker={"color": palette[i % len(palette)], "size": 7},
+                text=[f"trial {t.number}" for t in pts],
+                hovertemplate=f"%{{text}} ({model})<br>{key}: %{{x:,}}<br>{metric}: %{{y:.4f}}<extra></extra>"),
+                row=1, col=col)
+            fig.update_xaxes(type="log", row=1, col=col)
+    fig.update_layout(title=f"{metric} against model size", yaxis_title=metric)
+    return fig
+
+
 def worker_timeline(study: optuna.Study) -> Figure:
     """One row per worker process: when each of its trials ran, coloured by outcome."""
     trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start is not None]

@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 
+from hpsearch.config import TrialConfig
 from hpsearch.study import Study
 
 PROBES = 64
@@ -25,15 +26,32 @@ def space_signature(study: Study, probes: int = PROBES) -> dict[str, str]:
     optuna.logging.set_verbosity(logging.ERROR)
     try:
         probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-        for _ in range(probes):
+        for i in range(probes):
             trial = probe.ask()
-            study.space(trial)
+            config = study.space(trial)
+            if not isinstance(config, TrialConfig):
+                raise TypeError(f"the space function must return a TrialConfig, got {type(config).__name__}")
+            if i == 0:
+                _check_builds(config, study)
             frozen = probe.tell(trial, 0.0)
             for name, dist in frozen.distributions.items():
                 seen[name] = optuna.distributions.distribution_to_json(dist)
     finally:
         optuna.logging.set_verbosity(level)
     return dict(sorted(seen.items()))
+
+
+def _check_builds(config: TrialConfig, study: Study) -> None:
+    """Build one sampled model on the meta device, so a broken ``build`` fails before any
+    study row exists rather than as three failed trials (an architecture this data rules
+    out is fine here: such trials are pruned with the reason)."""
+    from hpsearch.errors import InfeasibleModel
+    from hpsearch.models import measure
+
+    try:
+        measure(config.model, study.info)
+    except InfeasibleModel:
+        pass
 
 
 def fingerprint(study: Study, source_sha256: str) -> dict[str, Any]:

@@ -99,6 +99,9 @@ def write_report(study: optuna.Study, path: Path) -> int:
     page.h2("Learning curves", "Validation score after every epoch; the median pruner stops trials (grey) "
             "whose curve falls below the median of earlier trials at the same epoch.")
     page.plot(lambda: figures.learning_curves(study, metric))
+    page.h2("Score against model size", "Each completed trial's score against its parameters and forward "
+            "FLOPs per image (log scales), one colour per model spec: what each extra parameter bought.")
+    page.plot(lambda: figures.size_vs_score(study, metric))
     page.h2("Parallel coordinates", "One line per completed trial across all parameters, coloured by score.")
     page.plot(lambda: figures.parallel_coordinates(study))
     page.h2("Parameter importances", "fANOVA: how much of the score's variance each parameter explains.")
