@@ -61,8 +61,8 @@ def one_epoch(root: Path, threads: int, aug: bool, batch_size: int = 64, compile
     import hpsearch.train
     from hpsearch.train import fit
     if compiled:
-        build = hpsearch.train.create_model
-        hpsearch.train.create_model = lambda *a: torch.compile(build(*a))  # type: ignore[assignment]
+        build = hpsearch.train.build
+        hpsearch.train.build = lambda *a: torch.compile(build(*a))  # type: ignore[assignment]
     data = load(root)
     t0 = time.perf_counter()
     cfg = reference_config("flip_crop" if aug else "none", batch_size)
@@ -157,7 +157,7 @@ def accuracy(root: Path, seeds: int, epochs: int) -> dict[str, object]:
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
-    from hpsearch.models import create_model
+    from hpsearch.models import build
     from hpsearch.train import evaluate, fit
     data = load(root)
     cfg = reference_config("none")
@@ -165,7 +165,7 @@ def accuracy(root: Path, seeds: int, epochs: int) -> dict[str, object]:
     for seed in range(seeds):
         ours.append(fit(cfg, data, epochs=epochs, seed=seed, device=torch.device("cpu")).history[-1].val_top1)
         torch.manual_seed(seed)
-        model = create_model("cnn", cfg.model, data.info)
+        model = build(cfg.model, data.info)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         for _ in range(epochs):
             model.train()

@@ -129,3 +129,25 @@ def test_encoder_from_a_checkpoint_reuses_the_trunk_with_a_new_head(tmp_path: Pa
     assert _moved(model, after) == [False] * len(model.stages)
     with pytest.raises(ModelError, match="was trained on 1×8×8 images; this study's are 3×32×32"):
         build(spec, CNN_INFO)
+
+
+@pytest.mark.slow
+def test_the_finetune_study_runs_with_pretrained_weights_from_the_hub_cache_and_says_when_they_are_missing(
+        work, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_file: Path) -> None:  # noqa: ANN001
+    from conftest import write_cifar
+
+    root = tmp_path / "cifar"
+    write_cifar(root)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _offline)
+    r = work.cli("run", "finetune", "--n-trials", "2", "--data-root", str(root), expect=1)
+    assert "resnet18 weights:" in r.output and "hub/checkpoints/resnet18-" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not work.db.exists()
+
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True, exist_ok=True)  # _download made it before failing
+    url = torchvision.models.ResNet18_Weights.DEFAULT.url
+    (cache / url.rsplit("/", 1)[1]).write_bytes(weights_file.read_bytes())
+    work.cli("run", "finetune", "--n-trials", "1", "--data-root", str(root), "--pruner", "none")
+    rows = __import__("json").loads(work.cli("trials", "finetune", "--format", "json").output)
+    assert [r["state"] for r in rows] == ["COMPLETE"] and {r["model"] for r in rows} == {"torchvision"}

@@ -57,6 +57,10 @@ def test_a_user_spec_is_searched_retrained_reported_and_reloads_in_another_folde
         model, ckpt = load_checkpoint(Path(run["checkpoint"]))
         assert sum(p.numel() for p in model.parameters()) == searched.user_attrs["n_params"]
         assert ckpt["model"] == {"name": "tiny_mlp", "hidden": searched.params["hidden"]}
+    from optuna_dashboard import get_note
+
+    note = get_note(study)  # the dashboard's study note names the retrained model
+    assert f"`tiny_mlp(hidden={searched.params['hidden']})`, {searched.user_attrs['n_params']:,} parameters" in note
     work.cli("report", "tiny_mlp")
     assert (work.path / "tiny_mlp-report.html").stat().st_size > 100_000
 

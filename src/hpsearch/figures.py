@@ -19,6 +19,8 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 from plotly.subplots import make_subplots
 
+from hpsearch.models import LEGACY_MODEL
+
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#b0b0b0", "FAIL": "#d62728", "RUNNING": "#2ca02c",
                 "WAITING": "#9467bd"}
 Figure = go.Figure
@@ -99,8 +101,6 @@ def learning_curves(study: optuna.Study, metric: str) -> Figure:
 
 def size_vs_score(study: optuna.Study, metric: str) -> Figure:
     """Score against parameters and FLOPs, the trade-off a ``max_params`` limit cuts."""
-    from plotly.subplots import make_subplots
-
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.value is not None and t.user_attrs.get("n_params")]
     if not done:
@@ -109,9 +109,9 @@ def size_vs_score(study: optuna.Study, metric: str) -> Figure:
     fig = make_subplots(rows=1, cols=2 if has_flops else 1, shared_yaxes=True,
                         subplot_titles=["parameters", "FLOPs per image"] if has_flops else ["parameters"])
     palette = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
-    models = sorted({str(t.user_attrs.get("model", "cnn")) for t in done})
+    models = sorted({str(t.user_attrs.get("model", LEGACY_MODEL)) for t in done})
     for i, model in enumerate(models):
-        mine = [t for t in done if str(t.user_attrs.get("model", "cnn")) == model]
+        mine = [t for t in done if str(t.user_attrs.get("model", LEGACY_MODEL)) == model]
         for col, key in enumerate(["n_params", "flops"][: 2 if has_flops else 1], start=1):
             pts = [t for t in mine if t.user_attrs.get(key)]
             fig.add_trace(go.Scatter(

@@ -41,6 +41,26 @@ def space_signature(study: Study, probes: int = PROBES) -> dict[str, str]:
     return dict(sorted(seen.items()))
 
 
+def fetch_models(study: Study, probes: int = PROBES) -> None:
+    """Call ``fetch`` on every distinct model spec the probes sample: pretrained weights are
+    downloaded once here, by the supervisor, or named as missing before any trial starts."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.ERROR)
+    seen = set()
+    try:
+        probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(probes):
+            trial = probe.ask()
+            spec = study.space(trial).model
+            key = repr(spec)
+            if key not in seen:
+                seen.add(key)
+                spec.fetch()
+            probe.tell(trial, 0.0)
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
 def _check_builds(config: TrialConfig, study: Study) -> None:
     """Build one sampled model on the meta device, so a broken ``build`` fails before any
     study row exists rather than as three failed trials (an architecture this data rules

@@ -104,6 +104,11 @@ def note_markdown(study_name: str, rec: dict[str, Any], files: list[str]) -> str
     lines.append(f"| **mean ± std** | {mean_std(t.get('loss'), False)} | {mean_std(t.get('top1'), True)} |"
                  + (f" {mean_std(t.get('topk'), True)} |" if k else "")
                  + f" {mean_std(rec['val'].get('top1'), True)} | |")
+    if rec.get("model"):  # records from 0.1 have none: the CNN
+        spec = dict(rec["model"])
+        name = spec.pop("name")
+        args = ", ".join(f"{k}={v}" for k, v in spec.items())
+        lines += ["", "### Model", "", f"`{name}({args})`, {rec.get('n_params', '?'):,} parameters"]
     lines += ["", "### Parameters", "", "| parameter | value |", "|---|---|"]
     lines += [f"| {p} | {v:.4g} |" if isinstance(v, float) else f"| {p} | {v} |" for p, v in rec["params"].items()]
     if files:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hpsearch.inspect_study import StudyLine
+from hpsearch.models import LEGACY_MODEL
 
 if TYPE_CHECKING:  # search imports torch; listings must not
     from hpsearch.search import RunResult
@@ -56,7 +57,7 @@ def _param(v: Any) -> str:
 
 def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTrial) -> None:
     a = trial.user_attrs
-    size = f"{a.get('model', 'cnn')}, {a.get('n_params', '?')} params"
+    size = f"{a.get('model', LEGACY_MODEL)}, {a.get('n_params', '?')} params"
     if a.get("flops") is not None:
         size += f", {_count(a['flops'])} FLOPs"
     console.print(f"{study_name}: best trial {trial.number}, {metric} = {_f(trial.value)} "

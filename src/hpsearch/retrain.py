@@ -100,6 +100,8 @@ def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None 
         "search_value": trial.value,
         "metric": settings.metric,
         "params": dict(trial.params),
+        "model": TrialConfig.from_dict(trial.user_attrs["config"]).model.to_dict(),  # exactly what was retrained
+        "n_params": fits[0].n_params,
         "epochs": settings.max_epochs,
         "seeds": seeds,
         "topk_k": topk_for(data.info.num_classes),

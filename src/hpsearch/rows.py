@@ -22,6 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from hpsearch.models import LEGACY_MODEL
+
 Row = dict[str, Any]
 ROW_ATTRS = ("epochs", "n_params", "flops", "model", "rejected", "error")  # the user attributes a listing shows
 
@@ -65,7 +67,7 @@ def _row(number: int, state: TrialState, value: float | None, start: Any, comple
         "seconds": None if duration is None else round(duration, 2),
         "n_params": attrs.get("n_params"),
         "flops": attrs.get("flops"),  # forward FLOPs per image
-        "model": attrs.get("model", "cnn" if "n_params" in attrs else None),  # 0.1 had the CNN only
+        "model": attrs.get("model", LEGACY_MODEL if "n_params" in attrs else None),
         "params": params,
         "error": attrs.get("error") or attrs.get("rejected"),
     }

@@ -23,7 +23,7 @@ from rich.console import Console
 from hpsearch import discover
 from hpsearch.data import check_available
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
-from hpsearch.fingerprint import FINGERPRINT_ATTR, differences, fingerprint
+from hpsearch.fingerprint import FINGERPRINT_ATTR, differences, fetch_models, fingerprint
 from hpsearch.progress import Running, RunState, RunView
 from hpsearch.seeds import derive_seed
 from hpsearch.storage import budget_lock, grace_period, mask, open_storage
@@ -86,6 +86,7 @@ def run(req: RunRequest, console: Console | None = None) -> RunResult:
     loaded = discover.load(req.study, req.studies_dir)
     name = req.name or loaded.name
     fp = discover.probe(loaded, fingerprint)  # runs the space function: fails early if it is broken
+    fetch_models(loaded.study)  # pretrained weights: downloaded once here, or named as missing
     check_available(loaded.study.data, req.data_root)
     storage = open_storage(req.storage, create=True)
     settings, created = _create_or_join(storage, req, loaded, name, fp)

@@ -14,7 +14,7 @@ from typing import Any
 
 from hpsearch import discover
 from hpsearch.errors import StudyModuleError
-from hpsearch.models import is_builtin, registered
+from hpsearch.models import LEGACY_MODEL, is_builtin, registered
 from hpsearch.study import StoredSettings
 
 
@@ -25,7 +25,7 @@ def ensure_specs(configs: list[dict[str, Any]], settings: StoredSettings, stored
     Always from its file, even when a spec of that name is registered in this process
     already: what counts is that the code now is the code the search ran.
     """
-    names = {c.get("model", {}).get("name", "cnn") for c in configs}
+    names = {c.get("model", {}).get("name", LEGACY_MODEL) for c in configs}
     missing = sorted(n for n in names if n not in registered() or not is_builtin(registered()[n]))
     if not missing:
         return

@@ -18,6 +18,7 @@ from hpsearch.models._cnn import CNN
 from hpsearch.models._mlp import MLP
 from hpsearch.models._options import ACTIVATIONS, FREEZES, INITS
 from hpsearch.models._spec import (
+    LEGACY_MODEL,
     ModelInfo,
     ModelSpec,
     build,
@@ -31,7 +32,7 @@ from hpsearch.models._spec import (
 if TYPE_CHECKING:
     from hpsearch.models._measure import Size, count_parameters, measure
 
-__all__ = ["ACTIVATIONS", "CNN", "Encoder", "FREEZES", "INITS", "MLP", "ModelInfo", "ModelSpec", "Size",
+__all__ = ["LEGACY_MODEL", "ACTIVATIONS", "CNN", "Encoder", "FREEZES", "INITS", "MLP", "ModelInfo", "ModelSpec", "Size",
            "Torchvision", "build", "count_parameters", "is_builtin", "measure", "register_model", "registered",
            "spec_class", "spec_from_dict"]
 

@@ -112,15 +112,21 @@ class Torchvision(_Finetune):
                              f"{', '.join(['DEFAULT'] + [w.name for w in torchvision.models.get_model_weights(self.arch)])}") from None
         return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url), url
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        import torch
-
+    def fetch(self) -> None:
+        if self.weights is None:
+            return
         path, url = self.weights_file()
         if not path.is_file() and url is not None:
             _download(url, path)
         if not path.is_file():
             where = f"copy it from {url} there (or set TORCH_HOME)" if url else "check the path"
             raise ModelError(f"{self.arch} weights: {path} does not exist; {where}, or use weights=None")
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        import torch
+
+        self.fetch()
+        path, _ = self.weights_file()
         state = torch.load(path, map_location="cpu", weights_only=True)
         return state.get("state_dict", state) if isinstance(state, dict) else state
 
@@ -186,6 +192,11 @@ class Encoder(_Finetune):
             model = Transferred(net, info.num_classes)
             initialise(model.head, self.init)
         return model
+
+    def fetch(self) -> None:
+        if not Path(self.encoder_from).is_file():
+            raise ModelError(f"encoder_from: checkpoint {self.encoder_from} does not exist; retrain the source "
+                             "study (hpsearch best STUDY --retrain) or fix the path")
 
     def prepare(self, model: nn.Module) -> None:
         from hpsearch.checkpoints import read_weights

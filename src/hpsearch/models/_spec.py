@@ -50,6 +50,11 @@ class ModelSpec:
         """A freshly initialised module for ``info``'s image shape and classes."""
         raise NotImplementedError(f"{type(self).__name__} must define build(info)")
 
+    def fetch(self) -> None:
+        """Make sure the files :meth:`prepare` reads are here (downloading once when online),
+        else raise :class:`~hpsearch.errors.ModelError` naming them. ``hpsearch run`` calls it
+        for the sampled specs before any worker starts."""
+
     def prepare(self, model: nn.Module) -> None:
         """Load starting weights and freeze parts, once before training.
 
@@ -73,6 +78,7 @@ class ModelSpec:
 S = TypeVar("S", bound=type)
 
 _REGISTRY: dict[str, type[ModelSpec]] = {}
+LEGACY_MODEL = "cnn"  # what a config, trial or checkpoint written by hpsearch 0.1 (no model name) holds
 BUILTIN_MODULE = "hpsearch.models"
 
 
@@ -122,7 +128,7 @@ def spec_from_dict(d: dict[str, Any]) -> ModelSpec:
     """Inverse of :meth:`ModelSpec.to_dict`. A dict without ``name`` is a CNN config written
     before specs existed (hpsearch ≤ 0.1.0 stored the CNN's fields only)."""
     d = dict(d)
-    cls = spec_class(d.pop("name", "cnn"))
+    cls = spec_class(d.pop("name", LEGACY_MODEL))
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(d) - set(fields)
     if unknown:
