@@ -151,3 +151,18 @@ def test_the_finetune_study_runs_with_pretrained_weights_from_the_hub_cache_and_
     work.cli("run", "finetune", "--n-trials", "1", "--data-root", str(root), "--pruner", "none")
     rows = __import__("json").loads(work.cli("trials", "finetune", "--format", "json").output)
     assert [r["state"] for r in rows] == ["COMPLETE"] and {r["model"] for r in rows} == {"torchvision"}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("freeze", ["head_only", "gradual"])
+def test_freeze_strategies_hold_on_cuda(freeze: str, weights_file: Path, digits) -> None:  # noqa: ANN001
+    """The same guarantees on a GPU: frozen stages keep weights and BN statistics, the model trains there."""
+    data = load_search_data(DataSpec("digits", train_subset=96), Path("."), "cuda")
+    spec = Torchvision(arch="resnet18", weights=str(weights_file), freeze=freeze, min_size=32)
+    before = _initial(spec, digits)
+    cfg = TrialConfig(model=spec, optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1e-2), batch_size=32)
+    after = fit(cfg, data, epochs=2, seed=SEED, device=torch.device("cuda")).model
+    assert all(p.is_cuda for p in after.parameters())
+    expected = [False] * 5 if freeze == "head_only" else [False, False, False, False, True]
+    assert _moved(before.cuda(), after) == expected
