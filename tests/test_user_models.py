@@ -129,3 +129,22 @@ def test_a_database_and_checkpoint_written_by_hpsearch_0_1_still_open(work: Work
 
     r = work.cli("best", "legacy", "--retrain", "--force", "--seeds", "1")  # the old config retrains today
     assert "test split looked at 2 times" in r.output
+
+
+def test_a_checkpoint_with_user_code_is_refused_when_code_is_not_trusted(tmp_path: Path) -> None:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    script = ("import sys\nfrom hpsearch.checkpoints import load_checkpoint\nfrom hpsearch.errors import ModelError\n"
+              "try:\n    load_checkpoint(sys.argv[1], trust_code=False)\nexcept ModelError as e:\n    print(e)\n")
+    study = Path(__file__).parent / "studies" / "tiny_mlp.py"
+    make = (f"import importlib.util, sys\nspec = importlib.util.spec_from_file_location('hpsearch_study_tiny_mlp', "
+            f"{str(study)!r})\nm = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m\n"
+            "spec.loader.exec_module(m)\nfrom hpsearch.checkpoints import save\nfrom hpsearch.models import build\n"
+            "from hpsearch.data import get_source\ninfo = get_source('digits').info\nspec = m.TinyMLP(hidden=5)\n"
+            f"save(__import__('pathlib').Path({str(folder / 'c.pt')!r}), build(spec, info), spec, "
+            "{'dataset': {'shape': list(info.shape), 'classes': list(info.classes)}})\n")
+    subprocess.run([sys.executable, "-c", make], check=True, cwd=folder)
+    out = subprocess.run([sys.executable, "-c", script, str(folder / "c.pt")], capture_output=True, text=True,
+                         cwd=folder, check=True).stdout
+    assert "model TinyMLP is defined by code stored in the checkpoint" in out and "trust_code=True" in out
+    assert reload_elsewhere(folder / "c.pt", tmp_path / "other")["spec"] == "TinyMLP"  # trusted: it loads

@@ -8,6 +8,7 @@ process. Format 1 (hpsearch 0.1: ``"model": "cnn"`` and a name-less CNN config) 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,22 @@ class _Info:
         self.num_classes = len(classes)
 
 
-def load_checkpoint(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a retrained model from its checkpoint alone: ``(model in eval mode, checkpoint)``."""
+def load_checkpoint(path: Path | str, *, trust_code: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a retrained model from its checkpoint alone: ``(model in eval mode, checkpoint)``.
+
+    The weights are read with ``weights_only=True``. A model spec the user defined comes with
+    its module's source, which is imported to rebuild it — running that code, as importing
+    the study module would. For a checkpoint from someone you do not trust, pass
+    ``trust_code=False``: such a checkpoint is then refused (built-in specs still load).
+    """
     path = Path(path)
     ckpt = _read(path)
-    if ckpt.get("code"):
-        install(ckpt["code"])
+    code = ckpt.get("code")
+    if code and code["module"] not in sys.modules:
+        if not trust_code:
+            raise ModelError(f"{path}: its model {code['class']} is defined by code stored in the checkpoint "
+                             f"(module {code['module']}); load it with trust_code=True to run that code")
+        install(code)
     spec = spec_from_dict(_spec_dict(ckpt))
     model = build(spec, _Info(shape_of(ckpt), ckpt["dataset"]["classes"]))
     model.load_state_dict(ckpt["state_dict"])
