@@ -1,6 +1,9 @@
 """`hpsearch best --retrain`: seeds, one look at the test split, records, checkpoints, --top-k."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -89,3 +92,54 @@ def test_digits_retrain_reaches_a_sensible_accuracy(work: Work) -> None:
     work.cli("run", "tiny", "--workers", "2", "--n-trials", "4")
     work.cli("best", "--retrain", "--seeds", "2")
     assert record(work, "tiny")["test"]["top1"]["mean"] > 0.8
+
+
+KILL_AT_EVALUATION = """
+import os, sys
+import hpsearch.retrain as r
+calls, kill_at = [], int(sys.argv[1])
+def evaluate(*a, **kw):
+    calls.append(1)
+    if len(calls) == kill_at:
+        os._exit(137)  # what kill -9 leaves: no finally block, no record
+    return real(*a, **kw)
+real, r.evaluate = r.evaluate, evaluate
+from hpsearch.cli import main
+sys.argv = ["hpsearch", *sys.argv[2:]]
+main()
+"""
+
+
+def test_a_retrain_killed_during_its_test_evaluation_still_counts_the_look(searched: tuple[Work, Path]) -> None:
+    """Killed after its first checkpoint: the look is counted (write-ahead) and the rerun's seeds
+    are fresh, so it overwrites nothing."""
+    work, root = searched
+    args = ["best", "--retrain", "--seeds", "2", "--data-root", str(root)]
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_EVALUATION, "2", *args], cwd=work.path,
+                            env={**os.environ, "HPSEARCH_STORAGE": work.url}, capture_output=True, text=True)
+    assert killed.returncode == 137, killed.stdout + killed.stderr
+    first = list((work.path / "runs" / "tiny_mnist").glob("*.pt"))
+    assert len(first) == 1 and RETRAIN_ATTR not in optuna.load_study(study_name="tiny_mnist",
+                                                                      storage=work.url).user_attrs
+    before = first[0].stat().st_mtime_ns
+    r = work.cli(*args)
+    assert "killed during test look 1; that look counts" in r.output and "test split looked at 2 times" in r.output
+    rec = record(work)
+    assert rec["test_looks"] == 2 and rec["interrupted_looks"] == [1]
+    assert first[0].stat().st_mtime_ns == before and len(list((work.path / "runs" / "tiny_mnist").glob("*.pt"))) == 3
+
+
+def test_a_second_concurrent_retrain_is_refused_and_the_looks_add_up(searched_any: tuple[Work, Path]) -> None:
+    work, root = searched_any
+    work.cli("best", "--retrain", "--seeds", "1", "--data-root", str(root))
+    env = {**os.environ, "HPSEARCH_STORAGE": work.url}
+    first = subprocess.Popen([sys.executable, "-m", "hpsearch", "best", "--retrain", "--force", "--seeds", "3",
+                              "--data-root", str(root)], cwd=work.path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    assert "loaded mnist" in first.stdout.readline()  # printed once the first holds the lock
+    second = work.cli("best", "--retrain", "--force", "--seeds", "1", "--data-root", str(root), expect=1)
+    assert "another `hpsearch best --retrain` of study 'tiny_mnist' is running" in second.output
+    assert len(second.output.strip().splitlines()) == 1
+    out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out
+    assert record(work)["test_looks"] == 2

@@ -177,7 +177,7 @@ def best(
 ) -> None:
     """Show the best trial; with --retrain, its seed-averaged score on the held-out test split."""
     from hpsearch import render
-    from hpsearch.inspect_study import best_trial, pick_study, recorded, settings_of
+    from hpsearch.inspect_study import best_trial, interrupted_look, pick_study, recorded, settings_of
     from hpsearch.storage import open_storage
 
     url = _storage(storage)
@@ -193,14 +193,14 @@ def best(
 
         folder = artifact_dir(url, artifacts)
         artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
-    if retrain and (rec is None or force):
+    if retrain and (rec is None or force or interrupted_look(st) is not None):
         say = (lambda m: err.print(m, highlight=False)) if as_json else (lambda m: out.print(m, highlight=False))
         try:
             dev = resolve_device(device.value)
         except ValueError as e:
             raise HpsearchError(str(e)) from None
         rec = do_retrain(st, RetrainRequest(seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root),
-                                            device=dev, out_dir=out_dir, studies_dir=studies_dir,
+                                            device=dev, out_dir=out_dir, studies_dir=studies_dir, storage_url=url,
                                             allow_module_change=allow_module_change), say)
         fresh = True
     if retrain and rec is not None and needs_publishing(st, rec):

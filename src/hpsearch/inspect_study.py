@@ -14,6 +14,8 @@ from hpsearch.storage import mask
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
 
 RETRAIN_ATTR = "hpsearch:retrain"  # the retrain record: seeds, test scores, confusion, curves
+LOOKS_ATTR = "hpsearch:test_looks"  # looks at the test split, counted *before* each one happens
+PENDING_ATTR = "hpsearch:test_look_pending"  # the look under way; left behind when a retrain dies
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,15 @@ def _nothing_complete(study: optuna.Study) -> HpsearchError:
 
 def recorded(study: optuna.Study) -> dict[str, Any] | None:
     return study.user_attrs.get(RETRAIN_ATTR)
+
+
+def test_looks(study: optuna.Study) -> int:
+    """Looks at the test split so far, interrupted ones included (records of 0.1 carry the count)."""
+    rec = recorded(study) or {}
+    return max(int(study.user_attrs.get(LOOKS_ATTR, 0)), int(rec.get("test_looks", 0)))
+
+
+def interrupted_look(study: optuna.Study) -> dict[str, Any] | None:
+    """The look a killed retrain began and never recorded, if any."""
+    pending = study.user_attrs.get(PENDING_ATTR)
+    return pending or None

@@ -28,7 +28,17 @@ from hpsearch.seeds import retrain_seeds
 from hpsearch.study import StoredSettings
 from hpsearch.train import FitResult, evaluate, fit, topk_for
 from hpsearch.fingerprint import FINGERPRINT_ATTR
-from hpsearch.inspect_study import RETRAIN_ATTR, ranked_trials, recorded, settings_of
+from hpsearch.inspect_study import (
+    LOOKS_ATTR,
+    PENDING_ATTR,
+    RETRAIN_ATTR,
+    interrupted_look,
+    ranked_trials,
+    recorded,
+    settings_of,
+    test_looks,
+)
+from hpsearch.storage import try_exclusive
 from hpsearch.study_code import ensure_specs
 
 __all__ = ["RETRAIN_ATTR", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
@@ -54,21 +64,41 @@ class RetrainRequest:
     out_dir: Path = Path("runs")
     studies_dir: Path | None = None  # where to find the study module if a trial's model needs it
     allow_module_change: bool = False
+    storage_url: str | None = None  # for the lock that lets one retrain of a study run at a time
 
 
 def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None) -> dict[str, Any]:
-    """Return the retrain record, computing it (one look at the test split) only when needed."""
-    say = progress or (lambda _msg: None)
+    """Return the retrain record, computing it (one look at the test split) only when needed.
+
+    One retrain of a study runs at a time (a second one is refused, not queued: it would
+    only repeat the first's look). Each look is counted before the test split is read, so a
+    retrain killed mid-evaluation can only over-count, never hide a look.
+    """
     if req.seeds < 1 or req.top_k < 1:
         raise HpsearchError("--seeds and --top-k must be >= 1")
+    if req.storage_url is None:
+        return _retrain(study, req, progress)
+    with try_exclusive(req.storage_url, f"hpsearch:retrain:{study.study_name}") as mine:
+        if not mine:
+            raise HpsearchError(f"another `hpsearch best --retrain` of study {study.study_name!r} is running; "
+                                "wait for it to finish, then rerun to see its record")
+        return _retrain(study, req, progress)
+
+
+def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None) -> dict[str, Any]:
+    say = progress or (lambda _msg: None)
     previous = recorded(study)
-    if previous is not None and not req.force:
+    lost = interrupted_look(study)
+    if previous is not None and not req.force and lost is None:
         return previous
+    looks = test_looks(study)
+    if lost is not None:
+        say(f"an earlier retrain was killed during test look {lost['look']}; that look counts")
     settings = settings_of(study)
     candidates = ranked_trials(study)[: req.top_k]
     ensure_specs([t.user_attrs["config"] for t in candidates], settings, study.user_attrs.get(FINGERPRINT_ATTR, {}),
                  req.studies_dir, req.allow_module_change)
-    round_ = 0 if previous is None else int(previous.get("rounds", 1))
+    round_ = looks  # fresh seeds for every look: a new round never overwrites an earlier one's checkpoints
     data = load_search_data(settings.data, req.data_root, req.device)
     say(f"loaded {settings.data.dataset}: {len(data.train)} train / {len(data.val)} val images")
 
@@ -92,8 +122,10 @@ def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None 
     trial, seeds, fits, _ = leader
 
     test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device)
-    say(f"evaluating {len(fits)} models on the {len(test)} test images (test look "
-        f"{(previous or {}).get('test_looks', 0) + 1})")
+    look = looks + 1
+    study.set_user_attr(LOOKS_ATTR, look)  # write-ahead: counted before the first test prediction
+    study.set_user_attr(PENDING_ATTR, {"look": look, "trial": trial.number, "seeds": seeds})
+    say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look})")
     runs, confusion = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name)
     record: dict[str, Any] = {
         "trial": trial.number,
@@ -114,11 +146,14 @@ def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None 
         "classes": list(data.info.classes),
         "samples": _samples(test, data),
         "first_layer": _first_layer(fits[0].model, seeds[0]),
-        "test_looks": (previous or {}).get("test_looks", 0) + 1,
+        "test_looks": look,
+        "interrupted_looks": sorted({*(previous or {}).get("interrupted_looks", []),
+                                     *([lost["look"]] if lost else [])}),
         "rounds": round_ + 1,
         **evidence(),
     }
     study.set_user_attr(RETRAIN_ATTR, record)
+    study.set_user_attr(PENDING_ATTR, None)
     return record
 
 

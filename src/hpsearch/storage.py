@@ -262,6 +262,47 @@ def _lock(url: str, name: str, engine: sqlalchemy.engine.Engine | None = None) -
             eng.dispose()
 
 
+@contextlib.contextmanager
+def try_exclusive(url: str, name: str) -> Iterator[bool]:
+    """A named lock for a long task (minutes), taken without waiting: yields whether we hold it.
+
+    Apart from :func:`budget_lock` (which workers take for milliseconds per trial): a lock file
+    of its own beside a SQLite file, a session-level ``pg_try_advisory_lock`` on Postgres.
+    Both are released by the kernel or the server when the holder dies, so a killed task
+    never leaves the lock taken.
+    """
+    key = hashlib.sha256(name.encode()).digest()[:8]
+    path = sqlite_path(url)
+    if path is not None:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(f"{path}.{key.hex()}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+        return
+    k = int.from_bytes(key, "big", signed=True)
+    eng = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with eng.connect() as con:
+            got = bool(con.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:k)"), {"k": k}).scalar())
+            con.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": k})
+                    con.commit()
+    finally:
+        eng.dispose()
+
+
 class Heartbeat:
     """Records a trial's heartbeat every few seconds from a daemon thread while it runs."""
 
