@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,37 @@ def test_dashboard_bad_inputs_are_one_line(work: Work, tmp_path: Path, searched:
     bad = work.cli("best", "--retrain", "--artifacts", str(blocker / "sub"), expect=1)
     assert bad.output.startswith("error: cannot use artifact folder") and len(bad.output.splitlines()) == 1
     assert RETRAIN_ATTR not in optuna.load_study(study_name="tiny_mnist", storage=work.url).user_attrs
+
+
+def _request(port: int, method: str, path: str, host: str | None = None) -> tuple[int, str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                 headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_the_dashboard_refuses_foreign_hosts_and_writes_unless_allowed(work: Work) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not delete studies."""
+    work.cli("run", "tiny", "--n-trials", "1", "--pruner", "none")
+    dash = Dashboard(work)
+    try:
+        sid = dash.studies[0]["study_id"]
+        status, text = _request(dash.port, "DELETE", f"/api/studies/{sid}", host="evil.example")
+        assert status == 403 and "host 'evil.example' is not allowed" in text
+        status, text = _request(dash.port, "DELETE", f"/api/studies/{sid}")
+        assert status == 403 and "read-only" in text and "--allow-writes" in text
+        assert _request(dash.port, "GET", "/api/studies", host=f"localhost:{dash.port}")[0] == 200
+        assert _request(dash.port, "PUT", f"/api/studies/{sid}/note/0")[0] != 403  # notes stay writable
+        assert optuna.get_all_study_names(work.url) == ["tiny"]
+    finally:
+        dash.stop()
+    dash = Dashboard(work, "--allow-writes", "--allowed-hosts", "box.lan")
+    try:
+        assert _request(dash.port, "GET", "/api/studies", host="box.lan")[0] == 200
+        assert _request(dash.port, "DELETE", f"/api/studies/{sid}")[0] in (200, 204)
+        assert optuna.get_all_study_names(work.url) == []
+    finally:
+        dash.stop()

@@ -256,6 +256,11 @@ def dashboard(
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     artifacts: ArtifactsOpt = None,
+    allowed_hosts: Annotated[str, typer.Option(
+        help="Comma-separated host names the browser may use besides the bound address and "
+             "localhost (e.g. the machine's name behind a tunnel); '*' allows any.")] = "",
+    allow_writes: Annotated[bool, typer.Option(
+        help="Let the dashboard delete studies and change trials (notes are always writable).")] = False,
 ) -> None:
     """Serve optuna-dashboard on the study database, with retrain notes and artifacts."""
     from hpsearch.dashboard import serve
@@ -264,6 +269,7 @@ def dashboard(
     url = _storage(storage)
     try:
         serve(url, host, port, artifact_dir(url, artifacts), log_requests=_state["debug"],
+              allowed_hosts=tuple(h for h in allowed_hosts.split(",") if h.strip()), allow_writes=allow_writes,
               ready=lambda where: out.print(f"optuna-dashboard at {where} (Ctrl-C stops)", highlight=False,
                                             soft_wrap=True))
     except KeyboardInterrupt:
