@@ -166,3 +166,21 @@ def test_freeze_strategies_hold_on_cuda(freeze: str, weights_file: Path, digits)
     assert all(p.is_cuda for p in after.parameters())
     expected = [False] * 5 if freeze == "head_only" else [False, False, False, False, True]
     assert _moved(before.cuda(), after) == expected
+
+
+@pytest.mark.parametrize("arch, stages", [
+    ("resnet18", 5), ("mobilenet_v3_small", 13), ("efficientnet_b0", 9), ("squeezenet1_0", 9),
+    ("googlenet", 12), ("vit_b_32", 2), ("alexnet", 5), ("regnet_x_400mf", 2), ("convnext_tiny", 8),
+])
+def test_torchvision_backbones_take_grey_28px_images_and_cut_into_stages(arch: str, stages: int) -> None:
+    """A new head, the first conv on one channel, and the input resized to what the network
+    needs (AlexNet ≥ 63 px, ViT exactly 224), built on the meta device (no memory, no weights)."""
+    class Grey:
+        shape = (1, 28, 28)
+        num_classes = 7
+
+    device = "cpu" if arch.startswith("regnet") else "meta"  # RegNet reads its weights while it builds
+    with torch.device(device), torch.no_grad():
+        model = build(Torchvision(arch=arch), Grey)
+        out = model.eval()(torch.zeros(2, 1, 28, 28))
+    assert out.shape == (2, 7) and len(model.stages) == stages

@@ -82,10 +82,13 @@ class Torchvision(_Finetune):
         if self.arch not in known:
             raise ModelError(f"torchvision has no classification model {self.arch!r}; "
                              f"e.g. {', '.join(a for a in known if a.startswith(('resnet', 'mobilenet', 'efficientnet_b0')))}")
+        kw = {"aux_logits": False, "init_weights": True} if self.arch in ("googlenet", "inception_v3") else {}
+        floor, exact = _input_sizes(self.arch)
         with seeded(self.init_seed):
-            net = torchvision.models.get_model(self.arch, weights=None)
+            net = torchvision.models.get_model(self.arch, weights=None, **kw)
             adapt_first_conv(net, info.shape[0])
-            model = Transferred(net, info.num_classes, self.min_size)
+            exact = getattr(net, "image_size", None) and (net.image_size, net.image_size) or exact  # ViT
+            model = Transferred(net, info.num_classes, max(self.min_size, floor), exact)
             initialise(model if self.weights is None else model.head, self.init)
         return model
 
@@ -129,6 +132,18 @@ class Torchvision(_Finetune):
         path, _ = self.weights_file()
         state = torch.load(path, map_location="cpu", weights_only=True)
         return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def _input_sizes(arch: str) -> tuple[int, tuple[int, int] | None]:
+    """The smallest input torchvision documents for ``arch`` (its weights' ``min_size``), and the
+    one size an architecture takes where it takes only one (MaxViT's window partition)."""
+    import torchvision
+
+    try:
+        low = torchvision.models.get_model_weights(arch).DEFAULT.meta.get("min_size", (1, 1))
+    except (KeyError, ValueError, AttributeError):
+        low = (1, 1)
+    return max(low), (tuple(low) if arch.startswith("maxvit") else None)  # type: ignore[return-value]
 
 
 def _download(url: str, path: Path) -> None:

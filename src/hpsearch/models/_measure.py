@@ -23,13 +23,24 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def measure(spec: ModelSpec, info: ModelInfo) -> Size:
-    """Build ``spec`` on the meta device and count; FLOPs by ``torch.utils.flop_counter``."""
-    with torch.device("meta"):
+    """Build ``spec`` on the meta device and count; FLOPs by ``torch.utils.flop_counter``.
+
+    A builder that reads its own parameters while building (RegNet's init) cannot run on
+    the meta device; that one is built in memory, once.
+    """
+    try:
+        return _measure(spec, info, "meta")
+    except NotImplementedError:
+        return _measure(spec, info, "cpu")
+
+
+def _measure(spec: ModelSpec, info: ModelInfo, device: str) -> Size:
+    with torch.device(device):
         model = build(spec, info)
         spec.on_epoch(model, 1)  # the freeze state of the first epoch (weights are not loaded)
-        x = torch.empty(1, *info.shape)
+        x = torch.empty(1, *info.shape) if device == "meta" else torch.zeros(1, *info.shape)
         model.eval()
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(x)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return Size(count_parameters(model), trainable, int(counter.get_total_flops()))

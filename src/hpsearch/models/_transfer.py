@@ -28,14 +28,23 @@ from torch import nn
 
 
 class Transferred(nn.Module):
-    """``net`` with its last Linear replaced by a new head, optionally resizing small inputs."""
+    """``net`` with its classifier replaced by a new head, resizing inputs it cannot take as they are.
 
-    def __init__(self, net: nn.Module, num_classes: int, min_size: int = 0) -> None:
+    ``min_size``: images whose shorter side is smaller are scaled up (aspect kept);
+    ``exact_size``: every image is resized to that size (ViT and MaxViT take one size only).
+    """
+
+    def __init__(self, net: nn.Module, num_classes: int, min_size: int = 0,
+                 exact_size: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.net = net
         self.min_size = min_size
-        parent, attr, old = _last_linear(net)
-        setattr(parent, attr, nn.Linear(old.in_features, num_classes))
+        self.exact_size = exact_size
+        parent, attr, old = _classifier(net)
+        if isinstance(old, nn.Linear):
+            setattr(parent, attr, nn.Linear(old.in_features, num_classes))
+        else:  # SqueezeNet's 1×1 convolution classifier
+            setattr(parent, attr, nn.Conv2d(old.in_channels, num_classes, old.kernel_size))  # type: ignore[arg-type]
         self.head_name = _top_level_name(net, parent, attr)
         self._stages = stages_of(net, self.head_name)  # plain list: not registered twice
 
@@ -48,18 +57,26 @@ class Transferred(nn.Module):
         return list(self._stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.min_size and min(x.shape[-2:]) < self.min_size:
+        if self.exact_size is not None and tuple(x.shape[-2:]) != self.exact_size:
+            x = F.interpolate(x, size=self.exact_size, mode="bilinear", align_corners=False)
+        elif self.min_size and min(x.shape[-2:]) < self.min_size:
             h, w = x.shape[-2:]
             scale = self.min_size / min(h, w)
             x = F.interpolate(x, size=(round(h * scale), round(w * scale)), mode="bilinear", align_corners=False)
         return self.net(x)
 
 
-def _last_linear(net: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
+def _classifier(net: nn.Module) -> tuple[nn.Module, str, nn.Module]:
+    """The layer that produces the class scores: the last Linear, else a last 1×1 convolution
+    to 1000 channels (SqueezeNet's ImageNet classifier)."""
     found = None
     for name, module in net.named_modules():
         if isinstance(module, nn.Linear):
             found = name
+    if found is None:
+        for name, module in net.named_modules():
+            if isinstance(module, nn.Conv2d) and module.out_channels == 1000 and module.kernel_size == (1, 1):
+                found = name
     if found is None:
         raise ValueError(f"{type(net).__name__} has no Linear layer to replace with a new head")
     parent_name, _, attr = found.rpartition(".")
