@@ -35,3 +35,7 @@ class TrialsFailing(HpsearchError):
     """Trials keep failing with the same error; looping would only burn the budget."""
 
     exit_code = 3
+
+
+class UnsafePath(HpsearchError):
+    """A study name or output file that would put files where they do not belong."""
