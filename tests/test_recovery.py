@@ -105,7 +105,8 @@ def test_ctrl_c_stops_quickly_leaves_nothing_running_and_resumes(store: Work) ->
     t0 = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
-    assert time.monotonic() - t0 < 10, "workers must stop within a few seconds"
+    # the supervisor gives workers STOP_GRACE_S (10 s), then kills them; the rest is slack for a loaded machine
+    assert time.monotonic() - t0 < 20, "workers must stop within the stop grace"
     assert proc.returncode == 130, out
     assert "interrupted (Ctrl-C): stopping workers" in out
     assert "rerun the same command to resume" in out and "Traceback" not in out
@@ -129,7 +130,8 @@ def test_sigterm_to_run_stops_it_like_ctrl_c(store: Work) -> None:
     trials = optuna.load_study(study_name="slow", storage=work.url).get_trials()
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
-    assert interrupted and all(t.user_attrs["error"].startswith("interrupted") for t in interrupted)
+    errors = [(t.number, t.user_attrs.get("error")) for t in interrupted]
+    assert interrupted and all(str(e).startswith("interrupted") for _, e in errors), (errors, out)
     assert_resumed(work, 3)
 
 
