@@ -77,9 +77,10 @@ def guarded(fn: F) -> F:
                 raise
             err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where a command handles it (run)
+            from hpsearch.interrupts import exit_code
             err.print("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(exit_code(e)) from None
         except (typer.Exit, typer.Abort):
             raise
         except Exception as e:  # noqa: BLE001 - the one boundary for unexpected failures
@@ -126,21 +127,24 @@ def run(
     n_trials: Annotated[int | None, typer.Option(
         "--n-trials", "-n", help="Global budget: finished (complete + pruned) trials in the study, "
         "across all workers and machines. Default: the study's n_trials.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Start no new trial after this many seconds.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Start no new trial after this many seconds (> 0).")] = None,
     storage: StorageOpt = None,
     seed: Annotated[int | None, typer.Option(help="Study seed (sampler and training seeds derive from it); "
                                              "fixed when the study is created. Default 0.")] = None,
     device: DeviceOpt = Device.auto,
     data_root: DataRootOpt = None,
     studies_dir: StudiesDirOpt = None,
-    name: Annotated[str | None, typer.Option(help="Study name in the database (default: module name).")] = None,
+    name: Annotated[str | None, typer.Option(help="Study name in the database (default: module name); letters, "
+                                             "digits, '.', '_', '-', not starting with '.' or '-'.")] = None,
     pruner: Annotated[Pruner, typer.Option(
         help="Stop unpromising trials early: median (compare at equal epochs), median-time (at equal "
              "seconds: suits --timeout, slow models must earn their cost), hyperband, none.")] = Pruner.median,
     allow_module_change: Annotated[bool, typer.Option(
         help="Join a study even though its module changed since the study was created.")] = False,
 ) -> None:
-    """Search: N worker processes pull trials from one shared study until the budget is met."""
+    """Search: N worker processes pull trials from one shared study until the budget is met.
+
+    Ctrl-C or SIGTERM marks running trials failed and exits 130 or 143; rerun to resume."""
     from hpsearch import render, search
 
     result = search.run(search.RunRequest(
@@ -150,7 +154,7 @@ def run(
     ), out)
     render.run_summary(out, result)
     if result.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(result.exit_code)
 
 
 @app.command()
@@ -286,12 +290,13 @@ def report(
 ) -> None:
     """Write one self-contained HTML report (plots, retrain result) that opens offline."""
     from hpsearch.inspect_study import pick_study
+    from hpsearch.paths import safe_name
     from hpsearch.report import write_report
     from hpsearch.storage import open_storage
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
-    path = out_file or Path(f"{st.study_name}-report.html")
+    path = out_file or Path(f"{safe_name(st.study_name)}-report.html")
     sections = write_report(st, path)
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {sections} plots); open it in a browser",
               highlight=False, soft_wrap=True)

@@ -45,3 +45,7 @@ class InfeasibleModel(ValueError):
     """A sampled architecture that cannot exist for this data (e.g. valid convolutions that
     shrink the image below one pixel). The trial is pruned with this reason, not failed:
     the space holds the point, the data rules it out, and it says nothing about the code."""
+
+
+class UnsafePath(HpsearchError):
+    """A study name or output file that would put files where they do not belong."""

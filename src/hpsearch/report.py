@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from hpsearch import figures
 from hpsearch.fmt import is_pct, mean_std, num
 from hpsearch.inspect_study import recorded, settings_of
+from hpsearch.paths import check_output, write_atomically
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -65,7 +66,9 @@ class _Page:
 
 
 def write_report(study: optuna.Study, path: Path) -> int:
-    """Write the report; return how many plots it holds."""
+    """Write the report; return how many plots it holds. A bad target (a device, a directory)
+    is refused before the plots are built, and again just before the write."""
+    check_output(path)
     page = _Page()
     settings = settings_of(study)
     metric = settings.metric
@@ -117,9 +120,7 @@ def write_report(study: optuna.Study, path: Path) -> int:
            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style>'
            f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script></head>'
            f"<body>\n{body}\n</body></html>\n")
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(path)  # never a half-written report under the final name
+    write_atomically(path, doc)  # never a half-written report under the final name
     return page.plots
 
 

@@ -38,6 +38,7 @@ from hpsearch.inspect_study import (
     settings_of,
     test_looks,
 )
+from hpsearch.paths import safe_name
 from hpsearch.storage import try_exclusive
 from hpsearch.study_code import ensure_specs
 
@@ -185,7 +186,7 @@ def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchD
     n_cls = data.info.num_classes
     confusion = torch.zeros(n_cls, n_cls, dtype=torch.long)
     runs = []
-    folder = out_dir / study_name
+    folder = out_dir / safe_name(study_name)  # a name another tool stored may hold '/' or '..'
     folder.mkdir(parents=True, exist_ok=True)
     config = TrialConfig.from_dict(trial.user_attrs["config"])
     for seed, f in zip(seeds, fits):

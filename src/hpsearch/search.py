@@ -2,7 +2,7 @@
 
 Order matters for "nothing half-written": the module is imported, the data checked and the
 storage opened *before* the study row exists; a run that then fails before its first
-trial deletes the study it created.
+trial deletes the study it created. SIGTERM takes the same path as Ctrl-C (``interrupts``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 
-from hpsearch import discover
+from hpsearch import discover, interrupts
 from hpsearch.data import check_available
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.fingerprint import FINGERPRINT_ATTR, differences, fetch_models, fingerprint
+from hpsearch.paths import check_name
 from hpsearch.progress import Running, RunState, RunView
+from hpsearch.rows import state_counts
 from hpsearch.seeds import derive_seed
 from hpsearch.storage import budget_lock, grace_period, mask, open_storage
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
@@ -33,8 +35,8 @@ from hpsearch.workers import (
     FINISHED_STATES,
     WorkerJob,
     WorkerPool,
-    count_trials,
     cpu_cores,
+    fail_stale,
     threads_per_worker,
     worker_devices,
 )
@@ -71,20 +73,28 @@ class RunResult:
     metric: str = "val_top1"
     elapsed: float = 0.0
     interrupted: bool = False
+    exit_code: int = 0  # 130 after Ctrl-C, 143 after SIGTERM
 
 
 def run(req: RunRequest, console: Console | None = None) -> RunResult:
-    console = console or Console()
+    with interrupts.handled():
+        return _run(req, console or Console())
+
+
+def _run(req: RunRequest, console: Console) -> RunResult:
     if req.workers < 1:
         raise HpsearchError(f"--workers must be >= 1, got {req.workers}")
     if req.n_trials is not None and req.n_trials < 1:
         raise HpsearchError(f"--n-trials must be >= 1, got {req.n_trials}")
+    if req.timeout is not None and not req.timeout > 0:  # `not >` also refuses NaN
+        raise HpsearchError(f"--timeout must be > 0 seconds, got {req.timeout:g}; leave it out to run "
+                            "until the budget is met")
     try:
         resolve_device(req.device)
     except ValueError as err:
         raise HpsearchError(str(err)) from None
     loaded = discover.load(req.study, req.studies_dir)
-    name = req.name or loaded.name
+    name = check_name(req.name or loaded.name)
     fp = discover.probe(loaded, fingerprint)  # runs the space function: fails early if it is broken
     fetch_models(loaded.study)  # pretrained weights: downloaded once here, or named as missing
     check_available(loaded.study.data, req.data_root)
@@ -92,7 +102,7 @@ def run(req: RunRequest, console: Console | None = None) -> RunResult:
     settings, created = _create_or_join(storage, req, loaded, name, fp)
     study = optuna.load_study(study_name=name, storage=storage)
     try:
-        return _supervise(req, loaded, study, settings, console)
+        return _supervise(req, loaded, study, storage, settings, console)
     except BaseException:
         if created and not study.get_trials(deepcopy=False):
             optuna.delete_study(study_name=name, storage=storage)
@@ -141,17 +151,22 @@ def _check_fingerprint(stored: dict[str, Any], current: dict[str, Any], loaded: 
 
 
 def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Study,
-               settings: StoredSettings, console: Console) -> RunResult:
+               storage: optuna.storages.RDBStorage, settings: StoredSettings, console: Console) -> RunResult:
     total = req.n_trials or loaded.study.n_trials
     state = RunState(study.study_name, settings.metric, total, settings.max_epochs)
     result = RunResult(study.study_name, total, 0, metric=settings.metric)
+    finished, running = _reclaim(study, storage, req.storage, console)
     _poll(study, state)
-    remaining = total - count_trials(study, FINISHED_STATES + (TrialState.RUNNING,))
-    if remaining <= 0:
-        console.print(f"{study.study_name}: budget reached ({state.finished}/{total} finished); "
+    if finished >= total:
+        console.print(f"{study.study_name}: budget reached ({finished}/{total} finished); "
                       "nothing to run — raise --n-trials to search more", highlight=False, soft_wrap=True)
         return _finish(study, state, result)
-    n = min(req.workers, remaining)
+    remaining = total - finished - running
+    if remaining <= 0:
+        console.print(f"{study.study_name}: {running} running trial(s) hold the rest of the budget "
+                      f"({finished}/{total} finished); one worker waits for them (a trial without a heartbeat "
+                      f"for {grace_period()}s is failed and retried)", highlight=False, soft_wrap=True)
+    n = min(req.workers, max(1, remaining))
     deadline = None if req.timeout is None else time.time() + req.timeout
     existing = len(study.get_trials(deepcopy=False))
     devices = worker_devices(req.device, n)
@@ -179,6 +194,8 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
         try:
             last_poll = 0.0
             while True:
+                if (signum := interrupts.received()) is not None:
+                    raise interrupts.Interrupted(signum)  # its first raise was swallowed (in a __del__)
                 alive = pool.any_alive()
                 drained = _drain(pool.events, study, state, view, errors, result,
                                  timeout=0.25 if alive else 0.0)
@@ -188,9 +205,11 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
                     if pool.stop.is_set() or restarts >= MAX_RESTARTS:
                         continue
                     restarts += 1
-                    code = pool.procs[i].exitcode
-                    view.message(f"worker {i} was killed (signal {-(code or 0)}); starting a replacement — "
-                                 f"its trial is retried once its heartbeat is {grace_period()}s stale")
+                    code = pool.procs[i].exitcode or 0
+                    view.message(f"worker {i} was killed (signal {-code}); starting a replacement — its trial "
+                                 f"is retried once its heartbeat is {grace_period()}s stale" if code < 0 else
+                                 f"worker {i} was stopped (SIGTERM); starting a replacement — its trial was "
+                                 "marked failed and does not count")
                     _forget_running(state, i)
                     pool.start(pool.jobs[i])
                     alive = True
@@ -200,9 +219,10 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
                 view.refresh()
                 if not alive and not drained:
                     break
-        except KeyboardInterrupt:
-            result.interrupted = True
-            view.message("interrupted: stopping workers and marking their running trials failed …")
+        except KeyboardInterrupt as err:
+            result.interrupted, result.exit_code = True, interrupts.exit_code(err)
+            view.message(f"interrupted ({interrupts.describe(result.exit_code - 128)}): stopping workers and "
+                         "marking their running trials failed …")
             pool.interrupt(STOP_GRACE_S)
             _drain(pool.events, study, state, view, errors, result, timeout=0.0)
         except BaseException:
@@ -210,7 +230,7 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
             raise
     for i, p in pool.procs.items():
         p.join()
-        if (p.exitcode or 0) > 0 and p.exitcode != 130 and not errors and not result.interrupted:
+        if (p.exitcode or 0) > 0 and p.exitcode not in (130, 143) and not errors and not result.interrupted:
             errors.append(f"worker {i} exited with code {p.exitcode}")
     if slot_tmp is not None:
         slot_tmp.cleanup()
@@ -218,6 +238,25 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
     if errors and not result.interrupted:
         raise TrialsFailing(errors[0])
     return result
+
+
+def _reclaim(study: optuna.Study, storage: optuna.storages.RDBStorage, url: str,
+             console: Console) -> tuple[int, int]:
+    """Fail trials whose workers are dead, then count (finished, running) in one snapshot.
+
+    Only workers used to fail stale trials, so after `kill -9` of a whole run its RUNNING
+    trials held the budget and a rerun started no worker: "budget reached (4/6 finished)"
+    for ever. The supervisor now does it first, under the budget lock, as a worker would.
+    """
+    with budget_lock(storage, url, study.study_name):
+        before = state_counts(study, storage).get(TrialState.RUNNING.name, 0)
+        fail_stale(study)
+        counts = state_counts(study, storage)
+    running = counts.get(TrialState.RUNNING.name, 0)
+    if running < before:
+        console.print(f"{study.study_name}: failed {before - running} abandoned trial(s) (no heartbeat for "
+                      f"{grace_period()}s); their parameters are retried", highlight=False, soft_wrap=True)
+    return sum(counts.get(s.name, 0) for s in FINISHED_STATES), running
 
 
 def cpu_slots(device: str, workers: int) -> int:

@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import torch
 from filelock import FileLock, Timeout
 from optuna.trial import TrialState
 
-from hpsearch import discover
+from hpsearch import discover, interrupts
 from hpsearch.data import forbid_test_split, load_search_data
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.fingerprint import FINGERPRINT_ATTR
@@ -117,10 +118,6 @@ def make_sampler(seed: int, n_trials: int) -> optuna.samplers.TPESampler:
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
 
 
-def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
-    return len(study.get_trials(deepcopy=False, states=states))
-
-
 WAIT = "wait"
 
 
@@ -134,7 +131,7 @@ def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: st
     """
     def decide() -> optuna.Trial | str | None:
         with budget_lock(storage, url, study.study_name):
-            optuna.storages.fail_stale_trials(study)
+            fail_stale(study)
             # One snapshot for both counts (a trial finishing between two separate reads would
             # be counted in neither, and the budget would overshoot), and a GROUP BY rather
             # than FrozenTrials: the lock is held while this runs, by every worker, every trial.
@@ -154,23 +151,28 @@ def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: st
     return with_retry(decide, url)
 
 
-def _interrupt_once(signum: int, frame: object) -> None:
-    """First SIGINT/SIGTERM interrupts the trial (which is then marked failed); later ones are
-    ignored so they cannot interrupt that bookkeeping."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+def fail_stale(study: optuna.Study) -> None:
+    """Fail RUNNING trials whose heartbeat is older than the grace period (their worker is dead);
+    the storage's callback re-queues their parameters. Call it under the budget lock, before
+    counting: every worker does before each ask, and the supervisor before it decides whether
+    any budget is left (or a study whose every process was killed would never resume)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def worker_main(job: WorkerJob, events: Queue, stop: Event) -> None:
-    """Process entry point: report every outcome as an event; exit non-zero on error."""
-    signal.signal(signal.SIGINT, _interrupt_once)
-    signal.signal(signal.SIGTERM, _interrupt_once)
+    """Process entry point: report every outcome as an event; exit non-zero on error.
+
+    SIGINT or SIGTERM marks the running trial failed and exits 128 + the signal (see
+    ``interrupts``): the supervisor replaces a worker that exits 143 while the run goes on.
+    """
+    interrupts.install()
     try:
         _work(job, events, stop)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         events.put(("interrupted", job.index))
-        sys.exit(130)
+        sys.exit(interrupts.exit_code(err))
     except HpsearchError as err:
         events.put(("error", job.index, str(err)))
         sys.exit(err.exit_code)
@@ -213,14 +215,15 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
         with slots.hold(go_on) if slots else nullcontext(True) as slot:
             if not slot:
                 return
-            trial = next_trial(study, storage, job.storage_url, job.n_trials)
-            if trial is None:
-                return
-            if isinstance(trial, str):
-                outcome = None
-            else:
-                events.put(("start", job.index, trial.number))
-                outcome = run_trial(study, storage, trial, objective)
+            with interrupts.deferred():  # until run_trial owns the trial (see interrupts.deferred)
+                trial = next_trial(study, storage, job.storage_url, job.n_trials)
+                if trial is None:
+                    return
+                if isinstance(trial, str):
+                    outcome = None
+                else:
+                    events.put(("start", job.index, trial.number))
+                    outcome = run_trial(study, storage, trial, objective)
         if outcome is None or isinstance(trial, str):
             stop.wait(heartbeat_interval())
             continue
@@ -249,22 +252,23 @@ def run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: o
 
 def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: optuna.Trial,
               objective: Objective) -> tuple[TrialState, float | None, str | None]:
-    with Heartbeat(storage, trial._trial_id):
-        try:
+    try:
+        with Heartbeat(storage, trial._trial_id):
+            interrupts.allow()  # inside the try: a signal from here on marks this trial failed
             value = objective(trial)
-        except optuna.TrialPruned:
-            frozen = study.tell(trial, state=TrialState.PRUNED)
-            return frozen.state, frozen.value, None
-        except KeyboardInterrupt:
-            trial.set_user_attr("error", "interrupted (Ctrl-C)")
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        except Exception as err:  # noqa: BLE001 - a crashing trial is data, recorded with its cause
-            message = f"{type(err).__name__}: {err}"
-            trial.set_user_attr("error", message)
-            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-            study.tell(trial, state=TrialState.FAIL)
-            return TrialState.FAIL, None, message
+    except optuna.TrialPruned:
+        frozen = study.tell(trial, state=TrialState.PRUNED)
+        return frozen.state, frozen.value, None
+    except KeyboardInterrupt as err:
+        trial.set_user_attr("error", f"interrupted ({interrupts.describe(getattr(err, 'signum', signal.SIGINT))})")
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception as err:  # noqa: BLE001 - a crashing trial is data, recorded with its cause
+        message = f"{type(err).__name__}: {err}"
+        trial.set_user_attr("error", message)
+        trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+        study.tell(trial, state=TrialState.FAIL)
+        return TrialState.FAIL, None, message
     frozen = study.tell(trial, value)
     return frozen.state, frozen.value, None
 
@@ -297,8 +301,10 @@ class WorkerPool:
         return any(p.is_alive() for p in self.procs.values())
 
     def killed(self) -> list[int]:
-        """Workers that died from a signal they did not handle (``kill -9``, the OOM killer)."""
-        return [i for i, p in self.procs.items() if not p.is_alive() and (p.exitcode or 0) < 0]
+        """Workers that died from a signal they did not handle (``kill -9``, the OOM killer) or
+        were stopped on their own by SIGTERM (exit 143): both get replaced while the run goes on."""
+        return [i for i, p in self.procs.items() if not p.is_alive()
+                and ((p.exitcode or 0) < 0 or p.exitcode == interrupts.exit_code(signal.SIGTERM))]
 
     def interrupt(self, grace: float) -> None:
         """Ask every worker to stop now (their running trials get marked failed), then wait."""
