@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial
 from rich.console import Console
+from rich import box
 from rich.table import Table
 
 from hpsearch.inspect_study import StudyLine
@@ -145,9 +146,10 @@ def trials(console: Console, rows: list[dict[str, Any]], fmt: str) -> None:
             w.writerow([r[h] for h in head] + [r["params"].get(k, "") for k in param_keys])
         print(buf.getvalue(), end="")
         return
-    t = Table()
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)  # light borders: parameter columns get the width
+    short = {"number": "#", "n_params": "params", "seconds": "sec", "epochs": "ep"}
     for col in head + param_keys:
-        t.add_column("params" if col == "n_params" else col,
+        t.add_column(short.get(col, col),
                      justify="right" if col in ("number", "value", "epochs", "seconds", "n_params", "flops") else "left")
     for r in rows:
         t.add_row(*[_count(r[h]) if h in ("n_params", "flops") else _cell(r[h]) for h in head],
