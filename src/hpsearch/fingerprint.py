@@ -62,7 +62,7 @@ def fetch_models(study: Study, probes: int = PROBES) -> None:
 
 
 def _check_builds(config: TrialConfig, study: Study) -> None:
-    """Build one sampled model on the meta device, so a broken ``build`` fails before any
+    """Build one sampled model (a throwaway CPU copy), so a broken ``build`` fails before any
     study row exists rather than as three failed trials (an architecture this data rules
     out is fine here: such trials are pruned with the reason)."""
     from hpsearch.errors import InfeasibleModel

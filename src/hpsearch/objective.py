@@ -44,7 +44,7 @@ class Objective:
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr("model", config.model.name)
         try:
-            size = measure(config.model, self.data.info)  # on the meta device: no memory, no weights
+            size = measure(config.model, self.data.info)  # a throwaway CPU copy, no weights read
         except InfeasibleModel as err:
             trial.set_user_attr("rejected", str(err))
             raise optuna.TrialPruned(f"rejected before training: {err}") from None

@@ -214,7 +214,7 @@ def match_params(target: int | ModelSpec, make: Callable[[int], ModelSpec], info
         cnn = space.match_params(mlp, lambda f: CNN(blocks=2, filters=f, dense=64), "fashion_mnist")
 
     ``widths`` must make parameter counts grow with the width (they do for every built-in
-    knob); it is bisected, so a wide range costs a dozen meta-device builds.
+    knob); it is bisected, so a wide range costs a dozen throwaway builds.
     """
     from hpsearch.models import measure
 

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import shutil
 import sqlite3
 import sys
 import threading
@@ -109,6 +110,11 @@ def open_storage(url: str, *, create: bool) -> ResilientRDBStorage:
                 )
             if not path.parent.is_dir():
                 raise StorageError(f"cannot create {path}: folder {path.parent} does not exist")
+        elif not _writable(path):
+            if not create:
+                return _open_read_only(url, path)
+            raise StorageError(f"the database {path} is read-only; `hpsearch studies`, `trials`, `best` and "
+                               "`report` still read it; copy it somewhere writable (or remount) to run")
         _enable_wal(path)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     else:
@@ -139,12 +145,39 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
+def _writable(path: Path) -> bool:
+    """Can SQLite write here? It needs the file and its folder (journal, WAL, our lock files);
+    ``access`` also says no on a read-only file system, even to root."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _open_read_only(url: str, path: Path) -> ResilientRDBStorage:
+    """Read a database we cannot write (a read-only mount, a copy on a DVD): no lock file, no
+    WAL switch. A WAL database without its ``-shm`` file beside it opens only as immutable,
+    which reads the main file as it is (what a finished study's database holds)."""
+    last: Exception | None = None
+    for query in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = ResilientRDBStorage(f"sqlite:///file:{path.resolve()}?{query}&uri=true")
+            storage.get_all_studies()
+            return storage
+        except (SQLAlchemyError, ValueError, RuntimeError) as err:
+            last = err
+    raise StorageError(f"cannot read the read-only database {path}: {_first_line(last)}")  # type: ignore[arg-type]
+
+
 def _enable_wal(path: Path) -> None:
     """WAL lets readers (dashboard, progress) run beside a writer; the setting persists."""
     try:
         with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)) as con:
             con.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as err:
+        reason = fatal_reason(err, path)
+        if reason is not None:
+            raise StorageError(f"cannot write to the database {path}: {reason} ({err}); fix that, then rerun "
+                               "the same command to resume") from None
         raise StorageError(f"cannot open SQLite database {path}: {err}") from None
 
 
@@ -163,15 +196,72 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+# SQLite result codes (the primary code is the low byte of an extended one)
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL = 5, 6, 8, 10, 13
+# Postgres SQLSTATE classes that waiting cannot fix: data (22), constraints (23), a schema that
+# is not Optuna's (42: undefined table or column), and the fatal ones named below. Every other
+# operational error (a restart shows up as a dozen different ones) is retried.
+_PG_PERMANENT = ("22", "23", "42")
+_PG_FATAL = {"53100": "its disk is full", "25006": "it is read-only"}
+
+
+def _cause(err: BaseException) -> BaseException:
+    return err.__cause__ if isinstance(err, optuna.exceptions.StorageInternalError) and err.__cause__ else err
+
+
 def _transient(err: BaseException) -> bool:
-    """Connection lost / server restarting / SQLite busy: worth retrying, not a bug."""
-    cause = err.__cause__ if isinstance(err, optuna.exceptions.StorageInternalError) else err
-    return isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
-                              sqlalchemy.exc.DisconnectionError))
+    """Connection lost / server restarting / SQLite busy: worth retrying, not a bug.
+
+    Only those. A damaged or foreign schema (``no such table``) or a full disk will not heal
+    by waiting; retrying them for two minutes and calling it "lost the database" hid the
+    real cause (:func:`fatal_reason` names the ones we can explain).
+    """
+    cause = _cause(err)
+    if isinstance(cause, (sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)):
+        return True
+    if not isinstance(cause, sqlalchemy.exc.OperationalError):
+        return False
+    if getattr(cause, "connection_invalidated", False):
+        return True
+    orig = getattr(cause, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    state = getattr(orig, "sqlstate", None) or ""
+    if isinstance(orig, sqlite3.Error):  # SQLite without a result code: only "locked" is transient
+        return "database is locked" in str(orig).lower()
+    return not (state.startswith(_PG_PERMANENT) or state in _PG_FATAL)
+
+
+def fatal_reason(err: BaseException, path: Path | None = None) -> str | None:
+    """Why the database cannot take writes at all (disk full, read-only), or None.
+
+    SQLite reports a full disk as SQLITE_FULL when a page write fails, but as a plain "disk
+    I/O error" when it cannot even grow its WAL index: with the file's ``path`` we look at
+    the free space to tell which.
+    """
+    orig = getattr(_cause(err), "orig", None) or _cause(err)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None and (code & 0xFF == _SQLITE_FULL or (code & 0xFF == _SQLITE_IOERR and _full(path))):
+        return "its disk is full"
+    if code is not None and code & 0xFF == _SQLITE_READONLY:
+        return "it is read-only"
+    if code is not None and code & 0xFF == _SQLITE_IOERR:
+        return "the disk reported an I/O error"
+    return _PG_FATAL.get(getattr(orig, "sqlstate", None) or "")
 
 
 def retry_for() -> float:
     return float(os.environ.get("HPSEARCH_DB_RETRY_S", DB_RETRY_S))
+
+
+def _full(path: Path | None) -> bool:
+    if path is None:
+        return False
+    try:
+        return shutil.disk_usage(path.parent).free < 256 * 1024
+    except OSError:
+        return False
 
 
 def with_retry(fn: Callable[[], T], url: str) -> T:
@@ -181,6 +271,11 @@ def with_retry(fn: Callable[[], T], url: str) -> T:
         try:
             return fn()
         except Exception as err:
+            reason = fatal_reason(err, sqlite_path(url))
+            if reason is not None:
+                where = sqlite_path(url) or mask(url)
+                raise StorageError(f"cannot write to the database {where}: {reason} ({_first_line(err)}); "
+                                   "fix that, then rerun the same command to resume") from None
             if not _transient(err):
                 raise
             now = time.monotonic()
