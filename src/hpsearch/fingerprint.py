@@ -8,6 +8,7 @@ random probes reach the conditional branches too (momentum only under SGD, and s
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -19,46 +20,42 @@ PROBES = 64
 FINGERPRINT_ATTR = "hpsearch:fingerprint"  # study user attribute holding fingerprint()
 
 
-def space_signature(study: Study, probes: int = PROBES) -> dict[str, str]:
-    """``{param: distribution as JSON}`` over ``probes`` seeded random samples of the space."""
-    seen: dict[str, str] = {}
+def _sampled(study: Study, probes: int) -> Iterator[tuple[TrialConfig, optuna.trial.FrozenTrial]]:
+    """The space's configs over ``probes`` seeded random trials of a throwaway in-memory study."""
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.ERROR)
     try:
         probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-        for i in range(probes):
+        for _ in range(probes):
             trial = probe.ask()
             config = study.space(trial)
             if not isinstance(config, TrialConfig):
                 raise TypeError(f"the space function must return a TrialConfig, got {type(config).__name__}")
-            if i == 0:
-                _check_builds(config, study)
-            frozen = probe.tell(trial, 0.0)
-            for name, dist in frozen.distributions.items():
-                seen[name] = optuna.distributions.distribution_to_json(dist)
+            yield config, probe.tell(trial, 0.0)
     finally:
         optuna.logging.set_verbosity(level)
+
+
+def space_signature(study: Study, probes: int = PROBES) -> dict[str, str]:
+    """``{param: distribution as JSON}`` over ``probes`` seeded random samples of the space."""
+    seen: dict[str, str] = {}
+    for i, (config, frozen) in enumerate(_sampled(study, probes)):
+        if i == 0:
+            _check_builds(config, study)
+        for name, dist in frozen.distributions.items():
+            seen[name] = optuna.distributions.distribution_to_json(dist)
     return dict(sorted(seen.items()))
 
 
 def fetch_models(study: Study, probes: int = PROBES) -> None:
     """Call ``fetch`` on every distinct model spec the probes sample: pretrained weights are
     downloaded once here, by the supervisor, or named as missing before any trial starts."""
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(logging.ERROR)
     seen = set()
-    try:
-        probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-        for _ in range(probes):
-            trial = probe.ask()
-            spec = study.space(trial).model
-            key = repr(spec)
-            if key not in seen:
-                seen.add(key)
-                spec.fetch()
-            probe.tell(trial, 0.0)
-    finally:
-        optuna.logging.set_verbosity(level)
+    for config, _ in _sampled(study, probes):
+        key = repr(config.model)
+        if key not in seen:
+            seen.add(key)
+            config.model.fetch()
 
 
 def _check_builds(config: TrialConfig, study: Study) -> None:

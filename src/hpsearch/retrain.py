@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from hpsearch import checkpoints
 from hpsearch.checkpoints import load_checkpoint
