@@ -144,3 +144,36 @@ def write_cifar(root: Path, per_batch: int = 20) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+COLOURS = [(220, 40, 40), (40, 200, 60), (50, 70, 230), (230, 210, 40)]
+
+
+def write_images(folder: Path, n: int, colour: tuple[int, int, int], seed: int) -> None:
+    """``n`` images of one class: noise over a dominant colour, alternating PNG and JPEG, in
+    three sizes (one of them not square), so the loader has to convert and resize."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = [(20, 20), (24, 18), (31, 40)]  # (width, height)
+    for i in range(n):
+        w, h = sizes[i % len(sizes)]
+        pixels = np.clip(np.array(colour)[None, None] + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+        image = Image.fromarray(pixels, "RGB")
+        if i % 2:
+            image.save(folder / f"img{i:03d}.jpg", quality=90)
+        else:
+            image.save(folder / f"img{i:03d}.png")
+
+
+def write_image_folder(root: Path, classes: int = 3, train: int = 24, test: int | None = 8) -> Path:
+    """``root/train/<class>/`` and ``root/test/<class>/`` (or one ``root/<class>/`` if ``test`` is None)."""
+    names = ["cat", "dog", "fox", "owl"][:classes]
+    for c, name in enumerate(names):
+        if test is None:
+            write_images(root / name, train, COLOURS[c], seed=c)
+        else:
+            write_images(root / "train" / name, train, COLOURS[c], seed=c)
+            write_images(root / "test" / name, test, COLOURS[c], seed=100 + c)
+    return root

@@ -1,13 +1,18 @@
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import add_mnist_test, write_cifar
-from hpsearch.data import (AUGMENTS, DataSpec, forbid_test_split, get_source, load_search_data,
-                           load_test_data, stratified_split)
-from hpsearch.data import _resident
+from hpsearch.data import AUGMENTS, DataSpec, get_source, load_search_data, load_test_data, stratified_split
 from hpsearch.errors import DatasetMissing, TestSplitForbidden
+
+
+def looked() -> None:
+    """A look that records nothing: these tests read the test split of generated files."""
 
 
 def test_stratified_split_is_deterministic_and_keeps_class_balance() -> None:
@@ -23,7 +28,7 @@ def test_stratified_split_is_deterministic_and_keeps_class_balance() -> None:
 def test_digits_train_and_test_are_disjoint_fixed_splits() -> None:
     src = get_source("digits")
     xtr, ytr = src.read(Path("."), "train")
-    xte, yte = src.read(Path("."), "test")
+    xte, yte = src.read(Path("."), "test", look=looked)
     assert len(ytr) + len(yte) == 1797 and len(yte) == pytest.approx(1797 * 0.25, abs=10)
     assert xtr.dtype == torch.uint8 and xtr.shape[1:] == (1, 8, 8)
     train_rows = {bytes(r) for r in xtr.flatten(1).numpy()}
@@ -31,10 +36,16 @@ def test_digits_train_and_test_are_disjoint_fixed_splits() -> None:
     assert overlap < 10  # digits has a few duplicate images; the split itself is by index
 
 
-def test_search_data_is_normalised_resident_and_stratified() -> None:
+def test_search_data_is_resident_uint8_and_normalised_per_batch() -> None:
     data = load_search_data(DataSpec("digits", val_fraction=0.2), Path("."))
-    assert data.train.x.dtype == torch.float32
-    assert abs(float(data.train.x.mean())) < 1e-4 and abs(float(data.train.x.std()) - 1) < 0.05
+    assert data.train.x.dtype == torch.uint8  # a quarter of float32's memory
+    x = data.train.batch(slice(None))
+    assert x.dtype == torch.float32
+    assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1) < 0.05
+    # the same numbers as normalising everything up front (what 0.2 kept resident)
+    upfront = (data.train.x.float().div(255) - data.mean[None, :, None, None]) / data.std[None, :, None, None]
+    assert torch.equal(x, upfront)
+    assert torch.equal(data.train.batch(torch.tensor([5, 2])), upfront[[5, 2]])
     counts = torch.bincount(data.val.y)
     assert int(counts.max() - counts.min()) <= 2
 
@@ -43,16 +54,16 @@ def test_mnist_format_reads_one_split_without_the_other(fake_mnist: Path) -> Non
     data = load_search_data(DataSpec("mnist", val_fraction=0.25), fake_mnist)
     assert len(data.train) == 300 and len(data.val) == 100 and data.train.x.shape[1:] == (1, 28, 28)
     with pytest.raises(DatasetMissing, match=r"missing t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte in .*MNIST/raw"):
-        load_test_data(DataSpec("mnist"), fake_mnist, data.mean, data.std)
+        load_test_data(DataSpec("mnist"), fake_mnist, data.mean, data.std, look=looked)
     add_mnist_test(fake_mnist)
-    assert len(load_test_data(DataSpec("mnist"), fake_mnist, data.mean, data.std)) == 100
+    assert len(load_test_data(DataSpec("mnist"), fake_mnist, data.mean, data.std, look=looked)) == 100
 
 
 def test_cifar10_reads_the_python_batch_format(tmp_path: Path) -> None:
     write_cifar(tmp_path)
     data = load_search_data(DataSpec("cifar10", val_fraction=0.2), tmp_path)
     assert len(data.train) + len(data.val) == 100 and data.train.x.shape[1:] == (3, 32, 32)
-    assert len(load_test_data(DataSpec("cifar10"), tmp_path, data.mean, data.std)) == 20
+    assert len(load_test_data(DataSpec("cifar10"), tmp_path, data.mean, data.std, look=looked)) == 20
 
 
 def test_missing_files_offline_say_which_files_and_where(tmp_path: Path) -> None:
@@ -63,14 +74,40 @@ def test_missing_files_offline_say_which_files_and_where(tmp_path: Path) -> None
     assert "--data-root" in msg
 
 
-def test_test_split_is_refused_once_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_resident, "_test_split_forbidden", False)
+def test_every_test_read_is_counted_and_a_sealed_process_reads_none(tmp_path: Path) -> None:
+    """The gate is in the sources' read, so no loader (or user code calling one) goes around it."""
     spec = DataSpec("digits")
     data = load_search_data(spec, Path("."))
-    assert len(load_test_data(spec, Path("."), data.mean, data.std)) > 0
-    forbid_test_split()
-    with pytest.raises(TestSplitForbidden, match="cannot be loaded during a search"):
+    with pytest.raises(TestSplitForbidden, match="only with a look that records it"):
         load_test_data(spec, Path("."), data.mean, data.std)
+    with pytest.raises(TestSplitForbidden, match="only with a look"):
+        get_source("digits").read(Path("."), "test")
+    looks: list[int] = []
+    assert len(load_test_data(spec, Path("."), data.mean, data.std, look=lambda: looks.append(1))) > 0
+    assert looks == [1]  # counted before the read, once per read
+    # a search worker seals itself before importing the study module; processes it starts are sealed too
+    script = tmp_path / "sealed.py"
+    script.write_text(textwrap.dedent("""
+        import subprocess, sys
+        from pathlib import Path
+        from hpsearch.data import get_source, seal
+
+        def attempt():
+            try:
+                get_source("digits").read(Path("."), "test", look=lambda: None)
+                print("read")
+            except Exception as e:
+                print(type(e).__name__)
+
+        if sys.argv[1:] == ["child"]:
+            attempt()
+        else:
+            seal()
+            attempt()
+            subprocess.run([sys.executable, __file__, "child"], check=True)
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["TestSplitForbidden", "TestSplitForbidden"]
 
 
 @pytest.mark.parametrize("name", [n for n in AUGMENTS if n != "none"])

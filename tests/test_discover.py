@@ -34,7 +34,7 @@ def test_import_error_points_at_file_and_line(work: Work) -> None:
 def test_invalid_declaration_points_at_the_line(work: Work) -> None:
     (work.path / "studies" / "baddata.py").write_text(
         "from hpsearch import Study, TrialConfig\n\nstudy = Study(dataset='imagenet', space=lambda t: TrialConfig())\n")
-    with pytest.raises(StudyModuleError, match=r"baddata\.py:3: ValueError: unknown dataset 'imagenet'; known: digits"):
+    with pytest.raises(StudyModuleError, match=r"baddata\.py:3: ValueError: unknown dataset 'imagenet'; built-in: digits"):
         discover.load("baddata")
 
 

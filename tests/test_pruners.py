@@ -2,7 +2,6 @@
 prunes what the epoch-aligned median pruner keeps and keeps what that one prunes; the median
 pruners' completed-trial cache reads what Optuna reads, with one statement when nothing is new."""
 
-import time
 from pathlib import Path
 
 import optuna
@@ -22,22 +21,35 @@ def study_with(tmp_path: Path, pruner: optuna.pruners.BasePruner, name: str = "s
                                direction="maximize", pruner=pruner)
 
 
-def finish(study: optuna.Study, curve: tuple[float, ...], step_seconds: float) -> None:
+class Clock:
+    """Seconds since the current trial started, set by the test: the pruner sees exactly the
+    timings a test describes, however busy the machine is."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __call__(self, trial: object) -> float:
+        return self.seconds
+
+
+def finish(study: optuna.Study, curve: tuple[float, ...], step_seconds: float, clock: Clock | None = None) -> None:
     """A completed trial that reports ``curve``, one step every ``step_seconds``."""
     trial = study.ask()
     for step, value in enumerate(curve, start=1):
-        time.sleep(step_seconds)
+        if clock is not None:
+            clock.seconds = step * step_seconds
         trial.report(value, step)
         assert not trial.should_prune()  # fewer than 5 completed trials: never prunes yet
     study.tell(trial, curve[-1])
 
 
 def test_a_slow_trial_is_judged_by_what_fast_ones_reached_in_the_same_seconds(tmp_path: Path) -> None:
-    timed = study_with(tmp_path, MedianTimePruner(n_startup_trials=5, n_warmup_steps=1))
+    clock = Clock()
+    timed = study_with(tmp_path, MedianTimePruner(n_startup_trials=5, n_warmup_steps=1, elapsed=clock))
     for _ in range(5):
-        finish(timed, CURVE, step_seconds=0.0)
+        finish(timed, CURVE, step_seconds=0.01, clock=clock)
     slow = timed.ask()
-    time.sleep(0.3)  # its first epoch takes longer than the fast trials' whole run
+    clock.seconds = 0.3  # its first epoch takes longer than the fast trials' whole run
     slow.report(0.86, 1)  # above the fast trials' epoch-1 value, below their final one
     assert slow.should_prune()
 
@@ -50,13 +62,15 @@ def test_a_slow_trial_is_judged_by_what_fast_ones_reached_in_the_same_seconds(tm
 
 
 def test_a_fast_trial_is_not_held_back_by_slower_ones(tmp_path: Path) -> None:
-    timed = study_with(tmp_path, MedianTimePruner(n_startup_trials=5, n_warmup_steps=1))
+    clock = Clock()
+    timed = study_with(tmp_path, MedianTimePruner(n_startup_trials=5, n_warmup_steps=1, elapsed=clock))
     for _ in range(5):
-        finish(timed, CURVE, step_seconds=0.3)
+        finish(timed, CURVE, step_seconds=0.3, clock=clock)
     fast = timed.ask()
-    fast.report(0.70, 1)  # after ~0 s: no completed trial had reported anything yet
+    clock.seconds = 0.05
+    fast.report(0.70, 1)  # no completed trial had reported anything yet
     assert not fast.should_prune()
-    time.sleep(0.4)  # now the slow trials had reached their first value, 0.80
+    clock.seconds = 0.4  # now the slow trials had reached their first value, 0.80
     fast.report(0.75, 2)
     assert fast.should_prune()
     clock = timed.trials[-1].system_attrs[ELAPSED_ATTR]
@@ -64,8 +78,9 @@ def test_a_fast_trial_is_not_held_back_by_slower_ones(tmp_path: Path) -> None:
 
 
 def test_value_at_reads_the_curve_on_the_clock(tmp_path: Path) -> None:
-    timed = study_with(tmp_path, MedianTimePruner())
-    finish(timed, CURVE, step_seconds=0.1)
+    clock = Clock()
+    timed = study_with(tmp_path, MedianTimePruner(elapsed=clock))
+    finish(timed, CURVE, step_seconds=0.1, clock=clock)
     done = timed.trials[0]
     assert value_at(done, 0.05) is None
     assert value_at(done, 0.15) == CURVE[0]

@@ -73,7 +73,7 @@ def test_evaluate_counts_topk_correctly() -> None:
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Identity())
     from hpsearch.data import Tensors
     x = torch.tensor([[0.9, 0.05, 0.05], [0.1, 0.5, 0.4], [0.2, 0.3, 0.5]]).view(3, 1, 1, 3)
-    loss, top1, top2, pred = evaluate(model, Tensors(x, torch.tensor([0, 2, 0])), 2)
+    loss, top1, top2, pred = evaluate(model, Tensors(x, torch.tensor([0, 2, 0]), torch.zeros(1), torch.ones(1)), 2)
     assert top1 == pytest.approx(1 / 3) and top2 == pytest.approx(2 / 3) and pred.tolist() == [0, 1, 2]
     assert topk_for(10) == 3 and topk_for(100) == 5 and topk_for(2) is None
 
@@ -84,7 +84,7 @@ def test_on_cuda_data_model_and_batches_stay_on_the_device() -> None:
     """The whole epoch runs on the card: resident data, model, augmentation, evaluation."""
     cuda = torch.device("cuda")
     data = load_search_data(DataSpec("digits"), Path("."), cuda)
-    assert data.train.x.is_cuda and data.val.x.is_cuda
+    assert data.train.x.is_cuda and data.val.x.is_cuda and data.train.mean.is_cuda
     r = fit(TrialConfig(ModelConfig(blocks=2, filters=16, dense=64), OptimConfig(lr=3e-3), 32, "rotation"), data,
             epochs=6, seed=0, device=cuda)
     assert all(p.is_cuda for p in r.model.parameters())

@@ -141,6 +141,8 @@ def run(
              "seconds: suits --timeout, slow models must earn their cost), hyperband, none.")] = Pruner.median,
     allow_module_change: Annotated[bool, typer.Option(
         help="Join a study even though its module changed since the study was created.")] = False,
+    allow_data_change: Annotated[bool, typer.Option(
+        help="Join a study even though its dataset's files changed since the study was created.")] = False,
 ) -> None:
     """Search: N worker processes pull trials from one shared study until the budget is met.
 
@@ -151,6 +153,7 @@ def run(
         study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers,
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
         name=name, pruner=pruner.value, allow_module_change=allow_module_change,
+        allow_data_change=allow_data_change,
     ), out)
     render.run_summary(out, result)
     if result.interrupted:
@@ -178,6 +181,8 @@ def best(
     allow_module_change: Annotated[bool, typer.Option(
         help="Retrain a model defined in the study module even though the module changed since "
              "the search.")] = False,
+    allow_data_change: Annotated[bool, typer.Option(
+        help="Retrain even though the dataset's files changed since the search.")] = False,
 ) -> None:
     """Show the best trial; with --retrain, its seed-averaged score on the held-out test split."""
     from hpsearch import render
@@ -205,7 +210,8 @@ def best(
             raise HpsearchError(str(e)) from None
         rec = do_retrain(st, RetrainRequest(seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root),
                                             device=dev, out_dir=out_dir, studies_dir=studies_dir, storage_url=url,
-                                            allow_module_change=allow_module_change), say)
+                                            allow_module_change=allow_module_change,
+                                            allow_data_change=allow_data_change), say)
         fresh = True
     if retrain and rec is not None and needs_publishing(st, rec):
         uploaded = publish(st, rec, folder)

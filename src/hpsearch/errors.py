@@ -21,6 +21,11 @@ class DatasetMissing(HpsearchError):
     """Dataset files are absent and could not be downloaded."""
 
 
+class DatasetError(HpsearchError):
+    """Dataset files that are there but unusable: an unreadable image, too few classes, a
+    test class the training split lacks, a folder that changed since the search."""
+
+
 class TestSplitForbidden(HpsearchError):
     """Something tried to load the held-out test split during a search."""
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (0 for one value) and the values themselves: the
+    ``{"mean", "std", "values"}`` shape every stored mean ± std has, and :func:`mean_std` reads."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std, "values": values}
 
 
 def is_pct(metric: str) -> bool:

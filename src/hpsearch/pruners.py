@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import math
 import statistics
+from collections.abc import Callable
 from datetime import datetime
 
 import optuna
@@ -60,17 +61,21 @@ class MedianTimePruner(optuna.pruners.BasePruner):
     had already finished counts with its final value.
     """
 
-    def __init__(self, n_startup_trials: int = 5, n_warmup_steps: int = 1) -> None:
+    def __init__(self, n_startup_trials: int = 5, n_warmup_steps: int = 1,
+                 elapsed: Callable[[FrozenTrial], float] | None = None) -> None:
+        """``elapsed(trial)``: seconds since the trial started (the wall clock by default; tests
+        pass their own, so a loaded machine cannot change what they compare)."""
         if n_startup_trials < 0 or n_warmup_steps < 0:
             raise ValueError("n_startup_trials and n_warmup_steps must be >= 0")
         self._n_startup_trials = n_startup_trials
         self._n_warmup_steps = n_warmup_steps
+        self._elapsed = elapsed or _wall_seconds
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
         if step is None or trial.datetime_start is None:
             return False
-        elapsed = (datetime.now() - trial.datetime_start).total_seconds()
+        elapsed = self._elapsed(trial)
         clock = [*trial.system_attrs.get(ELAPSED_ATTR, []), [step, elapsed]]
         # Optuna's own pruners keep their bookkeeping in system attributes the same way.
         study._storage.set_trial_system_attr(trial._trial_id, ELAPSED_ATTR, clock)
@@ -88,6 +93,11 @@ class MedianTimePruner(optuna.pruners.BasePruner):
         if study.direction == StudyDirection.MAXIMIZE:
             return max(values) < median
         return min(values) > median
+
+
+def _wall_seconds(trial: FrozenTrial) -> float:
+    assert trial.datetime_start is not None
+    return (datetime.now() - trial.datetime_start).total_seconds()
 
 
 def value_at(trial: FrozenTrial, seconds: float) -> float | None:

@@ -8,6 +8,7 @@ test), which is read from the study's retrain record. The report never loads a d
 from __future__ import annotations
 
 import html
+import statistics
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +20,7 @@ import plotly.offline
 from optuna.trial import TrialState
 
 from hpsearch import figures
-from hpsearch.fmt import is_pct, mean_std, num
+from hpsearch.fmt import is_pct, mean_std, num, summary
 from hpsearch.inspect_study import recorded, settings_of
 from hpsearch.paths import check_output, write_atomically
 
@@ -78,7 +79,7 @@ def write_report(study: optuna.Study, path: Path) -> int:
 
     page.raw(f"<h1>{html.escape(study.study_name)}</h1>")
     page.raw(f'<p class="muted">hpsearch report, written {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}. '
-             f"Dataset {html.escape(settings.data.dataset)}, metric {html.escape(metric)} "
+             f"Dataset {html.escape(settings.data.label)}, metric {html.escape(metric)} "
              f"({'higher' if study.direction.name == 'MAXIMIZE' else 'lower'} is better), "
              f"up to {settings.max_epochs} epochs per trial.</p>")
     page.raw(_table(["trials", *counts], [[str(len(trials)), *[str(n) for n in counts.values()]]]))
@@ -155,10 +156,27 @@ def _retrain_section(page: _Page, rec: dict[str, Any]) -> None:
     page.plot(lambda: figures.retrain_curves(rec))
     page.h2("Test confusion matrix", "Computed during the single test evaluation, summed over the seeds.")
     page.plot(lambda: figures.confusion(rec))
+    _per_class_section(page, rec)
     page.h2("Test images", "The first 30 test images with predicted labels; mistakes in red.")
     page.plot(lambda: figures.sample_images(rec))
     page.h2("First-layer filters", "What the first convolution learned to look for.")
     page.plot(lambda: figures.first_layer_filters(rec))
+
+
+def _per_class_section(page: _Page, rec: dict[str, Any]) -> None:
+    """Accuracy of each true class, mean ± std over the seeds: an overall top-1 can hide a class
+    the model never gets right, the more so when the classes are imbalanced."""
+    runs = [r["test_per_class_top1"] for r in rec["runs"] if r.get("test_per_class_top1")]
+    if not runs:
+        return  # recorded by an older hpsearch; the confusion matrix above has the same counts
+    counts = [sum(row) // max(1, len(rec["runs"])) for row in rec["confusion"]]
+    page.h2("Per-class test accuracy", "Share of each class's test images predicted right, over the seeds, "
+            "worst first.")
+    rows = []
+    for i in sorted(range(len(counts)), key=lambda i: statistics.fmean(r[i] for r in runs)):
+        values = [r[i] for r in runs]
+        rows.append([str(rec["classes"][i]), str(counts[i]), mean_std(summary(values), True)])
+    page.raw(_table(["class", "test images", "accuracy (mean ± std)"], rows))
 
 
 def _v(v: Any) -> str:

@@ -21,8 +21,9 @@ from optuna.trial import FrozenTrial
 from hpsearch import checkpoints
 from hpsearch.checkpoints import load_checkpoint
 from hpsearch.config import TrialConfig
-from hpsearch.data import SearchData, Tensors, load_search_data, load_test_data
+from hpsearch.data import SearchData, Tensors, load_search_data, load_test_data, prepare
 from hpsearch.errors import HpsearchError
+from hpsearch.fmt import summary
 from hpsearch.provenance import evidence
 from hpsearch.seeds import retrain_seeds
 from hpsearch.study import StoredSettings
@@ -40,19 +41,13 @@ from hpsearch.inspect_study import (
 )
 from hpsearch.paths import safe_name
 from hpsearch.storage import try_exclusive
-from hpsearch.study_code import ensure_specs
+from hpsearch.study_code import check_data_hash, ensure_data_code, ensure_specs
 
 __all__ = ["RETRAIN_ATTR", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
 
 SAMPLE_IMAGES = 30  # test images whose predictions are kept for the report's image grid
 
 Progress = Callable[[str], None]
-
-
-def summary(values: list[float]) -> dict[str, Any]:
-    """Mean, sample standard deviation (0 for one value) and the values themselves."""
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.fmean(values), "std": std, "values": values}
 
 
 @dataclass(frozen=True)
@@ -65,6 +60,7 @@ class RetrainRequest:
     out_dir: Path = Path("runs")
     studies_dir: Path | None = None  # where to find the study module if a trial's model needs it
     allow_module_change: bool = False
+    allow_data_change: bool = False
     storage_url: str | None = None  # for the lock that lets one retrain of a study run at a time
 
 
@@ -97,11 +93,17 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         say(f"an earlier retrain was killed during test look {lost['look']}; that look counts")
     settings = settings_of(study)
     candidates = ranked_trials(study)[: req.top_k]
-    ensure_specs([t.user_attrs["config"] for t in candidates], settings, study.user_attrs.get(FINGERPRINT_ATTR, {}),
+    stored_fp = study.user_attrs.get(FINGERPRINT_ATTR, {})
+    ensure_specs([t.user_attrs["config"] for t in candidates], settings, stored_fp,
                  req.studies_dir, req.allow_module_change)
+    ensure_data_code(settings, stored_fp, req.studies_dir, req.allow_module_change)
+    warning = check_data_hash(settings, prepare(settings.data, req.data_root), req.allow_data_change,
+                              f"study {study.study_name!r}")
+    if warning:
+        say(warning)
     round_ = looks  # fresh seeds for every look: a new round never overwrites an earlier one's checkpoints
     data = load_search_data(settings.data, req.data_root, req.device)
-    say(f"loaded {settings.data.dataset}: {len(data.train)} train / {len(data.val)} val images")
+    say(f"loaded {settings.data.label}: {len(data.train)} train / {len(data.val)} val images")
 
     scored: list[dict[str, Any]] = []
     leader: tuple[FrozenTrial, list[int], list[FitResult], float] | None = None
@@ -122,10 +124,13 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     assert leader is not None
     trial, seeds, fits, _ = leader
 
-    test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device)
     look = looks + 1
-    study.set_user_attr(LOOKS_ATTR, look)  # write-ahead: counted before the first test prediction
-    study.set_user_attr(PENDING_ATTR, {"look": look, "trial": trial.number, "seeds": seeds})
+
+    def count_look() -> None:  # write-ahead: the gate calls this before the first test image is read
+        study.set_user_attr(LOOKS_ATTR, look)
+        study.set_user_attr(PENDING_ATTR, {"look": look, "trial": trial.number, "seeds": seeds})
+
+    test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device, look=count_look)
     say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look})")
     runs, confusion = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name)
     record: dict[str, Any] = {
@@ -160,8 +165,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
 
 def _samples(test: Tensors, data: SearchData) -> dict[str, Any]:
     """The first test images as uint8 pixels, so a report can show them without the dataset."""
-    x = test.x[:SAMPLE_IMAGES].cpu() * data.std[None, :, None, None] + data.mean[None, :, None, None]
-    pixels = x.clamp(0, 1).mul(255).round().to(torch.uint8)
+    pixels = test.pixels(slice(0, SAMPLE_IMAGES))
     return {"labels": test.y[:SAMPLE_IMAGES].cpu().tolist(), "shape": list(pixels.shape),
             "pixels": base64.b64encode(pixels.numpy().tobytes()).decode("ascii")}
 
@@ -191,11 +195,14 @@ def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchD
     config = TrialConfig.from_dict(trial.user_attrs["config"])
     for seed, f in zip(seeds, fits):
         loss, top1, topk, pred = evaluate(f.model, test, k)
-        confusion += torch.bincount(test.y.cpu() * n_cls + pred.cpu(), minlength=n_cls * n_cls).view(n_cls, n_cls)
+        mine = torch.bincount(test.y.cpu() * n_cls + pred.cpu(), minlength=n_cls * n_cls).view(n_cls, n_cls)
+        confusion += mine
+        per_class = mine.diag().double() / mine.sum(1).clamp_min(1).double()  # recall of each true class
         last = f.history[-1]
         run = {
             "seed": seed, "val_loss": last.val_loss, "val_top1": last.val_top1, "val_topk": last.val_topk,
             "test_loss": loss, "test_top1": top1, "test_topk": topk, "seconds": round(f.seconds, 2),
+            "test_per_class_top1": [round(v, 6) for v in per_class.tolist()],
             "curves": f.curves(), "sample_predictions": pred[:SAMPLE_IMAGES].tolist(),
         }
         path = (folder / f"trial{trial.number}-seed{seed}.pt").resolve()
@@ -211,8 +218,9 @@ def save_checkpoint(path: Path, f: FitResult, config: TrialConfig, trial: Frozen
     checkpoints.save(path, f.model, config.model, {
         "config": config.to_dict(),
         "settings": settings.to_dict(),
-        "dataset": {"name": data.info.name, "channels": data.info.channels, "size": data.info.size,
-                    "shape": list(data.info.shape), "classes": list(data.info.classes)},
+        "dataset": {"name": data.info.name, "channels": data.info.channels, "size": list(data.info.size),
+                    "shape": list(data.info.shape), "classes": list(data.info.classes),
+                    "spec": settings.data.stored(), "content_sha256": settings.data_hash},
         "normalization": {"mean": data.mean.tolist(), "std": data.std.tolist()},
         "study": study_name,
         "trial": trial.number,

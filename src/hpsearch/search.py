@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from hpsearch import discover, interrupts
-from hpsearch.data import check_available
+from hpsearch.data import prepare
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.fingerprint import FINGERPRINT_ATTR, differences, fetch_models, fingerprint
 from hpsearch.paths import check_name
@@ -30,6 +30,7 @@ from hpsearch.rows import state_counts
 from hpsearch.seeds import derive_seed
 from hpsearch.storage import budget_lock, grace_period, mask, open_storage
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
+from hpsearch.study_code import check_data_hash
 from hpsearch.train import resolve_device
 from hpsearch.workers import (
     FINISHED_STATES,
@@ -59,6 +60,7 @@ class RunRequest:
     name: str | None = None
     pruner: str = "median"
     allow_module_change: bool = False
+    allow_data_change: bool = False
 
 
 @dataclass
@@ -95,11 +97,11 @@ def _run(req: RunRequest, console: Console) -> RunResult:
         raise HpsearchError(str(err)) from None
     loaded = discover.load(req.study, req.studies_dir)
     name = check_name(req.name or loaded.name)
+    data_hash = prepare(loaded.study.data, req.data_root)  # files checked, decoded once, hashed
     fp = discover.probe(loaded, fingerprint)  # runs the space function: fails early if it is broken
     fetch_models(loaded.study)  # pretrained weights: downloaded once here, or named as missing
-    check_available(loaded.study.data, req.data_root)
     storage = open_storage(req.storage, create=True)
-    settings, created = _create_or_join(storage, req, loaded, name, fp)
+    settings, created = _create_or_join(storage, req, loaded, name, fp, data_hash)
     study = optuna.load_study(study_name=name, storage=storage)
     try:
         return _supervise(req, loaded, study, storage, settings, console)
@@ -110,7 +112,7 @@ def _run(req: RunRequest, console: Console) -> RunResult:
 
 
 def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest, loaded: discover.LoadedStudy,
-                    name: str, fp: dict[str, Any]) -> tuple[StoredSettings, bool]:
+                    name: str, fp: dict[str, Any], data_hash: str | None) -> tuple[StoredSettings, bool]:
     """Create the study with its settings atomically, or check a joining run agrees with it."""
     with budget_lock(storage, req.storage, name):
         if name in optuna.get_all_study_names(storage):
@@ -121,8 +123,12 @@ def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest, loaded
             stored = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
             _check_compatible(stored, loaded, req, name)
             _check_fingerprint(study.user_attrs.get(FINGERPRINT_ATTR, {}), fp, loaded, req, name)
+            warning = check_data_hash(stored, data_hash, req.allow_data_change, f"study {name!r}")
+            if warning:
+                print(warning, file=sys.stderr)
             return stored, False
-        settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name, str(loaded.path))
+        settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name, str(loaded.path),
+                                     data_hash)
         study = optuna.create_study(storage=storage, study_name=name, direction=loaded.study.direction)
         study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
         study.set_user_attr(FINGERPRINT_ATTR, fp)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import optuna
 
 from hpsearch.config import TrialConfig
-from hpsearch.data import DataSpec, DatasetInfo
+from hpsearch.data import DataSpec, DatasetInfo, Source
 
 SETTINGS_ATTR = "hpsearch:settings"  # user attribute holding StoredSettings.to_dict()
 
@@ -28,7 +28,7 @@ class Study:
     :class:`TrialConfig`; the trainer never sees the trial itself.
     """
 
-    dataset: str
+    dataset: str | Source  # a built-in name, or an object from hpsearch.datasets
     space: Callable[[optuna.Trial], TrialConfig]
     max_epochs: int = 10  # epochs per trial; the pruner may stop a trial earlier
     metric: str = "val_top1"  # the EpochMetrics field the search optimises
@@ -87,35 +87,39 @@ class StoredSettings:
     module_path: str | None = None  # where it was when the study was created (None before 0.2)
     max_params: int | None = None
     max_flops: int | None = None
+    data_hash: str | None = None  # of the dataset's files when the study was created (None: not tracked)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dataset": self.data.dataset, "val_fraction": self.data.val_fraction,
+            "dataset": self.data.stored(), "val_fraction": self.data.val_fraction,
             "split_seed": self.data.split_seed, "train_subset": self.data.train_subset,
             "max_epochs": self.max_epochs, "metric": self.metric, "seed": self.seed,
             "module": self.module, "module_path": self.module_path,
-            "max_params": self.max_params, "max_flops": self.max_flops,
+            "max_params": self.max_params, "max_flops": self.max_flops, "data_hash": self.data_hash,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StoredSettings:
-        """Settings as stored; keys added since 0.1 default to what 0.1 did (no limits)."""
+        """Settings as stored; keys added since 0.1 default to what 0.1 did (no limits, no hash)."""
         return cls(
-            data=DataSpec(d["dataset"], d["val_fraction"], d["split_seed"], d["train_subset"]),
+            data=DataSpec(DataSpec.restore(d["dataset"]), d["val_fraction"], d["split_seed"], d["train_subset"]),
             max_epochs=int(d["max_epochs"]), metric=d["metric"], seed=int(d["seed"]),
             module=d["module"], module_path=d.get("module_path"),
-            max_params=d.get("max_params"), max_flops=d.get("max_flops"),
+            max_params=d.get("max_params"), max_flops=d.get("max_flops"), data_hash=d.get("data_hash"),
         )
 
     @classmethod
-    def of(cls, study: Study, seed: int, module: str, module_path: str | None = None) -> StoredSettings:
+    def of(cls, study: Study, seed: int, module: str, module_path: str | None = None,
+           data_hash: str | None = None) -> StoredSettings:
         return cls(study.data, study.max_epochs, study.metric, seed, module, module_path,
-                   study.max_params, study.max_flops)
+                   study.max_params, study.max_flops, data_hash)
 
     def differences(self, other: StoredSettings) -> list[str]:
-        """What a joining run would change, ignoring where the module file sits."""
+        """What a joining run would change, ignoring where the module file sits and the data's
+        hash (a changed dataset has its own check and its own ``--allow-data-change``)."""
         a, b = self.to_dict(), other.to_dict()
-        return [f"{k}: stored {a[k]!r}, now {b[k]!r}" for k in a if k != "module_path" and a[k] != b[k]]
+        return [f"{k}: stored {a[k]!r}, now {b[k]!r}" for k in a
+                if k not in ("module_path", "data_hash") and a[k] != b[k]]
 
     @property
     def direction(self) -> Literal["maximize", "minimize"]:

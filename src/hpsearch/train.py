@@ -153,13 +153,13 @@ def evaluate(model: nn.Module, data: Tensors, k: int | None,
              batch_size: int | None = None) -> tuple[float, float, float | None, torch.Tensor]:
     """Mean loss, top-1, top-k and the predicted labels, in batches sized for the device."""
     model.eval()
-    batch_size = batch_size or EVAL_BATCH.get(data.x.device.type, 256)
-    fmt = _memory_format(data.x.device)
+    batch_size = batch_size or EVAL_BATCH.get(data.device.type, 256)
+    fmt = _memory_format(data.device)
     # sums stay on the device and are read once at the end: no host sync per batch on a GPU
-    sums = torch.zeros(3, dtype=torch.float64, device=data.x.device)  # loss, top-1 hits, top-k hits
+    sums = torch.zeros(3, dtype=torch.float64, device=data.device)  # loss, top-1 hits, top-k hits
     preds = []
     for i in range(0, len(data), batch_size):
-        x = data.x[i:i + batch_size].contiguous(memory_format=fmt)
+        x = data.batch(slice(i, i + batch_size)).contiguous(memory_format=fmt)
         y = data.y[i:i + batch_size]
         logits = model(x).float()
         sums[0] += F.cross_entropy(logits, y, reduction="sum")
@@ -207,7 +207,7 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         for s in range(steps):
             idx = order[s * bs:(s + 1) * bs]
-            x, y = data.train.x[idx], data.train.y[idx]
+            x, y = data.train.batch(idx), data.train.y[idx]
             if augment is not None:
                 x = augment(x, gen)
             x = x.contiguous(memory_format=fmt)

@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 from optuna.trial import TrialState
 
 from hpsearch import discover, interrupts
-from hpsearch.data import forbid_test_split, load_search_data
+from hpsearch.data import load_search_data, seal
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.objective import Objective
@@ -184,7 +184,7 @@ def worker_main(job: WorkerJob, events: Queue, stop: Event) -> None:
 
 def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     torch.set_num_threads(job.threads)
-    forbid_test_split()
+    seal()  # before the study module is imported: no user code runs unsealed here
     loaded = discover.load(job.study_path)
     storage = open_storage(job.storage_url, create=False)
     study = optuna.load_study(study_name=job.study_name, storage=storage,

@@ -1,10 +1,14 @@
-"""Load a dataset once into normalised, device-resident tensors split into train/val/test.
+"""The data a trial trains on: resident tensors, kept as stored (uint8) and normalised per batch.
 
 The search only ever calls :func:`load_search_data`, which reads the official *training*
 split and carves a stratified validation set out of it. The official test split is read by
-:func:`load_test_data` alone, and a process that called :func:`forbid_test_split` (every
-search worker does) gets :class:`TestSplitForbidden` instead: tuning on the test set is
-impossible by construction, not by convention.
+:func:`load_test_data` alone, through the gate every source's test read passes
+(``_gate``): refused in a search worker, and counted as a look everywhere else.
+
+Images stay uint8 on the device (a quarter of float32: 10k RGB 224×224 images are 1.5 GB,
+50k 64×64 ones 600 MB) and :meth:`Tensors.batch` turns the rows a step needs into
+normalised float32 — the same arithmetic, in the same order, as normalising everything up
+front, so the numbers do not change.
 """
 
 from __future__ import annotations
@@ -14,27 +18,41 @@ from pathlib import Path
 
 import torch
 
-from hpsearch.data._sources import ensure_files, get_source
+from hpsearch.data._gate import Look, seal
+from hpsearch.data._sources import DatasetInfo, ensure_files, get_source
 from hpsearch.data._spec import DataSpec
 from hpsearch.data._split import stratified_split, stratified_subset
-from hpsearch.errors import TestSplitForbidden
 
-_test_split_forbidden = False
-
-
-def forbid_test_split() -> None:
-    """From now on this process cannot load the test split (one-way: there is no undo)."""
-    global _test_split_forbidden
-    _test_split_forbidden = True
+forbid_test_split = seal  # the name 0.1 used
 
 
 @dataclass(frozen=True)
 class Tensors:
-    x: torch.Tensor  # float32, normalised, N×C×H×W
+    """Images as stored (uint8 0–255, or float 0–1) and labels, plus the normalisation."""
+
+    x: torch.Tensor  # N×C×H×W, uint8 or float32
     y: torch.Tensor  # int64, N
+    mean: torch.Tensor  # per channel, in 0–1 units, on x's device
+    std: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def batch(self, rows: torch.Tensor | slice) -> torch.Tensor:
+        """Normalised float32 images for ``rows`` (an index tensor or a slice)."""
+        xb = self.x[rows].float()
+        if self.x.dtype == torch.uint8:
+            xb = xb.div_(255)
+        return (xb - self.mean[None, :, None, None]) / self.std[None, :, None, None]
+
+    def pixels(self, rows: slice) -> torch.Tensor:
+        """uint8 images for ``rows`` on the CPU (what reports show)."""
+        x = self.x[rows].cpu()
+        return x if x.dtype == torch.uint8 else x.clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,19 @@ def check_available(spec: DataSpec, root: Path, *, split: str = "train", downloa
     ensure_files(get_source(spec.dataset), root, split, download=download)  # type: ignore[arg-type]
 
 
+def prepare(spec: DataSpec, root: Path) -> str | None:
+    """Everything a search needs before its first worker: the files there (downloaded once if
+    allowed), usable (each listing problem is one clear error), the training split decoded into
+    the cache; returns the files' content hash for the study's settings (None: not tracked)."""
+    source = get_source(spec.dataset)
+    ensure_files(source, root, "train")
+    source.check(root)
+    digest = source.content_hash(root)
+    if source.cached:
+        source.read(root, "train")  # builds the cache once, here, not in every worker at once
+    return digest
+
+
 def load_search_data(spec: DataSpec, root: Path, device: torch.device | str = "cpu") -> SearchData:
     source = get_source(spec.dataset)
     ensure_files(source, root, "train")
@@ -60,34 +91,46 @@ def load_search_data(spec: DataSpec, root: Path, device: torch.device | str = "c
     train_idx, val_idx = stratified_split(y, spec.val_fraction, spec.split_seed)
     if spec.train_subset is not None:
         train_idx = train_idx[stratified_subset(y[train_idx], spec.train_subset, spec.split_seed)]
-    xt = x[train_idx].float().div_(255)
-    mean = xt.mean(dim=(0, 2, 3))
-    std = xt.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    xt = x[train_idx]
+    mean, std = _channel_stats(xt)
+    dev = torch.device(device)
+    m, s = mean.to(dev), std.to(dev)
     return SearchData(
         info=source.info,
-        train=_resident(xt, y[train_idx], mean, std, device, scaled=True),
-        val=_resident(x[val_idx], y[val_idx], mean, std, device),
+        train=Tensors(xt.contiguous().to(dev), y[train_idx].to(dev), m, s),
+        val=Tensors(x[val_idx].contiguous().to(dev), y[val_idx].to(dev), m, s),
         mean=mean,
         std=std,
     )
 
 
 def load_test_data(spec: DataSpec, root: Path, mean: torch.Tensor, std: torch.Tensor,
-                   device: torch.device | str = "cpu") -> Tensors:
-    """The official test split, normalised with the search's training statistics."""
-    if _test_split_forbidden:
-        raise TestSplitForbidden(
-            f"{spec.dataset}: the test split cannot be loaded during a search; "
-            "evaluate it once with `hpsearch best STUDY --retrain`"
-        )
+                   device: torch.device | str = "cpu", *, look: Look | None = None) -> Tensors:
+    """The official test split, normalised with the search's training statistics.
+
+    ``look`` is called before the first file is read and must record the look (``hpsearch
+    best --retrain`` writes it to the study); without one, and in a search worker, the read
+    is refused.
+    """
     source = get_source(spec.dataset)
     ensure_files(source, root, "test")
-    x, y = source.read(root, "test")
-    return _resident(x, y, mean, std, device)
+    x, y = source.read(root, "test", look=look)
+    dev = torch.device(device)
+    return Tensors(x.contiguous().to(dev), y.to(dev), mean.to(dev), std.to(dev))
 
 
-def _resident(x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-              device: torch.device | str, *, scaled: bool = False) -> Tensors:
-    xf = x if scaled else x.float().div(255)
-    xf = (xf - mean[None, :, None, None]) / std[None, :, None, None]
-    return Tensors(xf.contiguous().to(device), y.to(device))
+def _channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (sample) std in 0–1 units, in chunks: no float copy of the whole set."""
+    c = x.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    for i in range(0, len(x), chunk):
+        xb = x[i:i + chunk].to(torch.float64)
+        if x.dtype == torch.uint8:
+            xb /= 255
+        total += xb.sum(dim=(0, 2, 3))
+        squares += xb.square().sum(dim=(0, 2, 3))
+    n = x.numel() // c
+    mean = total / n
+    var = (squares - n * mean.square()) / max(1, n - 1)
+    return mean.float(), var.clamp_min(0).sqrt().float().clamp_min(1e-6)

@@ -12,13 +12,14 @@ import pickle
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, final
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
 
+from hpsearch.data._gate import Look, admit
 from hpsearch.errors import DatasetMissing
 
 Split = Literal["train", "test"]
@@ -30,9 +31,14 @@ class DatasetInfo:
 
     name: str
     channels: int
-    size: int  # images are size × size
+    size: tuple[int, int]  # (height, width); an int means a square
     classes: tuple[str, ...]
     augmentations: tuple[str, ...]  # label-preserving augmentations that fit this data
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, int):
+            object.__setattr__(self, "size", (self.size, self.size))
+        object.__setattr__(self, "size", tuple(int(v) for v in self.size))
 
     @property
     def num_classes(self) -> int:
@@ -41,44 +47,77 @@ class DatasetInfo:
     @property
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image: what a model spec builds for."""
-        return (self.channels, self.size, self.size)
+        return (self.channels, *self.size)  # type: ignore[return-value]
 
 
-class Source(Protocol):
-    info: DatasetInfo
+class Source:
+    """Where one dataset's pixels come from. Subclasses implement :meth:`decode`.
+
+    :meth:`read` is the only way in and is the same for every source: a ``"test"`` read goes
+    through the gate (refused in search workers, counted everywhere else). Sources stored by
+    name (the built-ins) have ``builtin = True``; the others describe themselves with
+    :meth:`spec`, which is what the study's settings keep.
+    """
+
+    builtin: ClassVar[bool] = False
+    cached: ClassVar[bool] = False  # decodes into the tensor cache (worth building before workers start)
+    fetched_by: str = ""  # how a user with internet gets the files (for the missing-files message)
+
+    @property
+    def info(self) -> DatasetInfo:
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """A short name for tables and messages, known without reading any file."""
+        return self.info.name
 
     def files(self, root: Path, split: Split) -> list[Path]:
         """The files this split is read from (used to say what is missing)."""
-        ...
-
-    def read(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images as uint8 ``N×C×H×W`` and labels as int64 ``N``."""
-        ...
+        return []
 
     def download(self, root: Path) -> None:
-        ...
+        return None
 
-    @property
-    def fetched_by(self) -> str:
-        """How a user with internet gets the files (for the missing-files message)."""
-        ...
+    def decode(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images as ``N×C×H×W`` (uint8, or float in [0, 1]) and labels as int64 ``N``."""
+        raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        """What the study stores to rebuild this source (JSON; ``kind`` names the class)."""
+        raise NotImplementedError(f"{type(self).__name__} is stored by name")
+
+    def check(self, root: Path) -> None:
+        """Raise one clear error if the data is there but unusable (called before a search)."""
+        return None
+
+    def content_hash(self, root: Path) -> str | None:
+        """A hash of the data's files, so a changed dataset is noticed; None if not tracked."""
+        return None
+
+    @final
+    def read(self, root: Path, split: Split, *, look: Look | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One split's images and labels; ``look`` records a test read before it happens."""
+        if split == "test":
+            admit(self.info.name, look)
+        elif split != "train":
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return self.decode(root, split)
 
 
-class Digits:
+class Digits(Source):
     """scikit-learn's bundled 8×8 digits: no download, works offline.
 
     The set has no official test split, so we fix one: a stratified 25 % held out with
     seed 0. It never changes, so test scores are comparable across studies and versions.
     """
 
+    builtin = True
     info = DatasetInfo("digits", 1, 8, tuple(str(i) for i in range(10)),
                        ("none", "pad_crop", "rotation"))
     test_fraction = 0.25
 
-    def files(self, root: Path, split: Split) -> list[Path]:
-        return []
-
-    def read(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
         from sklearn.datasets import load_digits
 
@@ -91,25 +130,28 @@ class Digits:
         idx = train_idx if split == "train" else test_idx
         return x[idx], y[idx]
 
-    def download(self, root: Path) -> None:
-        return None
-
     fetched_by = "bundled with scikit-learn"
 
 
-class IdxSource:
+class IdxSource(Source):
     """MNIST-style raw IDX files in torchvision's layout: ``ROOT/<Name>/raw/<prefix>-…-ubyte``."""
+
+    builtin = True
 
     def __init__(self, tv_class_name: str, info: DatasetInfo) -> None:
         self.tv_class_name = tv_class_name
-        self.info = info
+        self._info = info
+
+    @property
+    def info(self) -> DatasetInfo:
+        return self._info
 
     def files(self, root: Path, split: Split) -> list[Path]:
         prefix = "train" if split == "train" else "t10k"
         raw = root / self.tv_class_name / "raw"
         return [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
 
-    def read(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
         from torchvision.datasets.mnist import read_image_file, read_label_file
 
         images, labels = self.files(root, split)
@@ -125,14 +167,15 @@ class IdxSource:
         return f"what torchvision.datasets.{self.tv_class_name}(ROOT, download=True) fetches"
 
 
-class Cifar10:
+class Cifar10(Source):
     """CIFAR-10 in its python on-disk format: ``ROOT/cifar-10-batches-py/{data,test}_batch*``.
 
     We read the pickled batches ourselves rather than through torchvision's class, which
     insists on md5-checking every file (so it cannot read a split on its own).
     """
 
-    info = DatasetInfo(
+    builtin = True
+    info = DatasetInfo(  # type: ignore[assignment]
         "cifar10", 3, 32,
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         ("none", "flip", "pad_crop", "flip_crop", "color_jitter"),
@@ -143,7 +186,7 @@ class Cifar10:
         names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         return [root / self.folder / n for n in names]
 
-    def read(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
         xs, ys = [], []
@@ -176,16 +219,20 @@ SOURCES: dict[str, Source] = {
 }
 
 
-def get_source(name: str) -> Source:
+def get_source(name: str | Source) -> Source:
+    """A built-in source by name; a dataset object is its own source."""
+    if isinstance(name, Source):
+        return name
     try:
         return SOURCES[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(SOURCES)}") from None
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown dataset {name!r}; built-in: {', '.join(SOURCES)}; for your own data use "
+                         "hpsearch.datasets (image_folder, emnist, torchvision, tensors)") from None
 
 
 def ensure_files(source: Source, root: Path, split: Split, *, download: bool = True) -> None:
     """Make sure ``split`` can be read, downloading once if allowed; else say exactly what to do."""
-    missing = [p for p in source.files(root, split) if not p.is_file()]
+    missing = [p for p in source.files(root, split) if not p.exists()]
     if not missing:
         return
     reason = "download disabled"
@@ -199,7 +246,7 @@ def ensure_files(source: Source, root: Path, split: Split, *, download: bool = T
             reason = f"download failed: {lines[-1] if lines else type(err).__name__}"
         finally:
             socket.setdefaulttimeout(old)
-        missing = [p for p in source.files(root, split) if not p.is_file()]
+        missing = [p for p in source.files(root, split) if not p.exists()]
         if not missing:
             return
     folder = missing[0].parent

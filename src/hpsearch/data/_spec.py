@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from hpsearch.data._sources import DatasetInfo, get_source
+from hpsearch.data._sources import DatasetInfo, Source, get_source
 
 
 def default_data_root() -> Path:
@@ -25,7 +26,7 @@ def default_data_root() -> Path:
 class DataSpec:
     """Which data a study trains on and how its validation set is cut. Stored in the study."""
 
-    dataset: str
+    dataset: str | Source  # a built-in's name, or a dataset object from hpsearch.datasets
     val_fraction: float = 0.2
     split_seed: int = 0
     train_subset: int | None = None  # cap on training images (stratified), for quick searches
@@ -38,5 +39,26 @@ class DataSpec:
             raise ValueError(f"train_subset must be >= 1, got {self.train_subset}")
 
     @property
+    def source(self) -> Source:
+        return get_source(self.dataset)
+
+    @property
     def info(self) -> DatasetInfo:
-        return get_source(self.dataset).info
+        return self.source.info
+
+    @property
+    def label(self) -> str:
+        return self.source.label
+
+    def stored(self) -> str | dict[str, Any]:
+        """What the study's settings keep: the name of a built-in, the spec of anything else."""
+        return self.dataset if isinstance(self.dataset, str) else self.dataset.spec()
+
+    @staticmethod
+    def restore(value: str | dict[str, Any]) -> str | Source:
+        """The inverse of :meth:`stored` (a name is checked against the registry)."""
+        if isinstance(value, str):
+            return value
+        from hpsearch.datasets import from_spec
+
+        return from_spec(value)

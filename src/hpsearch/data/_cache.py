@@ -1,0 +1,114 @@
+"""Decode once: content hashes of data files and the tensor cache every worker reads.
+
+Two things make a folder of images cheap to use many times:
+
+* :func:`content_hash` — a SHA-256 over every file's bytes, remembered under a key built from
+  the files' names, sizes and modification times (git's index does the same), so a second
+  start stats the files instead of reading them all again, and any edit changes the key.
+* :func:`cached` — the decoded, resized uint8 tensors written once as a ``torch.save`` file
+  keyed by the source's spec and the content hash, built under a file lock (the first process
+  decodes, the others wait and read) and read back memory-mapped, so workers on one machine
+  share the pages.
+
+The cache lives in ``.hpsearch-cache/`` beside the data, or under the data root when the
+data's folder is read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+CACHE_FOLDER = ".hpsearch-cache"
+FORMAT = 1  # bump when what a cache file holds changes; old files are then simply not found
+
+Decoded = dict[str, "torch.Tensor | list[str]"]
+
+
+def cache_dir(data_folder: Path, data_root: Path | None = None) -> Path:
+    """``DATA/.hpsearch-cache`` when it can be written, else a folder under the data root."""
+    beside = data_folder / CACHE_FOLDER
+    if _writable(beside) or (not beside.exists() and _writable(data_folder)):
+        return beside
+    from hpsearch.data._spec import default_data_root
+
+    tag = hashlib.sha256(str(data_folder.resolve()).encode()).hexdigest()[:16]
+    return (data_root or default_data_root()) / "cache" / f"{data_folder.name}-{tag}"
+
+
+def _writable(folder: Path) -> bool:
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def content_hash(files: Iterable[Path], base: Path, memo: Path) -> str:
+    """SHA-256 over the relative names and bytes of ``files`` (sorted), memoised in ``memo``."""
+    paths = sorted(files, key=lambda p: p.relative_to(base).as_posix())
+    listing = hashlib.sha256()
+    for p in paths:
+        st = p.stat()
+        listing.update(f"{p.relative_to(base).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    memo_file = memo / f"hash-{listing.hexdigest()[:32]}"
+    try:
+        return memo_file.read_text().strip()
+    except OSError:
+        pass
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.relative_to(base).as_posix().encode() + b"\0")
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        h.update(b"\0")
+    digest = h.hexdigest()
+    try:
+        _write_atomically(memo_file, lambda tmp: tmp.write_text(digest + "\n"))
+    except OSError:
+        pass  # a read-only place: hash again next time
+    return digest
+
+
+def cache_key(spec: dict[str, Any], digest: str) -> str:
+    """The file stem for one source's decoded data: its spec and its files' content."""
+    blob = json.dumps({"format": FORMAT, "spec": spec}, sort_keys=True).encode()
+    return f"{hashlib.sha256(blob).hexdigest()[:12]}-{digest[:16]}"
+
+
+def cached(folder: Path, stem: str, split: str, build: Callable[[], dict[str, Decoded]]) -> Decoded:
+    """The decoded ``split`` from ``folder/STEM-SPLIT.pt``; ``build()`` makes every split's file once.
+
+    ``build`` returns ``{split: {"x": uint8 N×C×H×W, "y": int64 N, "classes": [...]}}`` for all
+    the splits it decoded (a single folder cut into train and test decodes both at once).
+    """
+    import torch
+    from filelock import FileLock
+
+    path = folder / f"{stem}-{split}.pt"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder / f"{stem}.lock")):
+            if not path.is_file():  # another process may have built it while we waited
+                for name, part in build().items():
+                    _write_atomically(folder / f"{stem}-{name}.pt", lambda tmp, part=part: torch.save(part, tmp))
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write through a temporary file in the same folder and ``os.replace``: readers see the old
+    file or the whole new one, never a half-written cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
