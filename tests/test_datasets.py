@@ -339,3 +339,21 @@ def test_a_study_on_arrays_from_a_function_retrains_in_a_fresh_process(work: Wor
     assert "loaded digit_arrays: " in r.stdout and "test look 1" in r.stdout
     rec = optuna.load_study(study_name="tiny_arrays", storage=work.url).user_attrs[RETRAIN_ATTR]
     assert len(rec["runs"]) == 1 and rec["runs"][0]["test_top1"] > 0.5  # 397 held-out digits
+
+
+def test_the_shipped_data_studies_load_and_probe(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpsearch import discover
+    from hpsearch.fingerprint import fingerprint
+
+    monkeypatch.setenv("HPSEARCH_FOLDER", str(write_image_folder(work.path / "imgs", train=4, test=2)))
+    write_emnist(work.path / "data", "balanced", "train", [i % 47 for i in range(94)])
+    for name in ("folder_example", "emnist_grid"):
+        loaded = discover.load(name)
+        assert discover.probe(loaded, fingerprint)["source_sha256"] == loaded.source_sha256
+
+
+def test_a_missing_folder_stops_run_with_one_line_and_no_study(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPSEARCH_FOLDER", str(work.path / "nowhere"))
+    out = work.cli("run", "folder_example", expect=1).output
+    assert out.strip().count("\n") == 0 and "nowhere does not exist" in out and "Traceback" not in out
+    assert not work.db.exists() or optuna.get_all_study_names(work.url) == []

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import optuna
 
 from hpsearch.config import OPTIMIZERS, SCHEDULERS, OptimConfig, TrialConfig
-from hpsearch.data import DatasetInfo, get_source
+from hpsearch.data import DatasetInfo, Source, get_source
 from hpsearch.models import ACTIVATIONS, CNN, FREEZES, MLP, Encoder, ModelSpec, Torchvision
 from hpsearch.models._spec import ModelInfo
 
@@ -183,9 +183,9 @@ def batch_size(trial: optuna.Trial, choices: Sequence[int] = (32, 64, 128)) -> i
     return trial.suggest_categorical("batch_size", list(choices))
 
 
-def augment(trial: optuna.Trial, dataset: str | DatasetInfo, choices: Sequence[str] | None = None) -> str:
+def augment(trial: optuna.Trial, dataset: str | Source | DatasetInfo, choices: Sequence[str] | None = None) -> str:
     """One of the augmentations that preserve this dataset's labels (no flips for digits)."""
-    info = get_source(dataset).info if isinstance(dataset, str) else dataset
+    info = dataset if isinstance(dataset, DatasetInfo) else get_source(dataset).info
     allowed = list(choices) if choices is not None else list(info.augmentations)
     bad = [a for a in allowed if a not in info.augmentations]
     if bad:
@@ -204,7 +204,7 @@ def standard(trial: optuna.Trial, info: DatasetInfo, *, blocks: tuple[int, int] 
     )
 
 
-def match_params(target: int | ModelSpec, make: Callable[[int], ModelSpec], info: ModelInfo | str,
+def match_params(target: int | ModelSpec, make: Callable[[int], ModelSpec], info: ModelInfo | str | Source,
                  widths: Sequence[int] = tuple(range(1, 1025))) -> ModelSpec:
     """The ``make(width)`` whose parameter count is closest to ``target``'s.
 
@@ -218,7 +218,7 @@ def match_params(target: int | ModelSpec, make: Callable[[int], ModelSpec], info
     """
     from hpsearch.models import measure
 
-    shape_info = get_source(info).info if isinstance(info, str) else info
+    shape_info = get_source(info).info if isinstance(info, (str, Source)) else info
     goal = target if isinstance(target, int) else measure(target, shape_info).params
     ws = sorted(widths)
     lo, hi = 0, len(ws) - 1
