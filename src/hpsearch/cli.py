@@ -43,6 +43,14 @@ class Pruner(str, Enum):
     none = "none"
 
 
+class Sampler(str, Enum):  # hpsearch.samplers.KINDS but grid (which needs its cells in the module)
+    tpe = "tpe"
+    random = "random"
+    qmc = "qmc"
+    cmaes = "cmaes"
+    nsga2 = "nsga2"
+
+
 class Format(str, Enum):
     table = "table"
     csv = "csv"
@@ -143,6 +151,9 @@ def run(
         help="Join a study even though its module changed since the study was created.")] = False,
     allow_data_change: Annotated[bool, typer.Option(
         help="Join a study even though its dataset's files changed since the study was created.")] = False,
+    sampler: Annotated[Sampler | None, typer.Option(
+        help="Sampler for a new study (default: the module's, else tpe); stored, so every worker and "
+             "machine uses it. A grid is declared in the module: Study(sampler=samplers.grid({...})).")] = None,
 ) -> None:
     """Search: N worker processes pull trials from one shared study until the budget is met.
 
@@ -153,7 +164,7 @@ def run(
         study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers,
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
         name=name, pruner=pruner.value, allow_module_change=allow_module_change,
-        allow_data_change=allow_data_change,
+        allow_data_change=allow_data_change, sampler=sampler.value if sampler else None,
     ), out)
     render.run_summary(out, result)
     if result.interrupted:
@@ -257,6 +268,30 @@ def trials(
     url = _storage(storage)
     db = open_storage(url, create=False)
     render.trials(out, trial_rows(pick_study(db, url, study), db), fmt.value)
+
+
+@app.command()
+@guarded
+def compare(
+    study: Annotated[str, typer.Argument(help="Study name in the database.")],
+    by: Annotated[str, typer.Option("--by", help="Parameter(s) to group by, comma-separated (e.g. opt,hidden); "
+                                    "the mean ± std is over everything else (seeds).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    storage: StorageOpt = None,
+) -> None:
+    """Compare groups of trials on validation: one row per value of --by, mean ± std over seeds."""
+    from hpsearch import render
+    from hpsearch.compare import compare as group
+    from hpsearch.inspect_study import pick_study, settings_of
+    from hpsearch.storage import open_storage
+
+    url = _storage(storage)
+    st = pick_study(open_storage(url, create=False), url, study)
+    result = group(st, [p.strip() for p in by.split(",") if p.strip()], settings_of(st).metric)
+    if as_json:
+        print(result.to_json())
+        return
+    render.comparison(out, result.to_dict())
 
 
 @app.command()

@@ -18,6 +18,7 @@ import torch
 from hpsearch.data import SearchData
 from hpsearch.errors import InfeasibleModel
 from hpsearch.models import Size, measure
+from hpsearch.samplers import SEED_PARAM
 from hpsearch.seeds import trial_seed
 from hpsearch.study import StoredSettings, Study
 from hpsearch.train import Diverged, EpochMetrics, curves_of, fit
@@ -34,8 +35,11 @@ class Objective:
     on_epoch: EpochHook | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
+        seeds = (self.settings.sampler.dimensions or {}).get(SEED_PARAM)
+        # a grid's seed dimension is the training seed itself (asked first, so it is a recorded param)
+        seed = int(trial.suggest_categorical(SEED_PARAM, seeds)) if seeds else trial_seed(self.settings.seed,
+                                                                                          trial.number)
         config = self.study.space(trial)
-        seed = trial_seed(self.settings.seed, trial.number)
         history: list[EpochMetrics] = []
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("device", str(self.device))

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich import box
 from rich.table import Table
 
+from hpsearch.fmt import is_pct, mean_std
 from hpsearch.inspect_study import StudyLine
 from hpsearch.models import LEGACY_MODEL
 
@@ -171,3 +172,28 @@ def _cell(v: Any) -> str:
     if v is None:
         return ""
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def comparison(console: Console, c: dict[str, Any]) -> None:
+    """``hpsearch compare``: one row per group, best validation mean first."""
+    pct = is_pct(c["metric"])
+    table = Table(box=box.SIMPLE_HEAD, title=f"{c['study']}: {c['metric']} by {', '.join(c['by'])}",
+                  title_justify="left")
+    for name in c["by"]:
+        table.add_column(name)
+    for head in ("n", f"{c['metric']} mean ± std", "epoch best/final", "sec", "params"):
+        table.add_column(head, justify="right")
+    for g in c["groups"]:
+        epochs = f"{_num(g['best_epoch'], 1)}/{_num(g['final_epoch'], 0)}"
+        table.add_row(*[_param(g["params"][p]) for p in c["by"]], str(g["n"]), mean_std(g, pct), epochs,
+                      _num(g["seconds"], 1), _count(None if g["n_params"] is None else int(g["n_params"])))
+    console.print(table)
+    if c["left_out"]:
+        left = ", ".join(f"{n} {s.lower()}" for s, n in sorted(c["left_out"].items()))
+        console.print(f"left out (not trained to the end): {left}", highlight=False)
+    console.print("validation scores: pick a row here; `hpsearch best STUDY --retrain` looks at the test split once",
+                  highlight=False)
+
+
+def _num(v: float | None, digits: int) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"

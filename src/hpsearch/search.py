@@ -27,6 +27,7 @@ from hpsearch.fingerprint import FINGERPRINT_ATTR, differences, fetch_models, fi
 from hpsearch.paths import check_name
 from hpsearch.progress import Running, RunState, RunView
 from hpsearch.rows import state_counts
+from hpsearch.samplers import SamplerSpec, check_grid
 from hpsearch.seeds import derive_seed
 from hpsearch.storage import budget_lock, grace_period, mask, open_storage
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
@@ -61,6 +62,7 @@ class RunRequest:
     pruner: str = "median"
     allow_module_change: bool = False
     allow_data_change: bool = False
+    sampler: str | None = None  # overrides the module's sampler when the study is created
 
 
 @dataclass
@@ -99,6 +101,7 @@ def _run(req: RunRequest, console: Console) -> RunResult:
     name = check_name(req.name or loaded.name)
     data_hash = prepare(loaded.study.data, req.data_root)  # files checked, decoded once, hashed
     fp = discover.probe(loaded, fingerprint)  # runs the space function: fails early if it is broken
+    _check_sampler(req, loaded)
     fetch_models(loaded.study)  # pretrained weights: downloaded once here, or named as missing
     storage = open_storage(req.storage, create=True)
     settings, created = _create_or_join(storage, req, loaded, name, fp, data_hash)
@@ -128,7 +131,7 @@ def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest, loaded
                 print(warning, file=sys.stderr)
             return stored, False
         settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name, str(loaded.path),
-                                     data_hash)
+                                     data_hash, SamplerSpec(req.sampler) if req.sampler else None)
         study = optuna.create_study(storage=storage, study_name=name, direction=loaded.study.direction)
         study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
         study.set_user_attr(FINGERPRINT_ATTR, fp)
@@ -137,11 +140,26 @@ def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest, loaded
 
 def _check_compatible(stored: StoredSettings, loaded: discover.LoadedStudy, req: RunRequest,
                       name: str) -> None:
-    mine = StoredSettings.of(loaded.study, stored.seed if req.seed is None else req.seed, loaded.name)
+    # a module that names no sampler joins whatever the study was created with (--sampler included)
+    sampler = SamplerSpec(req.sampler) if req.sampler else (loaded.study.sampler or stored.sampler)
+    mine = StoredSettings.of(loaded.study, stored.seed if req.seed is None else req.seed, loaded.name,
+                             sampler=sampler)
     diffs = stored.differences(mine)
     if diffs:
         raise HpsearchError(f"study {name!r} already exists with other settings ({'; '.join(diffs)}); "
                             "pass --name NEW_NAME to start a separate study")
+
+
+def _check_sampler(req: RunRequest, loaded: discover.LoadedStudy) -> None:
+    try:
+        if req.sampler is not None:
+            SamplerSpec(req.sampler)
+            if req.sampler == "grid":
+                raise ValueError("--sampler grid needs the cells: declare Study(sampler=samplers.grid({...}))")
+        if loaded.study.sampler is not None and loaded.study.sampler.kind == "grid" and req.sampler is None:
+            check_grid(loaded.study.sampler, loaded.study.space)
+    except ValueError as err:
+        raise HpsearchError(f"{loaded.path.name}: {err}") from None
 
 
 def _check_fingerprint(stored: dict[str, Any], current: dict[str, Any], loaded: discover.LoadedStudy,
@@ -158,7 +176,8 @@ def _check_fingerprint(stored: dict[str, Any], current: dict[str, Any], loaded: 
 
 def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Study,
                storage: optuna.storages.RDBStorage, settings: StoredSettings, console: Console) -> RunResult:
-    total = req.n_trials or loaded.study.n_trials
+    grid_size = len(settings.sampler.cells()) if settings.sampler.kind == "grid" else None
+    total = req.n_trials or grid_size or loaded.study.n_trials  # a grid's budget is its size
     state = RunState(study.study_name, settings.metric, total, settings.max_epochs)
     result = RunResult(study.study_name, total, 0, metric=settings.metric)
     finished, running = _reclaim(study, storage, req.storage, console)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import optuna
 
 from hpsearch.config import TrialConfig
 from hpsearch.data import DataSpec, DatasetInfo, Source
+from hpsearch.samplers import SamplerSpec
 
 SETTINGS_ATTR = "hpsearch:settings"  # user attribute holding StoredSettings.to_dict()
 
@@ -39,8 +40,12 @@ class Study:
     description: str = ""
     max_params: int | None = None  # configs with more parameters are rejected before training
     max_flops: int | None = None  # the same for forward FLOPs per image
+    sampler: SamplerSpec | None = None  # hpsearch.samplers.*; None: TPE
 
     def __post_init__(self) -> None:
+        if self.sampler is not None and not isinstance(self.sampler, SamplerSpec):
+            raise ValueError("sampler must come from hpsearch.samplers (tpe(), random(), qmc(), cmaes(), "
+                             f"nsga2(), grid({{...}})), got {type(self.sampler).__name__}")
         if not callable(self.space):
             raise ValueError("space must be a function of the Optuna trial returning a TrialConfig")
         if self.metric not in METRICS:
@@ -66,6 +71,10 @@ class Study:
     def info(self) -> DatasetInfo:
         return self.data.info
 
+    @property
+    def sampler_spec(self) -> SamplerSpec:
+        return self.sampler or SamplerSpec()
+
     def config_for(self, params: dict[str, Any]) -> TrialConfig:
         """Rebuild the config a trial with these params trained (no Optuna study needed)."""
         return self.space(optuna.trial.FixedTrial(params))  # type: ignore[arg-type]
@@ -88,6 +97,7 @@ class StoredSettings:
     max_params: int | None = None
     max_flops: int | None = None
     data_hash: str | None = None  # of the dataset's files when the study was created (None: not tracked)
+    sampler: SamplerSpec = field(default_factory=SamplerSpec)  # studies made before 0.3 used TPE
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +106,7 @@ class StoredSettings:
             "max_epochs": self.max_epochs, "metric": self.metric, "seed": self.seed,
             "module": self.module, "module_path": self.module_path,
             "max_params": self.max_params, "max_flops": self.max_flops, "data_hash": self.data_hash,
+            "sampler": self.sampler.to_dict(),
         }
 
     @classmethod
@@ -106,13 +117,14 @@ class StoredSettings:
             max_epochs=int(d["max_epochs"]), metric=d["metric"], seed=int(d["seed"]),
             module=d["module"], module_path=d.get("module_path"),
             max_params=d.get("max_params"), max_flops=d.get("max_flops"), data_hash=d.get("data_hash"),
+            sampler=SamplerSpec.from_dict(d.get("sampler")),
         )
 
     @classmethod
     def of(cls, study: Study, seed: int, module: str, module_path: str | None = None,
-           data_hash: str | None = None) -> StoredSettings:
+           data_hash: str | None = None, sampler: SamplerSpec | None = None) -> StoredSettings:
         return cls(study.data, study.max_epochs, study.metric, seed, module, module_path,
-                   study.max_params, study.max_flops, data_hash)
+                   study.max_params, study.max_flops, data_hash, sampler or study.sampler_spec)
 
     def differences(self, other: StoredSettings) -> list[str]:
         """What a joining run would change, ignoring where the module file sits and the data's

@@ -35,6 +35,7 @@ from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.objective import Objective
 from hpsearch.pruners import make_pruner
 from hpsearch.rows import state_counts
+from hpsearch.samplers import CELL_ATTR, SamplerSpec, next_cell
 from hpsearch.storage import Heartbeat, budget_lock, heartbeat_interval, open_storage, with_retry
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
 from hpsearch.train import warm_up
@@ -112,22 +113,17 @@ def worker_devices(device: str, workers: int) -> list[str]:
     return ["cpu"] * workers
 
 
-def make_sampler(seed: int, n_trials: int) -> optuna.samplers.TPESampler:
-    # constant_liar keeps parallel workers from sampling the same point while trials run
-    startup = min(10, max(3, n_trials // 4))
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
-
-
 WAIT = "wait"
 
 
 def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: str,
-               n_trials: int) -> optuna.Trial | str | None:
+               n_trials: int, sampler: SamplerSpec | None = None) -> optuna.Trial | str | None:
     """Decide atomically across processes: a new trial, ``None`` (budget met) or ``WAIT``.
 
     ``WAIT`` means the budget is taken by running trials. One of them may still fail (or go
     stale when its worker dies), so the worker waits rather than exits: the study always
-    ends with exactly ``n_trials`` finished trials.
+    ends with exactly ``n_trials`` finished trials. For a grid, the new trial holds the first
+    cell no other trial holds (:func:`samplers.next_cell`), decided under the same lock.
     """
     def decide() -> optuna.Trial | str | None:
         with budget_lock(storage, url, study.study_name):
@@ -139,9 +135,17 @@ def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: st
             finished = sum(counts.get(s.name, 0) for s in FINISHED_STATES)
             if finished >= n_trials:
                 return None
-            if finished + counts.get(TrialState.RUNNING.name, 0) >= n_trials:
+            running = counts.get(TrialState.RUNNING.name, 0)
+            if finished + running >= n_trials:
                 return WAIT
-            trial = study.ask()
+            if sampler is not None and sampler.kind == "grid" and not counts.get(TrialState.WAITING.name, 0):
+                cell = next_cell(sampler, study.get_trials(deepcopy=False))
+                if cell is None:  # every cell finished or running: done, or wait for the running ones
+                    return WAIT if running else None
+                with warnings.catch_warnings():  # enqueue_trial's user_attrs are "experimental"
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.enqueue_trial(cell, user_attrs={CELL_ATTR: cell})
+            trial = study.ask()  # a WAITING trial first: a re-queued or just-enqueued cell
             # First beat before the lock is released: no instant in which a new RUNNING trial
             # has no heartbeat (such a trial could never be found stale, and would hold the
             # budget forever if its worker died right here).
@@ -187,14 +191,15 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     seal()  # before the study module is imported: no user code runs unsealed here
     loaded = discover.load(job.study_path)
     storage = open_storage(job.storage_url, create=False)
-    study = optuna.load_study(study_name=job.study_name, storage=storage,
-                              sampler=make_sampler(job.sampler_seed, job.n_trials))
+    study = optuna.load_study(study_name=job.study_name, storage=storage)
     settings = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
+    study.sampler = settings.sampler.build(job.sampler_seed, job.n_trials)  # what the study stored
     created_from = study.user_attrs.get(FINGERPRINT_ATTR, {}).get("source_sha256")
     if created_from != loaded.source_sha256 and not job.allow_module_change:
         raise StudyModuleError(f"{loaded.path} changed since study {job.study_name!r} was created; "
                                "restart the run (it will say what differs) or pass --allow-module-change")
-    study.pruner = make_pruner(job.pruner, settings.max_epochs)
+    # a grid runs every cell to its last epoch: a pruned cell would be a hole in the comparison
+    study.pruner = make_pruner("none" if settings.sampler.kind == "grid" else job.pruner, settings.max_epochs)
     device = torch.device(job.device)
     data = load_search_data(settings.data, Path(job.data_root), device)
     warm_up()
@@ -216,7 +221,7 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
             if not slot:
                 return
             with interrupts.deferred():  # until run_trial owns the trial (see interrupts.deferred)
-                trial = next_trial(study, storage, job.storage_url, job.n_trials)
+                trial = next_trial(study, storage, job.storage_url, job.n_trials, settings.sampler)
                 if trial is None:
                     return
                 if isinstance(trial, str):
