@@ -129,6 +129,9 @@ def test_a_ladder_of_variants_over_seeds_compares_with_mean_and_std(work: Work) 
     result = json.loads(work.cli("compare", "ladder", "--by", "variant", "--json").output)
     means = [g["mean"] for g in result["groups"]]
     assert means == sorted(means, reverse=True) and all(g["n"] == 3 and len(g["values"]) == 3 for g in result["groups"])
+    work.cli("report", "ladder")  # a grid study's report compares by its dimensions, seed aside
+    page = (work.path / "ladder-report.html").read_text()
+    assert "Comparison by variant" in page and "mean ± std over each group" in page
     bad = work.cli("compare", "ladder", "--by", "varaint", expect=1).output
     assert "no parameter 'varaint'" in bad and "seed, variant" in bad
 

@@ -327,6 +327,8 @@ def report(
     study: Annotated[str | None, typer.Argument(help="Study name (default: the only study in the storage).")] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="HTML file to write.",
                                                   show_default="STUDY-report.html")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Add a comparison section grouped by these parameters "
+                                           "(comma-separated; a grid study has one by its dimensions).")] = None,
     storage: StorageOpt = None,
 ) -> None:
     """Write one self-contained HTML report (plots, retrain result) that opens offline."""
@@ -338,7 +340,7 @@ def report(
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
     path = out_file or Path(f"{safe_name(st.study_name)}-report.html")
-    sections = write_report(st, path)
+    sections = write_report(st, path, [p.strip() for p in by.split(",") if p.strip()] if by else None)
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {sections} plots); open it in a browser",
               highlight=False, soft_wrap=True)
 

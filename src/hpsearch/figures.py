@@ -250,3 +250,29 @@ def first_layer_filters(rec: dict[str, Any], max_filters: int = 64) -> Figure:
     fig.update_layout(title=f"First-layer filters ({f} × {c}×{kh}×{kw}, seed {layer['seed']}; {note})",
                       height=70 * rows + 110, margin={"l": 10, "r": 10})
     return fig
+
+
+def group_curves(groups: list[Any], metric: str) -> Figure:
+    """Each compared group's mean validation curve with a ± std band over its trials (seeds)."""
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+               "#bcbd22", "#17becf"]
+    fig = go.Figure()
+    for i, g in enumerate(groups):
+        curves = [c for c in g.curves(metric) if c and all(v is not None for v in c)]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)  # the epochs every trial of the group reached
+        a = np.asarray([c[:n] for c in curves], dtype=float)
+        mean, std = a.mean(axis=0), a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros(n)
+        epochs = list(range(1, n + 1))
+        name = ", ".join(f"{k}={v}" for k, v in g.params.items())
+        colour = palette[i % len(palette)]
+        fig.add_trace(go.Scatter(x=epochs + epochs[::-1], y=list(mean + std) + list((mean - std)[::-1]),
+                                 fill="toself", fillcolor=colour, opacity=0.15, line={"width": 0},
+                                 hoverinfo="skip", showlegend=False, legendgroup=name))
+        fig.add_trace(go.Scatter(x=epochs, y=mean, mode="lines", name=f"{name} (n={len(a)})",
+                                 line={"color": colour}, legendgroup=name,
+                                 hovertemplate=f"{name}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>"))
+    fig.update_layout(title=f"{metric} per epoch: mean ± std over each group's trials",
+                      xaxis_title="epoch", yaxis_title=metric)
+    return fig

@@ -20,9 +20,11 @@ import plotly.offline
 from optuna.trial import TrialState
 
 from hpsearch import figures
+from hpsearch.compare import compare
 from hpsearch.fmt import is_pct, mean_std, num, summary
 from hpsearch.inspect_study import recorded, settings_of
 from hpsearch.paths import check_output, write_atomically
+from hpsearch.samplers import SEED_PARAM
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -66,9 +68,10 @@ class _Page:
         self.parts.append(f'<div class="plot">{div}</div>')
 
 
-def write_report(study: optuna.Study, path: Path) -> int:
+def write_report(study: optuna.Study, path: Path, by: list[str] | None = None) -> int:
     """Write the report; return how many plots it holds. A bad target (a device, a directory)
-    is refused before the plots are built, and again just before the write."""
+    is refused before the plots are built, and again just before the write. ``by``: the
+    parameters of a comparison section (default: a grid's dimensions but the seed)."""
     check_output(path)
     page = _Page()
     settings = settings_of(study)
@@ -97,6 +100,10 @@ def write_report(study: optuna.Study, path: Path) -> int:
                      "appear here after it.")
     else:
         _retrain_section(page, rec)
+
+    by = by if by is not None else [d for d in settings.sampler.dimensions or {} if d != SEED_PARAM]
+    if by and counts["complete"]:
+        _comparison_section(page, study, by, metric)
 
     page.h2("Optimization history", "Each completed trial's score and the best so far.")
     page.plot(lambda: figures.optimization_history(study))
@@ -161,6 +168,18 @@ def _retrain_section(page: _Page, rec: dict[str, Any]) -> None:
     page.plot(lambda: figures.sample_images(rec))
     page.h2("First-layer filters", "What the first convolution learned to look for.")
     page.plot(lambda: figures.first_layer_filters(rec))
+
+
+def _comparison_section(page: _Page, study: optuna.Study, by: list[str], metric: str) -> None:
+    """What `hpsearch compare --by` prints, and each group's mean curve with its spread."""
+    result = compare(study, by, metric)
+    pct = is_pct(metric)
+    page.h2(f"Comparison by {', '.join(by)}", "Validation only, mean ± std over each group's trials (the other "
+            "grid dimensions, seeds above all), best first: choose here, then look at the test split once.")
+    rows = [[*(_v(g.params[p]) for p in by), str(len(g.values)), mean_std(summary(g.values), pct),
+             _v(g.mean_of("epochs")), _v(g.mean_of("seconds"))] for g in result.groups]
+    page.raw(_table([*by, "n", f"{metric} mean ± std", "epochs", "seconds"], rows))
+    page.plot(lambda: figures.group_curves(result.groups, metric))
 
 
 def _per_class_section(page: _Page, rec: dict[str, Any]) -> None:
