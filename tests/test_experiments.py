@@ -132,8 +132,32 @@ def test_a_ladder_of_variants_over_seeds_compares_with_mean_and_std(work: Work) 
     work.cli("report", "ladder")  # a grid study's report compares by its dimensions, seed aside
     page = (work.path / "ladder-report.html").read_text()
     assert "Comparison by variant" in page and "mean ± std over each group" in page
+    tested = json.loads(work.cli("compare", "ladder", "--by", "variant", "--json", "--test").stdout)
+    assert tested["test_look"] == 1 and tested["test_looks"] == 1
+    assert tested["reproduced"] == "9/9"  # CPU, same threads: every retrain is the search's run again
+    assert all(0 <= g["test"]["test_top1"]["mean"] <= 1 and len(g["test"]["test_top1"]["values"]) == 3
+               for g in tested["groups"])
+    study = optuna.load_study(study_name="ladder", storage=work.url)
+    assert study.user_attrs["hpsearch:test_looks"] == 1
+    shown = work.cli("compare", "ladder", "--by", "variant", "--test").output
+    assert "look 2 at this study's test split" in shown
+    assert optuna.load_study(study_name="ladder", storage=work.url).user_attrs["hpsearch:test_looks"] == 2
     bad = work.cli("compare", "ladder", "--by", "varaint", expect=1).output
     assert "no parameter 'varaint'" in bad and "seed, variant" in bad
+
+
+@pytest.mark.slow
+def test_best_retrains_any_trial_and_a_different_one_needs_force(work: Work) -> None:
+    work.cli("run", "grid6", "--workers", "2")
+    study = optuna.load_study(study_name="grid6", storage=work.url)
+    other = next(t for t in study.trials if t.number != study.best_trial.number)
+    shown = work.cli("best", "grid6", "--retrain", "--trial", str(other.number), "--seeds", "1").output
+    assert "test look 1" in shown
+    rec = optuna.load_study(study_name="grid6", storage=work.url).user_attrs["hpsearch:retrain"]
+    assert rec["trial"] == other.number
+    again = work.cli("best", "grid6", "--retrain", "--trial", str(study.best_trial.number), expect=1).output
+    assert f"the retrain record is for trial {other.number}" in again and "--force" in again
+    assert "no trial 99" in work.cli("best", "grid6", "--retrain", "--trial", "99", "--force", expect=1).output
 
 
 @pytest.mark.slow

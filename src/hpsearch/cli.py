@@ -181,6 +181,8 @@ def best(
     top_k: Annotated[int, typer.Option("--top-k", help="Re-score the K best trials on validation over "
                                        "fresh seeds and retrain the best mean.")] = 1,
     force: Annotated[bool, typer.Option(help="Retrain and evaluate the test split again (counted).")] = False,
+    trial: Annotated[int | None, typer.Option("--trial", help="With --retrain: retrain this trial instead of the "
+                                              "best (any COMPLETE trial, e.g. one of a grid's rows).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     storage: StorageOpt = None,
     device: DeviceOpt = Device.auto,
@@ -213,6 +215,9 @@ def best(
 
         folder = artifact_dir(url, artifacts)
         artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
+    if retrain and trial is not None and rec is not None and rec["trial"] != trial and not force:
+        raise HpsearchError(f"the retrain record is for trial {rec['trial']}; --trial {trial} --force retrains "
+                            f"trial {trial} (a new look at the test split, counted)")
     if retrain and (rec is None or force or interrupted_look(st) is not None):
         say = (lambda m: err.print(m, highlight=False)) if as_json else (lambda m: out.print(m, highlight=False))
         try:
@@ -222,7 +227,7 @@ def best(
         rec = do_retrain(st, RetrainRequest(seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root),
                                             device=dev, out_dir=out_dir, studies_dir=studies_dir, storage_url=url,
                                             allow_module_change=allow_module_change,
-                                            allow_data_change=allow_data_change), say)
+                                            allow_data_change=allow_data_change, trial=trial), say)
         fresh = True
     if retrain and rec is not None and needs_publishing(st, rec):
         uploaded = publish(st, rec, folder)
@@ -277,21 +282,45 @@ def compare(
     by: Annotated[str, typer.Option("--by", help="Parameter(s) to group by, comma-separated (e.g. opt,hidden); "
                                     "the mean ± std is over everything else (seeds).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    test: Annotated[bool, typer.Option("--test", help="Also evaluate every row's trials once on the test split: "
+                                       "each is retrained from its recorded seed; the look is counted.")] = False,
     storage: StorageOpt = None,
+    device: DeviceOpt = Device.auto,
+    data_root: DataRootOpt = None,
+    studies_dir: StudiesDirOpt = None,
 ) -> None:
     """Compare groups of trials on validation: one row per value of --by, mean ± std over seeds."""
+    import json
+
     from hpsearch import render
     from hpsearch.compare import compare as group
-    from hpsearch.inspect_study import pick_study, settings_of
+    from hpsearch.inspect_study import pick_study, settings_of, test_looks
     from hpsearch.storage import open_storage
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
     result = group(st, [p.strip() for p in by.split(",") if p.strip()], settings_of(st).metric)
+    shown = result.to_dict()
+    if test:
+        from hpsearch.compare_eval import test_groups
+        from hpsearch.train import resolve_device
+
+        try:
+            dev = resolve_device(device.value)
+        except ValueError as e:
+            raise HpsearchError(str(e)) from None
+        say = (lambda m: err.print(m, highlight=False)) if as_json else (lambda m: out.print(m, highlight=False))
+        tested = test_groups(st, result, data_root=_data_root(data_root), device=dev, storage_url=url,
+                             studies_dir=studies_dir, say=say)
+        for row, t in zip(shown["groups"], tested["groups"]):
+            row["test"] = {k: v for k, v in t.items() if k.startswith("test_")}
+        shown["test_look"] = tested["look"]
+        shown["reproduced"] = f"{tested['reproduced']}/{tested['retrained']}"
+    shown["test_looks"] = test_looks(st)
     if as_json:
-        print(result.to_json())
+        print(json.dumps(shown, indent=2))
         return
-    render.comparison(out, result.to_dict())
+    render.comparison(out, shown)
 
 
 @app.command()

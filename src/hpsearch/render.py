@@ -181,13 +181,22 @@ def comparison(console: Console, c: dict[str, Any]) -> None:
                   title_justify="left")
     for name in c["by"]:
         table.add_column(name)
-    for head in ("n", f"{c['metric']} mean ± std", "epoch best/final", "sec", "params"):
+    tested = "test_look" in c
+    heads = ["n", f"{c['metric']} mean ± std", *(["test top-1 mean ± std"] if tested else []),
+             "epoch best/final", "sec", "params"]
+    for head in heads:
         table.add_column(head, justify="right")
     for g in c["groups"]:
         epochs = f"{_num(g['best_epoch'], 1)}/{_num(g['final_epoch'], 0)}"
-        table.add_row(*[_param(g["params"][p]) for p in c["by"]], str(g["n"]), mean_std(g, pct), epochs,
+        test = [mean_std(g["test"]["test_top1"], True)] if tested else []
+        table.add_row(*[_param(g["params"][p]) for p in c["by"]], str(g["n"]), mean_std(g, pct), *test, epochs,
                       _num(g["seconds"], 1), _count(None if g["n_params"] is None else int(g["n_params"])))
     console.print(table)
+    if tested:
+        console.print(f"test split: look {c['test_look']} at this study's test split (every look is counted; "
+                      f"choosing a row by its test score is tuning on the test split). Each trial was retrained "
+                      f"from its recorded seed; {c['reproduced']} reproduced the search's validation score "
+                      "exactly.", highlight=False)
     if c["left_out"]:
         left = ", ".join(f"{n} {s.lower()}" for s, n in sorted(c["left_out"].items()))
         console.print(f"left out (not trained to the end): {left}", highlight=False)

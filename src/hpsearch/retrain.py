@@ -62,6 +62,7 @@ class RetrainRequest:
     allow_module_change: bool = False
     allow_data_change: bool = False
     storage_url: str | None = None  # for the lock that lets one retrain of a study run at a time
+    trial: int | None = None  # retrain this trial instead of the best (e.g. a point of the Pareto front)
 
 
 def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     if lost is not None:
         say(f"an earlier retrain was killed during test look {lost['look']}; that look counts")
     settings = settings_of(study)
-    candidates = ranked_trials(study)[: req.top_k]
+    candidates = [chosen_trial(study, req.trial)] if req.trial is not None else ranked_trials(study)[: req.top_k]
     stored_fp = study.user_attrs.get(FINGERPRINT_ATTR, {})
     ensure_specs([t.user_attrs["config"] for t in candidates], settings, stored_fp,
                  req.studies_dir, req.allow_module_change)
@@ -161,6 +162,17 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     study.set_user_attr(RETRAIN_ATTR, record)
     study.set_user_attr(PENDING_ATTR, None)
     return record
+
+
+def chosen_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial ``number``, if it trained to the end (a pruned or failed one has no final score)."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise HpsearchError(f"study {study.study_name!r} has no trial {number} (trials 0–{len(trials) - 1})")
+    if trials[number].state != optuna.trial.TrialState.COMPLETE:
+        raise HpsearchError(f"trial {number} is {trials[number].state.name}, not COMPLETE: only a trial that "
+                            "trained to the end can be retrained")
+    return trials[number]
 
 
 def _samples(test: Tensors, data: SearchData) -> dict[str, Any]:

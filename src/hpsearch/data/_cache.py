@@ -109,6 +109,7 @@ def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     tmp = Path(name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; others sharing the data folder must read the cache
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,87 @@
+"""`hpsearch compare --test`: every compared trial evaluated once on the test split, counted.
+
+The search keeps no weights, so each trial is retrained from what it recorded — its config
+and its training seed, for the epochs it ran — which on the CPU, with the same thread count,
+reproduces its run exactly; the table says for how many trials the retrained validation
+score matched the search's (on a GPU, or with other threads, it can differ slightly). Then
+the test split is read once, through the gate, after the look is written to the study.
+
+Choosing a row by these test scores would be tuning on the test split: the looks are
+counted with the study's other looks (``best --retrain``) and shown beside the table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from hpsearch.compare import Comparison
+from hpsearch.config import TrialConfig
+from hpsearch.data import load_search_data, load_test_data, prepare
+from hpsearch.errors import HpsearchError
+from hpsearch.fingerprint import FINGERPRINT_ATTR
+from hpsearch.fmt import summary
+from hpsearch.inspect_study import LOOKS_ATTR, settings_of, test_looks
+from hpsearch.provenance import evidence
+from hpsearch.storage import try_exclusive
+from hpsearch.study_code import check_data_hash, ensure_data_code, ensure_specs
+from hpsearch.train import evaluate, fit, topk_for
+
+COMPARE_TEST_ATTR = "hpsearch:compare_test"  # every compare --test, with its look number and scores
+
+
+def test_groups(study: optuna.Study, comparison: Comparison, *, data_root: Path, device: torch.device,
+                storage_url: str | None = None, studies_dir: Path | None = None,
+                say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Retrain every trial of ``comparison`` from its recorded seed, evaluate all once on the test
+    split (one counted look), record and return ``{"look", "groups": [...]}``."""
+    if storage_url is None:
+        return _test_groups(study, comparison, data_root, device, studies_dir, say)
+    with try_exclusive(storage_url, f"hpsearch:retrain:{study.study_name}") as mine:  # one look at a time
+        if not mine:
+            raise HpsearchError(f"a retrain or compare --test of study {study.study_name!r} is running; wait for it")
+        return _test_groups(study, comparison, data_root, device, studies_dir, say)
+
+
+def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, device: torch.device,
+                 studies_dir: Path | None, say: Callable[[str], None]) -> dict[str, Any]:
+    settings = settings_of(study)
+    trials = [t for g in comparison.groups for t in g.trials]
+    stored_fp = study.user_attrs.get(FINGERPRINT_ATTR, {})
+    ensure_specs([t.user_attrs["config"] for t in trials], settings, stored_fp, studies_dir)
+    ensure_data_code(settings, stored_fp, studies_dir)
+    warning = check_data_hash(settings, prepare(settings.data, data_root), False, f"study {study.study_name!r}")
+    if warning:
+        say(warning)
+    data = load_search_data(settings.data, data_root, device)
+    models: dict[int, torch.nn.Module] = {}
+    reproduced = 0
+    for i, t in enumerate(trials, 1):
+        config = TrialConfig.from_dict(t.user_attrs["config"])
+        epochs = int(t.user_attrs.get("epochs") or settings.max_epochs)
+        result = fit(config, data, epochs=epochs, seed=int(t.user_attrs["seed"]), device=device)
+        again = float(getattr(result.history[-1], settings.metric))
+        reproduced += math.isclose(again, float(t.value), rel_tol=1e-6, abs_tol=1e-9)  # type: ignore[arg-type]
+        models[t.number] = result.model
+        say(f"retrained trial {t.number} ({i}/{len(trials)}) from its seed: {settings.metric}={again:.4f} "
+            f"(search: {t.value:.4f})")
+
+    look = test_looks(study) + 1
+    test = load_test_data(settings.data, data_root, data.mean, data.std, device,
+                          look=lambda: study.set_user_attr(LOOKS_ATTR, look))  # counted before the read
+    k = topk_for(data.info.num_classes)
+    groups = []
+    for g in comparison.groups:
+        scores = [evaluate(models[t.number], test, k)[:3] for t in g.trials]
+        groups.append({"params": g.params, "trials": [t.number for t in g.trials],
+                       "test_loss": summary([s[0] for s in scores]), "test_top1": summary([s[1] for s in scores]),
+                       **({"test_topk": summary([s[2] for s in scores])} if k else {})})
+    record = {"look": look, "by": comparison.by, "metric": comparison.metric, "groups": groups,
+              "reproduced": reproduced, "retrained": len(trials), "device": str(device), **evidence()}
+    study.set_user_attr(COMPARE_TEST_ATTR, [*study.user_attrs.get(COMPARE_TEST_ATTR, []), record])
+    return record
