@@ -151,10 +151,12 @@ def test_best_retrains_any_trial_and_a_different_one_needs_force(work: Work) -> 
     work.cli("run", "grid6", "--workers", "2")
     study = optuna.load_study(study_name="grid6", storage=work.url)
     other = next(t for t in study.trials if t.number != study.best_trial.number)
-    shown = work.cli("best", "grid6", "--retrain", "--trial", str(other.number), "--seeds", "1").output
+    shown = work.cli("best", "grid6", "--retrain", "--trial", str(other.number), "--seeds", "1",
+                     "--epochs", "6").output
     assert "test look 1" in shown
     rec = optuna.load_study(study_name="grid6", storage=work.url).user_attrs["hpsearch:retrain"]
-    assert rec["trial"] == other.number
+    assert rec["trial"] == other.number and rec["epochs"] == 6 and rec["search_epochs"] == 4
+    assert len(rec["runs"][0]["curves"]["val_top1"]) == 6
     again = work.cli("best", "grid6", "--retrain", "--trial", str(study.best_trial.number), expect=1).output
     assert f"the retrain record is for trial {other.number}" in again and "--force" in again
     assert "no trial 99" in work.cli("best", "grid6", "--retrain", "--trial", "99", "--force", expect=1).output

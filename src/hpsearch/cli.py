@@ -181,6 +181,8 @@ def best(
     top_k: Annotated[int, typer.Option("--top-k", help="Re-score the K best trials on validation over "
                                        "fresh seeds and retrain the best mean.")] = 1,
     force: Annotated[bool, typer.Option(help="Retrain and evaluate the test split again (counted).")] = False,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="With --retrain: train the final runs this many "
+                                               "epochs (default: the search's); recorded.")] = None,
     trial: Annotated[int | None, typer.Option("--trial", help="With --retrain: retrain this trial instead of the "
                                               "best (any COMPLETE trial, e.g. one of a grid's rows).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
@@ -227,7 +229,8 @@ def best(
         rec = do_retrain(st, RetrainRequest(seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root),
                                             device=dev, out_dir=out_dir, studies_dir=studies_dir, storage_url=url,
                                             allow_module_change=allow_module_change,
-                                            allow_data_change=allow_data_change, trial=trial), say)
+                                            allow_data_change=allow_data_change, trial=trial,
+                                            epochs=epochs), say)
         fresh = True
     if retrain and rec is not None and needs_publishing(st, rec):
         uploaded = publish(st, rec, folder)

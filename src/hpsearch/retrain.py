@@ -63,6 +63,7 @@ class RetrainRequest:
     allow_data_change: bool = False
     storage_url: str | None = None  # for the lock that lets one retrain of a study run at a time
     trial: int | None = None  # retrain this trial instead of the best (e.g. a point of the Pareto front)
+    epochs: int | None = None  # train the final runs this long (default: the search's max_epochs)
 
 
 def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -72,8 +73,8 @@ def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None 
     only repeat the first's look). Each look is counted before the test split is read, so a
     retrain killed mid-evaluation can only over-count, never hide a look.
     """
-    if req.seeds < 1 or req.top_k < 1:
-        raise HpsearchError("--seeds and --top-k must be >= 1")
+    if req.seeds < 1 or req.top_k < 1 or (req.epochs is not None and req.epochs < 1):
+        raise HpsearchError("--seeds, --top-k and --epochs must be >= 1")
     if req.storage_url is None:
         return _retrain(study, req, progress)
     with try_exclusive(req.storage_url, f"hpsearch:retrain:{study.study_name}") as mine:
@@ -114,7 +115,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
         fits = []
         for seed in seeds:
-            fits.append(fit(config, data, epochs=settings.max_epochs, seed=seed, device=req.device))
+            fits.append(fit(config, data, epochs=req.epochs or settings.max_epochs, seed=seed, device=req.device))
             last = fits[-1].history[-1]
             say(f"trial {trial.number} seed {seed}: {settings.metric}={getattr(last, settings.metric):.4f}")
         vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
@@ -141,7 +142,8 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         "params": dict(trial.params),
         "model": TrialConfig.from_dict(trial.user_attrs["config"]).model.to_dict(),  # exactly what was retrained
         "n_params": fits[0].n_params,
-        "epochs": settings.max_epochs,
+        "epochs": req.epochs or settings.max_epochs,
+        "search_epochs": settings.max_epochs,  # differs from "epochs" when --epochs trained longer
         "seeds": seeds,
         "topk_k": topk_for(data.info.num_classes),
         "device": str(req.device),
