@@ -12,7 +12,7 @@ def emit(result: dict[str, Any], path: Path | None, *, merge: bool = False) -> N
     """Print ``result``; write it to ``path``. ``merge`` keeps earlier top-level parts that this run skipped."""
     if merge and path is not None and path.exists():
         earlier = json.loads(path.read_text())
-        result = {name: {**earlier.get(name, {}), **parts} for name, parts in result.items()}
+        result = {**earlier, **{name: {**earlier.get(name, {}), **parts} for name, parts in result.items()}}
     text = json.dumps(result, indent=2)
     print(text)
     if path is not None:

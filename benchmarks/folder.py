@@ -13,6 +13,8 @@ then, each part in a fresh process:
   + ``DataLoader(shuffle=True, num_workers=2)``, interleaved, median of the repeats.
 
     python benchmarks/folder.py --images 10000 --repeats 2 --threads 2 --json benchmarks/results/folder.json
+
+``--start-only`` times the two starts alone (merged into the same JSON file).
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, default=Path("/tmp/hpsearch-folder-bench"))
     ap.add_argument("--json", type=Path)
     ap.add_argument("--child", choices=PARTS)
+    ap.add_argument("--start-only", action="store_true", help="time the cold and warm starts, not the epochs")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(PARTS[args.child](args.folder, args.threads)))
@@ -152,13 +155,18 @@ def main() -> None:
         shutil.rmtree(args.folder / ".hpsearch-cache", ignore_errors=True)
         cold.append(child("start", args.folder, args.threads))
         warm.append(child("start", args.folder, args.threads))
-    for _ in range(args.repeats):  # interleaved: the machine's drift hits both arms alike
+    for _ in range(0 if args.start_only else args.repeats):  # interleaved: drift hits both arms alike
         a.append(child("ours", args.folder, args.threads))
         b.append(child("dataloader", args.folder, args.threads))
 
     def med(runs: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in runs)
 
+    if args.start_only:
+        emit({"folder_start": {"images": args.images, "threads": args.threads, "cold": cold, "warm": warm,
+                               "cold_total_s": med(cold, "total_s"), "warm_total_s": med(warm, "total_s")}},
+             args.json, merge=True)
+        return
     emit({"folder": {
         "images": args.images, "threads": args.threads, "size": SIZE,
         "cold": cold, "warm": warm, "ours": a, "dataloader": b,

@@ -50,19 +50,20 @@ def _writable(folder: Path) -> bool:
 
 def content_hash(files: Iterable[Path], base: Path, memo: Path) -> str:
     """SHA-256 over the relative names and bytes of ``files`` (sorted), memoised in ``memo``."""
-    paths = sorted(files, key=lambda p: p.relative_to(base).as_posix())
+    prefix = len(str(base).rstrip(os.sep)) + 1
+    named = sorted((str(p)[prefix:].replace(os.sep, "/"), p) for p in files)  # relative names, no pathlib cost
     listing = hashlib.sha256()
-    for p in paths:
-        st = p.stat()
-        listing.update(f"{p.relative_to(base).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for rel, p in named:
+        st = os.stat(p)
+        listing.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     memo_file = memo / f"hash-{listing.hexdigest()[:32]}"
     try:
         return memo_file.read_text().strip()
     except OSError:
         pass
     h = hashlib.sha256()
-    for p in paths:
-        h.update(p.relative_to(base).as_posix().encode() + b"\0")
+    for rel, p in named:
+        h.update(rel.encode() + b"\0")
         with open(p, "rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)

@@ -54,12 +54,11 @@ class Source:
     """Where one dataset's pixels come from. Subclasses implement :meth:`decode`.
 
     :meth:`read` is the only way in and is the same for every source: a ``"test"`` read goes
-    through the gate (refused in search workers, counted everywhere else). Sources stored by
-    name (the built-ins) have ``builtin = True``; the others describe themselves with
-    :meth:`spec`, which is what the study's settings keep.
+    through the gate (refused in search workers, counted everywhere else). The built-ins are
+    stored by name; the others describe themselves with :meth:`spec`, which is what the study's
+    settings keep.
     """
 
-    builtin: ClassVar[bool] = False
     cached: ClassVar[bool] = False  # decodes into the tensor cache (worth building before workers start)
     fetched_by: str = ""  # how a user with internet gets the files (for the missing-files message)
 
@@ -112,7 +111,6 @@ class Digits(Source):
     seed 0. It never changes, so test scores are comparable across studies and versions.
     """
 
-    builtin = True
     info = DatasetInfo("digits", 1, 8, tuple(str(i) for i in range(10)),
                        ("none", "pad_crop", "rotation"))
     test_fraction = 0.25
@@ -136,7 +134,6 @@ class Digits(Source):
 class IdxSource(Source):
     """MNIST-style raw IDX files in torchvision's layout: ``ROOT/<Name>/raw/<prefix>-…-ubyte``."""
 
-    builtin = True
 
     def __init__(self, tv_class_name: str, info: DatasetInfo) -> None:
         self.tv_class_name = tv_class_name
@@ -174,7 +171,6 @@ class Cifar10(Source):
     insists on md5-checking every file (so it cannot read a split on its own).
     """
 
-    builtin = True
     info = DatasetInfo(  # type: ignore[assignment]
         "cifar10", 3, 32,
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
