@@ -51,6 +51,10 @@ def test_a_reasonable_config_learns_digits(digits) -> None:  # noqa: ANN001
             epochs=6, seed=0, device=CPU)
     assert r.history[-1].val_top1 > 0.9
     assert r.history[-1].train_loss < r.history[0].train_loss
+    # training accuracy comes from the training pass: it rises with the loss falling, and is recorded
+    first, last = r.history[0].train_top1, r.history[-1].train_top1
+    assert first is not None and last is not None and 0 <= first < last <= 1 and last > 0.85
+    assert r.curves()["train_top1"][-1] == last
 
 
 @pytest.mark.parametrize("opt", OPTIMIZERS)

@@ -152,7 +152,7 @@ def worker_timeline(study: optuna.Study) -> Figure:
 def retrain_curves(rec: dict[str, Any]) -> Figure:
     """Per-seed learning curves of the retrained models: loss (train, val) and val top-1."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (solid: train, dashed: validation)",
-                                                        "validation top-1"))
+                                                        "top-1 (solid: validation, dotted: train)"))
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
     for i, r in enumerate(rec["runs"]):
         c = r.get("curves") or {}
@@ -165,6 +165,9 @@ def retrain_curves(rec: dict[str, Any]) -> Figure:
                                  line={"color": color, "dash": "dash"}), row=1, col=1)
         fig.add_trace(go.Scatter(x=epochs, y=c.get("val_top1"), name=label, legendgroup=label, showlegend=False,
                                  line={"color": color}), row=1, col=2)
+        if c.get("train_top1"):  # recorded since 0.3: the gap to validation is the overfitting
+            fig.add_trace(go.Scatter(x=epochs, y=c["train_top1"], name=label, legendgroup=label, showlegend=False,
+                                     line={"color": color, "dash": "dot"}), row=1, col=2)
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="top-1", tickformat=".1%", row=1, col=2)

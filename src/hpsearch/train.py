@@ -46,6 +46,7 @@ class EpochMetrics:
     val_topk: float | None
     seconds: float  # wall time of this epoch, training and validation
     train_seconds: float  # of which training (what the pipeline benchmark compares)
+    train_top1: float | None = None  # accuracy on the (augmented) training batches as they were trained on
 
 
 @dataclass
@@ -205,25 +206,30 @@ def fit(
         spec.on_epoch(model, epoch)
         order = torch.randperm(n, generator=gen, device=device)
         loss_sum = torch.zeros((), device=device)
+        hits = torch.zeros((), device=device)  # right answers of the training pass itself: no extra pass
         for s in range(steps):
             idx = order[s * bs:(s + 1) * bs]
             x, y = data.train.batch(idx), data.train.y[idx]
             if augment is not None:
                 x = augment(x, gen)
             x = x.contiguous(memory_format=fmt)
-            loss = F.cross_entropy(model(x), y)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            hits += (logits.detach().argmax(1) == y).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if sched is not None:
                 sched.step()
             loss_sum += loss.detach()
-        train_loss = float(loss_sum) / max(1, steps)  # the one host sync of the epoch
+        loss_total, hit_total = torch.stack([loss_sum, hits]).tolist()  # the one host sync of the epoch
+        train_loss = loss_total / max(1, steps)
         t_train = time.perf_counter() - t0
         if not math.isfinite(train_loss):
             raise Diverged(epoch)
         val_loss, top1, topk, _ = evaluate(model, data.val, k)
-        metrics = EpochMetrics(epoch, train_loss, val_loss, top1, topk, time.perf_counter() - t0, t_train)
+        metrics = EpochMetrics(epoch, train_loss, val_loss, top1, topk, time.perf_counter() - t0, t_train,
+                               hit_total / max(1, steps * bs))
         result.history.append(metrics)
         if report is not None:
             report(metrics)
