@@ -2,19 +2,27 @@
 
 Everything is real: studies are real modules, the database a real SQLite file, workers real
 processes. Only the data is shrunk (digits, or a tiny generated MNIST/CIFAR on disk).
+
+A test whose subject is not the search itself (listings, retrain, report, dashboard) starts
+from a finished study instead of running its own: each such study is searched once per
+session by a real ``hpsearch run`` (:func:`tiny_search`, :func:`mnist_search`) and every test
+gets its own copy of the database (:meth:`Work.adopt`), so tests cannot see each other's writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
+import sqlite3
 import struct
 from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 from typer.testing import CliRunner
 
@@ -51,18 +59,69 @@ class Work:
             assert result.exit_code == expect, f"exit {result.exit_code}\n{result.output}"
         return result
 
+    def adopt(self, done: Finished) -> None:
+        """Start from a copy of a finished study: the SQLite file copied whole, or on Postgres
+        the study copied into this test's own database (Optuna's copy_study: attributes,
+        parameters, curves and states, trial numbers in the same order)."""
+        if self.backend == "sqlite":
+            copy_sqlite(done.db, self.db)
+        else:
+            optuna.copy_study(from_study_name=done.study, from_storage=f"sqlite:///{done.db}",
+                              to_storage=self.url)
 
-@pytest.fixture
-def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Work:
-    studies = tmp_path / "studies"
+
+@dataclass(frozen=True)
+class Finished:
+    """A study searched (and maybe retrained) once per session, in a folder of its own."""
+
+    study: str
+    folder: Path
+
+    @property
+    def db(self) -> Path:
+        return self.folder / "hpsearch.db"
+
+
+def copy_sqlite(src: Path, dst: Path) -> None:
+    """A consistent copy of a SQLite database, its WAL included (SQLite's backup API)."""
+    with contextlib.closing(sqlite3.connect(src)) as a, contextlib.closing(sqlite3.connect(dst)) as b:
+        a.backup(b)
+
+
+def _project(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Work:
+    studies = folder / "studies"
     shutil.copytree(REPO / "studies", studies)
     for f in FIXTURE_STUDIES.glob("*.py"):
         shutil.copy(f, studies / f.name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HPSEARCH_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("HPSEARCH_DATA", str(folder / "data"))
     monkeypatch.delenv("HPSEARCH_STORAGE", raising=False)
     monkeypatch.delenv("HPSEARCH_STUDIES", raising=False)
-    return Work(tmp_path, CliRunner())
+    return Work(folder, CliRunner())
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Work:
+    return _project(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def tiny_search(tmp_path_factory: pytest.TempPathFactory) -> Finished:
+    """`tiny` on digits, 4 trials by 2 workers: a real run, once per session (copy it with adopt)."""
+    with pytest.MonkeyPatch.context() as mp:
+        work = _project(tmp_path_factory.mktemp("tiny-search"), mp)
+        work.cli("run", "tiny", "--workers", "2", "--n-trials", "4", "--pruner", "none")
+    return Finished("tiny", work.path)
+
+
+@pytest.fixture(scope="session")
+def tiny_retrained(tiny_search: Finished, tmp_path_factory: pytest.TempPathFactory) -> Finished:
+    """A copy of :func:`tiny_search` after `best --retrain --seeds 2` (record, checkpoints, artifacts)."""
+    with pytest.MonkeyPatch.context() as mp:
+        work = _project(tmp_path_factory.mktemp("tiny-retrained"), mp)
+        work.adopt(tiny_search)
+        work.cli("best", "--retrain", "--seeds", "2")
+    return Finished("tiny", work.path)
 
 
 @pytest.fixture(scope="session")
@@ -110,21 +169,37 @@ def add_mnist_test(root: Path) -> None:
     write_idx(root / "MNIST" / "raw", "t10k", 100, seed=1)
 
 
-def _search(work: Work, root: Path) -> tuple[Work, Path]:
-    work.cli("run", "tiny_mnist", "--n-trials", "3", "--data-root", str(root), "--pruner", "none")
-    add_mnist_test(root)
+@pytest.fixture(scope="session")
+def mnist_search(tmp_path_factory: pytest.TempPathFactory) -> Finished:
+    """`tiny_mnist`, 3 trials on a fake MNIST that has no test files while it is searched: a real
+    run, once per session. Its data root (``folder/fake-data``, test files added after the
+    search) is copied with the database by :func:`searched`."""
+    with pytest.MonkeyPatch.context() as mp:
+        work = _project(tmp_path_factory.mktemp("mnist-search"), mp)
+        root = work.path / "fake-data"
+        write_idx(root / "MNIST" / "raw", "train", 400, seed=0)
+        work.cli("run", "tiny_mnist", "--n-trials", "3", "--data-root", str(root), "--pruner", "none")
+        add_mnist_test(root)
+    return Finished("tiny_mnist", work.path)
+
+
+def _searched(work: Work, done: Finished) -> tuple[Work, Path]:
+    work.adopt(done)
+    root = work.path / "fake-data"
+    shutil.copytree(done.folder / "fake-data", root)
     return work, root
 
 
 @pytest.fixture
-def searched(work: Work, fake_mnist: Path) -> tuple[Work, Path]:
-    return _search(work, fake_mnist)
+def searched(work: Work, mnist_search: Finished) -> tuple[Work, Path]:
+    """A searched `tiny_mnist` (a copy of :func:`mnist_search`) and its own data root, test files included."""
+    return _searched(work, mnist_search)
 
 
 @pytest.fixture
-def searched_any(store: Work, fake_mnist: Path) -> tuple[Work, Path]:
+def searched_any(store: Work, mnist_search: Finished) -> tuple[Work, Path]:
     """As ``searched``, on each storage backend (the retrain record lives in the study)."""
-    return _search(store, fake_mnist)
+    return _searched(store, mnist_search)
 
 
 def write_cifar(root: Path, per_batch: int = 20) -> None:

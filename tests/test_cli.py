@@ -4,9 +4,10 @@ import json
 import subprocess
 import sys
 
+import optuna
 import pytest
 
-from conftest import Work
+from conftest import Finished, Work
 
 
 def test_help_in_a_real_subprocess() -> None:
@@ -24,16 +25,18 @@ def test_run_help_names_every_contract_option(work: Work) -> None:
 
 
 @pytest.mark.slow
-def test_studies_and_trials_listings(store: Work) -> None:
+def test_studies_and_trials_listings(store: Work, tiny_search: Finished) -> None:
+    """The session's searched `tiny` (4 trials), and a second study holding a copy of it."""
     work = store
-    work.cli("run", "tiny", "--n-trials", "2", "--pruner", "none")
-    work.cli("run", "tiny", "--n-trials", "1", "--name", "tiny-b", "--pruner", "none")
+    work.adopt(tiny_search)
+    optuna.copy_study(from_study_name="tiny", from_storage=work.url, to_storage=work.url, to_study_name="tiny-b")
     lines = work.cli("studies").output.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("tiny ") and "complete=2" in lines[0] and "best 0." in lines[0]
+    assert len(lines) == 2 and lines[0].startswith("tiny ") and "complete=4" in lines[0] and "best 0." in lines[0]
+    assert lines[1].startswith("tiny-b ")
     rows = json.loads(work.cli("trials", "tiny", "--format", "json").stdout)
-    assert [r["number"] for r in rows] == [0, 1] and all(r["state"] == "COMPLETE" for r in rows)
+    assert [r["number"] for r in rows] == [0, 1, 2, 3] and all(r["state"] == "COMPLETE" for r in rows)
     table = list(csv.DictReader(io.StringIO(work.cli("trials", "tiny", "--format", "csv").stdout)))
-    assert len(table) == 2 and {"number", "state", "value", "filters", "lr"} <= set(table[0])
+    assert len(table) == 4 and {"number", "state", "value", "filters", "lr"} <= set(table[0])
     assert "filters" in work.cli("trials", "tiny").output
     r = work.cli("best", expect=1)
     assert "holds 2 studies (tiny, tiny-b); name one" in r.output
@@ -48,8 +51,8 @@ def test_read_commands_on_an_empty_folder_do_not_create_a_database(work: Work) -
 
 
 @pytest.mark.slow
-def test_unknown_study_name_in_best(work: Work) -> None:
-    work.cli("run", "tiny", "--n-trials", "1")
+def test_unknown_study_name_in_best(work: Work, tiny_search: Finished) -> None:
+    work.adopt(tiny_search)
     r = work.cli("best", "nope", expect=1)
     assert "no study 'nope' in sqlite:///hpsearch.db (it has: tiny)" in r.output
 

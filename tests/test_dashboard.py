@@ -21,7 +21,7 @@ import optuna
 import pytest
 from optuna_dashboard import get_note
 
-from conftest import Work
+from conftest import Finished, Work
 from hpsearch.publish import PUBLISHED_ATTR
 from hpsearch.retrain import RETRAIN_ATTR
 
@@ -131,9 +131,9 @@ def _request(port: int, method: str, path: str, host: str | None = None) -> tupl
         return e.code, e.read().decode()
 
 
-def test_the_dashboard_refuses_foreign_hosts_and_writes_unless_allowed(work: Work) -> None:
+def test_the_dashboard_refuses_foreign_hosts_and_writes_unless_allowed(work: Work, tiny_search: Finished) -> None:
     """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not delete studies."""
-    work.cli("run", "tiny", "--n-trials", "1", "--pruner", "none")
+    work.adopt(tiny_search)
     dash = Dashboard(work)
     try:
         sid = dash.studies[0]["study_id"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import Work
+from conftest import Finished, Work
 from hpsearch.errors import UnsafePath
 from hpsearch.paths import PLAIN_NAME, check_name, safe_name, write_atomically
 
@@ -53,8 +53,9 @@ def _device(p: Path) -> None:
 
 @pytest.mark.parametrize("make, kind", [(Path.mkdir, "a directory"), (_fifo, "a FIFO"),
                                         (_device, "a character device")])
-def test_report_out_refuses_an_existing_non_regular_target(work: Work, make, kind: str) -> None:  # noqa: ANN001
-    work.cli("run", "tiny", "--n-trials", "1", "--pruner", "none")
+def test_report_out_refuses_an_existing_non_regular_target(work: Work, tiny_search: Finished, make,  # noqa: ANN001
+                                                           kind: str) -> None:
+    work.adopt(tiny_search)
     target = work.path / "target"
     make(target)
     before = target.lstat()
@@ -67,10 +68,11 @@ def test_report_out_refuses_an_existing_non_regular_target(work: Work, make, kin
 
 
 @pytest.mark.slow
-def test_a_stored_unsafe_name_never_picks_where_files_go(store: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stored_unsafe_name_never_picks_where_files_go(store: Work, monkeypatch: pytest.MonkeyPatch,
+                                                        tiny_search: Finished) -> None:
     """Another tool stored '../../escaped' in the shared database: report and retrain stay inside."""
     work = store
-    work.cli("run", "tiny", "--n-trials", "1", "--pruner", "none")
+    work.adopt(tiny_search)
     optuna.copy_study(from_study_name="tiny", from_storage=work.url, to_storage=work.url,
                       to_study_name="../../escaped")
     inner = work.path / "a" / "b"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import browser
-from conftest import Work
+from conftest import Finished, Work
 
 pytestmark = pytest.mark.skipif(browser.chromium() is None,
                                 reason="Debian's chromium is not installed (apt-get install chromium)")
@@ -39,8 +39,10 @@ def test_the_browser_check_catches_script_errors_and_blank_pages(tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_report_renders_before_and_after_retrain(work: Work, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    work.cli("run", "tiny", "--n-trials", "5", "--pruner", "none", "--workers", "2")
+def test_report_renders_before_and_after_retrain(work: Work, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 tiny_search: Finished, tiny_retrained: Finished) -> None:
+    """The session's `tiny` search (4 trials, 2 workers), then the same study once retrained."""
+    work.adopt(tiny_search)
     before = work.path / "before.html"
     r = work.cli("report", "tiny", "--out", str(before))
     assert f"{SEARCH_PLOTS} plots" in r.output
@@ -50,7 +52,7 @@ def test_report_renders_before_and_after_retrain(work: Work, tmp_path: Path, mon
     page = _rendered(before, tmp_path)
     assert drawn(page) == SEARCH_PLOTS
 
-    work.cli("best", "--retrain", "--seeds", "2")
+    work.adopt(tiny_retrained)  # the same search after `best --retrain --seeds 2`
 
     def no_data(*_: object) -> None:
         raise AssertionError("the report must not load a dataset")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from conftest import Work
+from conftest import Finished, Work
 from hpsearch import TrialConfig
 from hpsearch.data import DataSpec, load_search_data
 from hpsearch.train import fit
@@ -38,12 +38,12 @@ def test_budget_is_exact_across_workers_and_a_rerun_adds_nothing(store: Work) ->
     assert "budget reached" in again.output and len(trials(work)) == 7
 
 
-def test_an_interrupted_budget_is_topped_up(store: Work) -> None:
+def test_an_interrupted_budget_is_topped_up(store: Work, tiny_search: Finished) -> None:
     work = store
-    work.cli("run", "tiny", "--n-trials", "3")
-    work.cli("run", "tiny", "--n-trials", "5")
+    work.adopt(tiny_search)  # 4 trials finished (the session's search)
+    work.cli("run", "tiny", "--n-trials", "6")
     s = states(work)
-    assert s.get("COMPLETE", 0) + s.get("PRUNED", 0) == 5 and "RUNNING" not in s
+    assert s.get("COMPLETE", 0) + s.get("PRUNED", 0) == 6 and "RUNNING" not in s
 
 
 def test_each_trial_records_its_evidence_and_its_seed_reproduces_it(work: Work) -> None:
@@ -113,9 +113,9 @@ def test_cuda_without_a_gpu_is_refused_before_anything_is_written(work: Work) ->
     assert "no CUDA device is available" in r.output and not work.db.exists()
 
 
-def test_joining_with_different_settings_is_refused(store: Work) -> None:
+def test_joining_with_different_settings_is_refused(store: Work, tiny_search: Finished) -> None:
     work = store
-    work.cli("run", "tiny", "--n-trials", "1", "--seed", "1")
-    r = work.cli("run", "tiny", "--n-trials", "2", "--seed", "2", expect=1)
-    assert "already exists with other settings (seed: stored 1, now 2)" in r.output
-    assert len(trials(work)) == 1
+    work.adopt(tiny_search)  # searched with the default seed, 0
+    r = work.cli("run", "tiny", "--n-trials", "6", "--seed", "2", expect=1)
+    assert "already exists with other settings (seed: stored 0, now 2)" in r.output
+    assert len(trials(work)) == 4

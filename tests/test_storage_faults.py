@@ -18,7 +18,7 @@ import optuna
 import pytest
 import sqlalchemy
 
-from conftest import Work
+from conftest import Finished, Work, copy_sqlite
 from hpsearch.storage import open_storage
 
 pytestmark = pytest.mark.slow
@@ -57,23 +57,24 @@ def hpsearch(work: Work, url: str, *args: str) -> subprocess.CompletedProcess[st
                           timeout=300, env={**os.environ, "HPSEARCH_STORAGE": url, "HPSEARCH_DB_RETRY_S": "600"})
 
 
-def test_a_full_disk_stops_the_run_with_one_line_naming_the_database(work: Work, small_disk: Path) -> None:
+def test_a_full_disk_stops_the_run_with_one_line_naming_the_database(work: Work, small_disk: Path,
+                                                                     tiny_search: Finished) -> None:
     url = f"sqlite:///{small_disk / 'hpsearch.db'}"
-    assert hpsearch(work, url, "run", "tiny", "--n-trials", "1", "--pruner", "none").returncode == 0
+    copy_sqlite(tiny_search.db, small_disk / "hpsearch.db")  # a searched study (4 trials) on the small disk
     fill(small_disk)
-    r = hpsearch(work, url, "run", "tiny", "--n-trials", "3", "--pruner", "none")
+    r = hpsearch(work, url, "run", "tiny", "--n-trials", "6", "--pruner", "none")
     out = r.stdout + r.stderr
     assert r.returncode != 0 and "unreachable" not in out and "Traceback" not in out, out
     assert f"cannot write to the database {small_disk / 'hpsearch.db'}: its disk is full" in out
     (small_disk / "filler").unlink()
-    r = hpsearch(work, url, "run", "tiny", "--n-trials", "3", "--pruner", "none")  # room again: it resumes
+    r = hpsearch(work, url, "run", "tiny", "--n-trials", "6", "--pruner", "none")  # room again: it resumes
     assert r.returncode == 0, r.stdout + r.stderr
     states = [t.state.name for t in optuna.load_study(study_name="tiny", storage=url).trials]
-    assert states.count("COMPLETE") == 3 and "RUNNING" not in states
+    assert states.count("COMPLETE") == 6 and "RUNNING" not in states
 
 
-def test_a_damaged_schema_is_surfaced_at_once_not_retried_as_an_outage(work: Work) -> None:
-    work.cli("run", "tiny", "--n-trials", "1", "--pruner", "none")
+def test_a_damaged_schema_is_surfaced_at_once_not_retried_as_an_outage(work: Work, tiny_search: Finished) -> None:
+    work.adopt(tiny_search)
     with sqlite3.connect(work.db) as con:
         con.execute("ALTER TABLE trial_values DROP COLUMN value_type")  # a damaged or foreign schema
     r = hpsearch(work, work.url, "trials", "tiny")
@@ -84,13 +85,14 @@ def test_a_damaged_schema_is_surfaced_at_once_not_retried_as_an_outage(work: Wor
         optuna.load_study(study_name="tiny", storage=storage).get_trials()
 
 
-def test_a_read_only_database_still_serves_the_read_commands(work: Work, small_disk: Path) -> None:
+def test_a_read_only_database_still_serves_the_read_commands(work: Work, small_disk: Path,
+                                                            tiny_search: Finished) -> None:
     url = f"sqlite:///{small_disk / 'hpsearch.db'}"
-    assert hpsearch(work, url, "run", "tiny", "--n-trials", "2", "--pruner", "none").returncode == 0
+    copy_sqlite(tiny_search.db, small_disk / "hpsearch.db")  # a searched study (4 trials), then made read-only
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     for args in (["studies"], ["trials", "tiny"], ["best", "tiny"], ["report", "tiny", "--out", str(work.path / "r.html")]):
         r = hpsearch(work, url, *args)
         assert r.returncode == 0, (args, r.stdout + r.stderr)
     assert (work.path / "r.html").stat().st_size > 100_000
-    r = hpsearch(work, url, "run", "tiny", "--n-trials", "3")
+    r = hpsearch(work, url, "run", "tiny", "--n-trials", "6")
     assert r.returncode == 1 and "is read-only" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -350,11 +350,27 @@ def _lock(url: str, name: str, engine: sqlalchemy.engine.Engine | None = None) -
             try:
                 yield
             finally:
-                con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                con.commit()
+                _unlock(con, key)
     finally:
         if own:
             eng.dispose()
+
+
+def _unlock(con: sqlalchemy.engine.Connection, key: int) -> None:
+    """Release a session-level advisory lock; a session lost meanwhile has released it already.
+
+    A database restart while the lock is held ends the session and with it the lock. Raising
+    then would make the caller redo work the block has done: a worker's ask, retried as a
+    whole, created a second trial and left the first RUNNING with nobody to run it, until its
+    heartbeat went stale and it was failed (the Postgres-restart test's occasional FAIL).
+    """
+    try:
+        con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        con.commit()
+    except SQLAlchemyError as err:
+        if not _transient(err):
+            raise
+        con.invalidate()  # never hand this connection back to the pool
 
 
 @contextlib.contextmanager
@@ -392,8 +408,7 @@ def try_exclusive(url: str, name: str) -> Iterator[bool]:
                 yield got
             finally:
                 if got:
-                    con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": k})
-                    con.commit()
+                    _unlock(con, k)
     finally:
         eng.dispose()
 
