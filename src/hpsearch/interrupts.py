@@ -17,10 +17,12 @@ The exit code is 128 + the signal number, as a shell reports it: 130 for SIGINT,
 from __future__ import annotations
 
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []  # the first signal, kept even if its exception was swallowed (a __del__)
@@ -56,6 +58,21 @@ def install() -> None:
     _received.clear()
     for s in SIGNALS:
         signal.signal(s, _on_signal)
+    if not getattr(sys.unraisablehook, "_hpsearch", False):
+        sys.unraisablehook = _quiet_about_interrupts(sys.unraisablehook)
+
+
+def _quiet_about_interrupts(hook: Callable[[Any], object]) -> Callable[[Any], object]:
+    """A signal that lands inside a finaliser (SQLAlchemy returning a pooled connection, say)
+    raises there, where Python can only print "Exception ignored … Traceback" and go on. The
+    interrupt is not lost — the run loop re-checks :func:`received` — so that print is noise in
+    the one-line output a Ctrl-C promises; every other unraisable error is still shown."""
+    def quiet(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _received:
+            return
+        hook(unraisable)
+    quiet._hpsearch = True  # type: ignore[attr-defined]
+    return quiet
 
 
 @contextmanager
@@ -66,12 +83,14 @@ def handled() -> Iterator[None]:
         yield
         return
     previous = {s: signal.getsignal(s) for s in SIGNALS}
+    previous_hook = sys.unraisablehook
     install()
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        sys.unraisablehook = previous_hook
 
 
 @contextmanager
