@@ -122,8 +122,8 @@ def load_test_data(spec: DataSpec, root: Path, mean: torch.Tensor, std: torch.Te
 def _channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and (sample) std in 0–1 units, with no float copy of the whole set.
 
-    uint8 images: from a 256-bin histogram per channel (exact, and ~10× faster than summing
-    floats: 8k 64×64 RGB images in ~0.1 s); float images: float64 sums over chunks.
+    uint8 images: from a 256-bin histogram per channel (exact; 8.1k 64×64 RGB images in 0.3 s
+    here, where float64 sums took 0.7 s under the same load); float images: float64 sums over chunks.
     """
     c = x.shape[1]
     if x.dtype == torch.uint8:
