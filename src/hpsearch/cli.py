@@ -184,7 +184,9 @@ def best(
     epochs: Annotated[int | None, typer.Option("--epochs", help="With --retrain: train the final runs this many "
                                                "epochs (default: the search's); recorded.")] = None,
     trial: Annotated[int | None, typer.Option("--trial", help="With --retrain: retrain this trial instead of the "
-                                              "best (any COMPLETE trial, e.g. one of a grid's rows).")] = None,
+                                              "best (any COMPLETE trial: a grid's row, a Pareto-front point).")] = None,
+    refit: Annotated[bool, typer.Option("--refit", help="With --retrain: train the final runs on train + "
+                                        "validation (more data, no validation score); recorded as a refit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     storage: StorageOpt = None,
     device: DeviceOpt = Device.auto,
@@ -201,14 +203,30 @@ def best(
 ) -> None:
     """Show the best trial; with --retrain, its seed-averaged score on the held-out test split."""
     from hpsearch import render
-    from hpsearch.inspect_study import best_trial, interrupted_look, pick_study, recorded, settings_of
+    from hpsearch.inspect_study import (best_trial, chosen_trial, interrupted_look, objective_names, pareto_front,
+                                        pick_study, recorded, settings_of)
     from hpsearch.storage import open_storage
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
     settings = settings_of(st)
-    top = best_trial(st)
+    if refit and not retrain:
+        raise HpsearchError("--refit applies to --retrain: hpsearch best STUDY --retrain --refit")
     rec = recorded(st)
+    if settings.multi and not (retrain and trial is not None):
+        if retrain:
+            best_trial(st)  # raises: several objectives have no single best; names the front
+        front = pareto_front(st)
+        if not front:
+            best_trial(st)  # raises: nothing completed yet
+        if as_json:
+            print(render.front_json(st.study_name, objective_names(st), front, rec))
+            return
+        render.pareto_front(out, st.study_name, objective_names(st), front)
+        if rec is not None:
+            render.retrain_record(out, rec, fresh=False)
+        return
+    top = chosen_trial(st, trial) if settings.multi and trial is not None else best_trial(st)
     fresh = False
     if retrain:  # torch, the trainer and the dashboard's writer load only when needed
         from hpsearch.publish import artifact_dir, artifact_store, needs_publishing, publish
@@ -217,6 +235,9 @@ def best(
 
         folder = artifact_dir(url, artifacts)
         artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
+    if retrain and refit and rec is not None and not rec.get("refit") and not force:
+        raise HpsearchError("the retrain record was trained on train only, not refit; --refit --force refits "
+                            "on train + validation (a new look at the test split, counted)")
     if retrain and trial is not None and rec is not None and rec["trial"] != trial and not force:
         raise HpsearchError(f"the retrain record is for trial {rec['trial']}; --trial {trial} --force retrains "
                             f"trial {trial} (a new look at the test split, counted)")
@@ -230,7 +251,7 @@ def best(
                                             device=dev, out_dir=out_dir, studies_dir=studies_dir, storage_url=url,
                                             allow_module_change=allow_module_change,
                                             allow_data_change=allow_data_change, trial=trial,
-                                            epochs=epochs), say)
+                                            epochs=epochs, refit=refit), say)
         fresh = True
     if retrain and rec is not None and needs_publishing(st, rec):
         uploaded = publish(st, rec, folder)
@@ -239,10 +260,10 @@ def best(
     if as_json:
         print(render.best_json(st.study_name, top, rec))
         return
-    render.best_trial(out, st.study_name, settings.metric, top)
+    render.best_trial(out, st.study_name, settings.metric, top, "trial" if settings.multi else "best trial")
     if rec is not None:
         render.retrain_record(out, rec, fresh=fresh)
-        if top.number not in [c["trial"] for c in rec.get("candidates", [])]:
+        if not settings.multi and top.number not in [c["trial"] for c in rec.get("candidates", [])]:
             out.print(f"note: the best trial is now {top.number}; the record is for trial {rec['trial']} "
                       f"(--retrain --force retrains, a new look at the test split)", highlight=False)
     elif not retrain:

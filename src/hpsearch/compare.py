@@ -30,7 +30,7 @@ class Group:
 
     @property
     def values(self) -> list[float]:
-        return [float(t.value) for t in self.trials if t.value is not None]
+        return [float(t.values[0]) for t in self.trials if t.values]  # the study metric (first objective)
 
     def mean_of(self, attr: str) -> float | None:
         got = [float(t.user_attrs[attr]) for t in self.trials if t.user_attrs.get(attr) is not None]
@@ -85,7 +85,7 @@ def compare(study: optuna.Study, by: list[str], metric: str) -> Comparison:
     if not by or unknown:
         what = f"no parameter {unknown[0]!r} in study {study.study_name!r}" if unknown else "--by needs a parameter"
         raise HpsearchError(f"{what}; its parameters: {', '.join(known) or '(none yet)'}")
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
     groups: dict[str, Group] = {}
     left_out: dict[str, int] = {}
     for t in trials:

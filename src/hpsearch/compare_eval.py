@@ -13,6 +13,7 @@ counted with the study's other looks (``best --retrain``) and shown beside the t
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,17 +60,19 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
     if warning:
         say(warning)
     data = load_search_data(settings.data, data_root, device)
-    models: dict[int, torch.nn.Module] = {}
+    models: dict[int, list[torch.nn.Module]] = {}  # a trial with repeats trained one model per seed
     reproduced = 0
     for i, t in enumerate(trials, 1):
         config = TrialConfig.from_dict(t.user_attrs["config"])
         epochs = int(t.user_attrs.get("epochs") or settings.max_epochs)
-        result = fit(config, data, epochs=epochs, seed=int(t.user_attrs["seed"]), device=device)
-        again = float(getattr(result.history[-1], settings.metric))
-        reproduced += math.isclose(again, float(t.value), rel_tol=1e-6, abs_tol=1e-9)  # type: ignore[arg-type]
-        models[t.number] = result.model
-        say(f"retrained trial {t.number} ({i}/{len(trials)}) from its seed: {settings.metric}={again:.4f} "
-            f"(search: {t.value:.4f})")
+        seeds = [int(s) for s in t.user_attrs.get("seeds") or [t.user_attrs["seed"]]]
+        results = [fit(config, data, epochs=epochs, seed=seed, device=device) for seed in seeds]
+        again = statistics.fmean(float(getattr(r.history[-1], settings.metric)) for r in results)
+        searched = float(t.values[0])
+        reproduced += math.isclose(again, searched, rel_tol=1e-6, abs_tol=1e-9)
+        models[t.number] = [r.model for r in results]
+        say(f"retrained trial {t.number} ({i}/{len(trials)}) from its seed{'s' if len(seeds) > 1 else ''}: "
+            f"{settings.metric}={again:.4f} (search: {searched:.4f})")
 
     look = test_looks(study) + 1
     test = load_test_data(settings.data, data_root, data.mean, data.std, device,
@@ -77,7 +80,7 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
     k = topk_for(data.info.num_classes)
     groups = []
     for g in comparison.groups:
-        scores = [evaluate(models[t.number], test, k)[:3] for t in g.trials]
+        scores = [evaluate(m, test, k)[:3] for t in g.trials for m in models[t.number]]
         groups.append({"params": g.params, "trials": [t.number for t in g.trials],
                        "test_loss": summary([s[0] for s in scores]), "test_top1": summary([s[1] for s in scores]),
                        **({"test_topk": summary([s[2] for s in scores])} if k else {})})

@@ -44,16 +44,33 @@ def _completed(study: optuna.Study, at_least: int = 1) -> list[FrozenTrial]:
     return done
 
 
+def _target(study: optuna.Study) -> dict[str, Any]:
+    """Optuna's plots take one objective: with several, plot the study metric (the first)."""
+    if len(study.directions) == 1:
+        return {}
+    names = study.metric_names or ["objective 0"]
+    return {"target": lambda t: t.values[0], "target_name": names[0]}
+
+
 def optimization_history(study: optuna.Study) -> Figure:
     _completed(study)
-    return _quiet(lambda: optuna.visualization.plot_optimization_history(study))
+    return _quiet(lambda: optuna.visualization.plot_optimization_history(study, **_target(study)))
+
+
+def pareto_front(study: optuna.Study) -> Figure:
+    """Several objectives: every completed trial, the front highlighted (2 or 3 objectives)."""
+    _completed(study)
+    if not 2 <= len(study.directions) <= 3:
+        raise NotAvailable(f"a Pareto plot draws 2 or 3 objectives; this study has {len(study.directions)}")
+    names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+    return _quiet(lambda: optuna.visualization.plot_pareto_front(study, target_names=names))
 
 
 def parallel_coordinates(study: optuna.Study) -> Figure:
     done = _completed(study, 2)
     if not any(len({str(t.params.get(p)) for t in done}) > 1 for p in done[0].params):
         raise NotAvailable("every completed trial has the same parameters")
-    return _quiet(lambda: optuna.visualization.plot_parallel_coordinate(study))
+    return _quiet(lambda: optuna.visualization.plot_parallel_coordinate(study, **_target(study)))
 
 
 def importances(study: optuna.Study) -> Figure:
@@ -61,34 +78,37 @@ def importances(study: optuna.Study) -> Figure:
     varied = [p for p in done[0].params if len({str(t.params.get(p)) for t in done}) > 1]
     if not varied:
         raise NotAvailable("no parameter varies across the completed trials")
-    if len({t.value for t in done}) < 2:
+    if len({t.values[0] for t in done}) < 2:
         raise NotAvailable("every completed trial has the same score, so no parameter explains any of it")
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)  # fixed seed: the same report twice
     try:
-        return _quiet(lambda: optuna.visualization.plot_param_importances(study, evaluator=evaluator))
+        return _quiet(lambda: optuna.visualization.plot_param_importances(study, evaluator=evaluator,
+                                                                          **_target(study)))
     except RuntimeError as e:  # fANOVA: "zero total variance in all trees" and the like
         raise NotAvailable(f"fANOVA could not fit the completed trials ({e})") from None
 
 
 def slices(study: optuna.Study) -> Figure:
     _completed(study)
-    return _quiet(lambda: optuna.visualization.plot_slice(study))
+    return _quiet(lambda: optuna.visualization.plot_slice(study, **_target(study)))
 
 
 def learning_curves(study: optuna.Study, metric: str) -> Figure:
     """Every trial's per-epoch validation score, completed trials in colour, pruned in grey."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
+    trials = [t for t in study.get_trials(deepcopy=False) if _epochs(t, metric)]
     if not trials:
         raise NotAvailable("no trial has reported an epoch yet")
-    best = study.best_trial.number if any(t.state == TrialState.COMPLETE for t in trials) else None
+    single = len(study.directions) == 1  # several objectives have no one best trial to mark
+    best = study.best_trial.number if single and any(t.state == TrialState.COMPLETE for t in trials) else None
     fig = go.Figure()
     seen: set[str] = set()
     for t in sorted(trials, key=lambda t: t.state == TrialState.COMPLETE):  # completed drawn on top
-        steps = sorted(t.intermediate_values)
+        values = _epochs(t, metric)
+        steps = sorted(values)
         state = t.state.name
         is_best = t.number == best
         fig.add_trace(go.Scatter(
-            x=steps, y=[t.intermediate_values[s] for s in steps], mode="lines+markers",
+            x=steps, y=[values[s] for s in steps], mode="lines+markers",
             name=f"best (trial {t.number})" if is_best else state.lower(),
             legendgroup="best" if is_best else state, showlegend=is_best or state not in seen,
             line={"color": "#ff7f0e" if is_best else STATE_COLORS.get(state, "#333"), "width": 3 if is_best else 1},
@@ -99,10 +119,19 @@ def learning_curves(study: optuna.Study, metric: str) -> Figure:
     return fig
 
 
+def _epochs(t: FrozenTrial, metric: str) -> dict[int, float]:
+    """A trial's metric by epoch: what it reported to the pruner, or (a multi-objective trial
+    reports nothing) its recorded curve."""
+    if t.intermediate_values:
+        return dict(t.intermediate_values)
+    curve = (t.user_attrs.get("curves") or {}).get(metric) or []
+    return {i: v for i, v in enumerate(curve, 1) if v is not None}
+
+
 def size_vs_score(study: optuna.Study, metric: str) -> Figure:
     """Score against parameters and FLOPs, the trade-off a ``max_params`` limit cuts."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None and t.user_attrs.get("n_params")]
+            if t.values and t.user_attrs.get("n_params")]
     if not done:
         raise NotAvailable("no completed trial has a recorded size yet")
     has_flops = any(t.user_attrs.get("flops") for t in done)
@@ -115,7 +144,7 @@ def size_vs_score(study: optuna.Study, metric: str) -> Figure:
         for col, key in enumerate(["n_params", "flops"][: 2 if has_flops else 1], start=1):
             pts = [t for t in mine if t.user_attrs.get(key)]
             fig.add_trace(go.Scatter(
-                x=[t.user_attrs[key] for t in pts], y=[t.value for t in pts], mode="markers", name=model,
+                x=[t.user_attrs[key] for t in pts], y=[t.values[0] for t in pts], mode="markers", name=model,
                 legendgroup=model, showlegend=col == 1, marker={"color": palette[i % len(palette)], "size": 7},
                 text=[f"trial {t.number}" for t in pts],
                 hovertemplate=f"%{{text}} ({model})<br>{key}: %{{x:,}}<br>{metric}: %{{y:.4f}}<extra></extra>"),

@@ -25,6 +25,7 @@ class StudyLine:
     states: dict[str, int]
     best_value: float | None
     best_trial: int | None
+    front: int | None = None  # several objectives: how many trials are Pareto-optimal
 
 
 def study_lines(storage: optuna.storages.BaseStorage) -> list[StudyLine]:
@@ -33,9 +34,13 @@ def study_lines(storage: optuna.storages.BaseStorage) -> list[StudyLine]:
     for name in sorted(optuna.get_all_study_names(storage)):
         study = optuna.load_study(study_name=name, storage=storage)
         states = state_counts(study, storage)
+        direction = ",".join(d.name.lower() for d in study.directions)
+        if len(study.directions) > 1:
+            front = len(pareto_front(study)) if states.get(TrialState.COMPLETE.name) else 0
+            lines.append(StudyLine(name, direction, states, None, None, front))
+            continue
         best = best_trial(study) if states.get(TrialState.COMPLETE.name) else None
-        lines.append(StudyLine(name, study.direction.name.lower(), states,
-                               best.value if best else None, best.number if best else None))
+        lines.append(StudyLine(name, direction, states, best.value if best else None, best.number if best else None))
     return lines
 
 
@@ -69,14 +74,47 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
     One indexed query instead of reading every trial: ``hpsearch best`` on a 10,000-trial
     study stays well under a second of database time.
     """
+    if len(study.directions) > 1:
+        raise _no_single_best(study)
     try:
         return study.best_trial
     except ValueError:
         raise _nothing_complete(study) from None
 
 
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The COMPLETE trials no other trial beats on every objective, by trial number."""
+    return sorted(study.best_trials, key=lambda t: t.number)
+
+
+def primary_value(trial: FrozenTrial) -> float | None:
+    """The study metric's value: the only objective's, or the first of several."""
+    return trial.values[0] if trial.values else None
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """What each objective is called (studies before 0.3 stored no names: the settings' metric)."""
+    names = study.metric_names
+    if names and all(names):
+        return list(names)
+    return [settings_of(study).metric] if SETTINGS_ATTR in study.user_attrs else ["value"]
+
+
+def _no_single_best(study: optuna.Study) -> HpsearchError:
+    front = pareto_front(study)
+    if not front:
+        return _nothing_complete(study)
+    numbers = ", ".join(str(t.number) for t in front)
+    return HpsearchError(f"study {study.study_name!r} has {len(study.directions)} objectives "
+                         f"({', '.join(objective_names(study))}): no single best trial; its Pareto front is "
+                         f"trial{'s' if len(front) > 1 else ''} {numbers} — pick one: "
+                         f"`hpsearch best {study.study_name} --retrain --trial N`")
+
+
 def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
     """COMPLETE trials, best first; among equal values :func:`best_trial` leads, then older trials."""
+    if len(study.directions) > 1:
+        raise _no_single_best(study)
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     if not done:
         raise _nothing_complete(study)
@@ -84,6 +122,17 @@ def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
     ranked = sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)  # type: ignore[arg-type]
     lead = best_trial(study)  # has the best value too; it goes first so `best` and retrain agree
     return [lead] + [t for t in ranked if t.number != lead.number]
+
+
+def chosen_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial ``number``, if it trained to the end (a pruned or failed one has no final score)."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise HpsearchError(f"study {study.study_name!r} has no trial {number} (trials 0–{len(trials) - 1})")
+    if trials[number].state != TrialState.COMPLETE:
+        raise HpsearchError(f"trial {number} is {trials[number].state.name}, not COMPLETE: only a trial that "
+                            "trained to the end can be retrained")
+    return trials[number]
 
 
 def _nothing_complete(study: optuna.Study) -> HpsearchError:

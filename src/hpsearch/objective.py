@@ -3,14 +3,21 @@
 Turns a trial into a config (via the study's space), trains it, reports the study metric to
 Optuna after every epoch, prunes when the pruner says so, and records the evidence each
 trial carries as user attributes: curves, parameter count, seconds, device and seed.
+
+With ``repeats`` r > 1 the config trains with r seeds, an epoch of each in turn: after every
+epoch the pruner sees the mean over the seeds so far trained that far (a config that is good
+on one lucky seed is not kept alive by it), and the trial's value is the mean at the end.
+A multi-objective study returns one value per objective and is never pruned (Optuna's
+pruners compare one intermediate value; which one of several would be arbitrary).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 
 import optuna
 import torch
@@ -19,9 +26,9 @@ from hpsearch.data import SearchData
 from hpsearch.errors import InfeasibleModel
 from hpsearch.models import Size, measure
 from hpsearch.samplers import SEED_PARAM
-from hpsearch.seeds import trial_seed
-from hpsearch.study import StoredSettings, Study
-from hpsearch.train import Diverged, EpochMetrics, curves_of, fit
+from hpsearch.seeds import derive_seed, trial_seed
+from hpsearch.study import COST_ATTRS, METRICS, StoredSettings, Study
+from hpsearch.train import Diverged, EpochMetrics, Training, curves_of
 
 EpochHook = Callable[[int, EpochMetrics], None]  # (trial number, metrics)
 
@@ -34,14 +41,14 @@ class Objective:
     device: torch.device
     on_epoch: EpochHook | None = None
 
-    def __call__(self, trial: optuna.Trial) -> float:
-        seeds = (self.settings.sampler.dimensions or {}).get(SEED_PARAM)
-        # a grid's seed dimension is the training seed itself (asked first, so it is a recorded param)
-        seed = int(trial.suggest_categorical(SEED_PARAM, seeds)) if seeds else trial_seed(self.settings.seed,
-                                                                                          trial.number)
+    def __call__(self, trial: optuna.Trial) -> float | Sequence[float]:
+        seeds = self.seeds(trial)
         config = self.study.space(trial)
         history: list[EpochMetrics] = []
-        trial.set_user_attr("seed", seed)
+        per_seed: list[list[float]] = [[] for _ in seeds]
+        trial.set_user_attr("seed", seeds[0])
+        if len(seeds) > 1:
+            trial.set_user_attr("seeds", seeds)
         trial.set_user_attr("device", str(self.device))
         trial.set_user_attr("threads", torch.get_num_threads())
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -60,25 +67,62 @@ class Objective:
             trial.set_user_attr("rejected", too_big)
             raise optuna.TrialPruned(f"rejected before training: {too_big}")
 
-        def report(m: EpochMetrics) -> None:
-            history.append(m)
-            value = getattr(m, self.settings.metric)
-            trial.report(value, m.epoch)
-            if self.on_epoch is not None:
-                self.on_epoch(trial.number, m)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {m.epoch}")
-
+        metric = self.settings.metric
+        epochs = self.settings.max_epochs
+        runs = [Training(config, self.data, epochs=epochs, seed=s, device=self.device) for s in seeds]
         try:
-            result = fit(config, self.data, epochs=self.settings.max_epochs, seed=seed,
-                         device=self.device, report=report)
+            for _ in range(epochs):
+                each = [run.epoch() for run in runs]
+                for values, m in zip(per_seed, each):
+                    values.append(float(getattr(m, metric)))
+                m = mean_metrics(each)
+                history.append(m)
+                if not self.settings.multi:
+                    trial.report(getattr(m, metric), m.epoch)
+                if self.on_epoch is not None:
+                    self.on_epoch(trial.number, m)
+                if not self.settings.multi and trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after epoch {m.epoch}")
         except Diverged as err:
             trial.set_user_attr("diverged_at_epoch", err.epoch)
             raise optuna.TrialPruned(str(err)) from None
         finally:
-            _record_curves(trial, history)
-        trial.set_user_attr("seconds", round(result.seconds, 3))
-        return float(getattr(history[-1], self.settings.metric))
+            _record_curves(trial, history, per_seed if len(seeds) > 1 else None, metric)
+        seconds = sum(run.seconds for run in runs)
+        trial.set_user_attr("seconds", round(seconds, 3))
+        value = float(getattr(history[-1], metric))
+        if not self.settings.multi:
+            return value
+        attrs = {"n_params": size.params, "flops": size.flops, "seconds": seconds}
+        return [float(getattr(history[-1], name)) if name in METRICS else float(attrs[COST_ATTRS[name]])
+                for name in self.settings.objectives]
+
+    def seeds(self, trial: optuna.Trial) -> list[int]:
+        """The training seeds of this trial: a grid's seed cell, or one per repeat."""
+        grid_seeds = (self.settings.sampler.dimensions or {}).get(SEED_PARAM)
+        if grid_seeds:  # a grid's seed dimension is the training seed itself (asked first: a recorded param)
+            return [int(trial.suggest_categorical(SEED_PARAM, grid_seeds))]
+        first = trial_seed(self.settings.seed, trial.number)  # what a study without repeats trains with
+        return [first, *(derive_seed(self.settings.seed, "repeat", trial.number, i)
+                         for i in range(1, self.settings.repeats))]
+
+
+def mean_metrics(each: list[EpochMetrics]) -> EpochMetrics:
+    """One epoch of r runs as one: metrics averaged, times summed (they ran one after another)."""
+    if len(each) == 1:
+        return each[0]
+    out: dict[str, float | int | None] = {}
+    for f in fields(EpochMetrics):
+        values = [getattr(m, f.name) for m in each]
+        if f.name == "epoch":
+            out[f.name] = values[0]
+        elif None in values:
+            out[f.name] = None
+        elif f.name.endswith("seconds"):
+            out[f.name] = sum(values)
+        else:
+            out[f.name] = statistics.fmean(values)
+    return EpochMetrics(**out)  # type: ignore[arg-type]
 
 
 def _over_limit(size: Size, settings: StoredSettings) -> str | None:
@@ -92,8 +136,14 @@ def _over_limit(size: Size, settings: StoredSettings) -> str | None:
     return None
 
 
-def _record_curves(trial: optuna.Trial, history: list[EpochMetrics]) -> None:
+def _record_curves(trial: optuna.Trial, history: list[EpochMetrics], per_seed: list[list[float]] | None,
+                   metric: str) -> None:
+    """Mean curves under ``curves``; with repeats also each seed's metric curve, so a report can
+    show the spread behind the mean (``repeat_curves``, ``repeat_values``: each seed's last)."""
     if not history:
         return
     trial.set_user_attr("curves", curves_of(history))
     trial.set_user_attr("epochs", len(history))
+    if per_seed is not None:
+        trial.set_user_attr("repeat_curves", {metric: per_seed})
+        trial.set_user_attr("repeat_values", [v[-1] for v in per_seed if v])

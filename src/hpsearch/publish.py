@@ -129,8 +129,11 @@ def curves_png(rec: dict[str, Any], path: Path) -> None:
         color = f"C{i % 10}"
         epochs = range(1, len(c.get("train_loss", [])) + 1)
         ax_loss.plot(epochs, c.get("train_loss", []), color=color, label=f"seed {r['seed']} train")
-        ax_loss.plot(epochs, c.get("val_loss", []), color=color, linestyle="--", label=f"seed {r['seed']} val")
-        ax_acc.plot(epochs, [100 * v for v in c.get("val_top1", [])], color=color, label=f"seed {r['seed']}")
+        nan = float("nan")  # a refit has no validation set: its validation curves are None, drawn as gaps
+        ax_loss.plot(epochs, [nan if v is None else v for v in c.get("val_loss", [])], color=color, linestyle="--",
+                     label=f"seed {r['seed']} val")
+        ax_acc.plot(epochs, [nan if v is None else 100 * v for v in c.get("val_top1", [])], color=color,
+                    label=f"seed {r['seed']}")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss (solid: train, dashed: validation)")
     ax_acc.set(xlabel="epoch", ylabel="validation top-1 (%)", title="validation top-1")
     ax_acc.legend(fontsize="small")

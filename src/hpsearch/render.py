@@ -40,7 +40,10 @@ def run_summary(console: Console, r: RunResult) -> None:
     t.add_column("trials", justify="right")
     for state, n in r.states.items():
         t.add_row(state.lower(), str(n))
-    if r.best_number is not None:
+    if r.front:
+        t.add_section()
+        t.add_row("Pareto front", ", ".join(f"#{n}" for n in r.front), style="bold")
+    elif r.best_number is not None:
         t.add_section()
         t.add_row(f"best {r.metric}", f"{_f(r.best_value)} (#{r.best_number})", style="bold")
         for k, v in r.best_params.items():
@@ -49,6 +52,9 @@ def run_summary(console: Console, r: RunResult) -> None:
     if r.interrupted:
         console.print("interrupted: rerun the same command to resume (finished trials are kept)",
                       highlight=False, soft_wrap=True)
+    elif r.front:
+        console.print(f"next: hpsearch best {r.study_name} (the front), then --retrain --trial N", highlight=False,
+                      soft_wrap=True)
     elif r.best_number is not None:
         console.print(f"next: hpsearch best {r.study_name} --retrain", highlight=False, soft_wrap=True)
 
@@ -57,12 +63,12 @@ def _param(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTrial) -> None:
+def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTrial, label: str = "best trial") -> None:
     a = trial.user_attrs
     size = f"{a.get('model', LEGACY_MODEL)}, {a.get('n_params', '?')} params"
     if a.get("flops") is not None:
         size += f", {_count(a['flops'])} FLOPs"
-    console.print(f"{study_name}: best trial {trial.number}, {metric} = {_f(trial.value)} "
+    console.print(f"{study_name}: {label} {trial.number}, {metric} = {_f(trial.values[0] if trial.values else None)} "
                   f"({a.get('epochs', '?')} epochs, {size})", highlight=False, soft_wrap=True)
     t = Table(box=None, show_header=False, pad_edge=False)
     t.add_column("param", style="bold")
@@ -70,6 +76,37 @@ def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTria
     for k, v in trial.params.items():
         t.add_row(k, _param(v))
     console.print(t)
+
+
+def pareto_front(console: Console, study_name: str, objectives: list[str], front: list[FrozenTrial]) -> None:
+    """Several objectives: every trial no other beats on all of them, one row each."""
+    console.print(f"{study_name}: Pareto front over {', '.join(objectives)} — {len(front)} trial"
+                  f"{'s' if len(front) != 1 else ''} no other trial beats on every objective:",
+                  highlight=False, soft_wrap=True)
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("#", justify="right")
+    for name in objectives:
+        t.add_column(name, justify="right")
+    params = list(dict.fromkeys(k for tr in front for k in tr.params))
+    for name in params:
+        t.add_column(name)
+    for tr in front:
+        values = [_count(int(v)) if name in ("params", "flops") else _f(v)
+                  for name, v in zip(objectives, tr.values or [])]
+        t.add_row(str(tr.number), *values, *[_param(tr.params.get(p, "")) for p in params])
+    console.print(t)
+    console.print(f"retrain one: hpsearch best {study_name} --retrain --trial N", highlight=False, soft_wrap=True)
+
+
+def front_json(study_name: str, objectives: list[str], front: list[FrozenTrial], rec: dict[str, Any] | None) -> str:
+    out: dict[str, Any] = {
+        "study": study_name, "objectives": objectives,
+        "front": [{"number": t.number, "values": dict(zip(objectives, t.values or [])), "params": dict(t.params)}
+                  for t in front],
+    }
+    if rec is not None:
+        out["retrain"] = _retrain_json(rec)
+    return json.dumps(out, indent=2)
 
 
 def retrain_record(console: Console, rec: dict[str, Any], *, fresh: bool) -> None:
@@ -83,7 +120,8 @@ def retrain_record(console: Console, rec: dict[str, Any], *, fresh: bool) -> Non
             c.add_row(str(cand["trial"]), _f(cand["search_value"]), _pm(cand),
                       "✓" if cand["trial"] == rec["trial"] else "")
         console.print(c)
-    console.print(f"trial {rec['trial']} retrained with {len(rec['seeds'])} seeds × {rec['epochs']} epochs, "
+    on = " on train + validation (refit)" if rec.get("refit") else ""
+    console.print(f"trial {rec['trial']} retrained with {len(rec['seeds'])} seeds × {rec['epochs']} epochs{on}, "
                   "evaluated once on the test split:", soft_wrap=True, highlight=False)
     t = Table()
     cols = ["seed", "val top-1 %", "test loss", "test top-1 %"] + ([f"test top-{k} %"] if k else [])
@@ -111,14 +149,19 @@ def _pct(v: float | None) -> str:
 def best_json(study_name: str, trial: FrozenTrial, rec: dict[str, Any] | None) -> str:
     out: dict[str, Any] = {
         "study": study_name,
-        "best_trial": {"number": trial.number, "value": trial.value, "params": dict(trial.params),
+        "best_trial": {"number": trial.number, "value": trial.values[0] if trial.values else None,
+                       "params": dict(trial.params),
                        "user_attrs": {k: v for k, v in trial.user_attrs.items() if k != "curves"}},
     }
     if rec is not None:
-        out["retrain"] = {k: v for k, v in rec.items() if k not in ("runs",)}
-        out["retrain"]["runs"] = [{k: v for k, v in r.items() if k not in ("curves", "sample_predictions")}
-                                  for r in rec["runs"]]
+        out["retrain"] = _retrain_json(rec)
     return json.dumps(out, indent=2)
+
+
+def _retrain_json(rec: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in rec.items() if k not in ("runs",)}
+    out["runs"] = [{k: v for k, v in r.items() if k not in ("curves", "sample_predictions")} for r in rec["runs"]]
+    return out
 
 
 def studies(console: Console, lines: list[StudyLine]) -> None:
@@ -127,7 +170,8 @@ def studies(console: Console, lines: list[StudyLine]) -> None:
         return
     for s in lines:
         states = " ".join(f"{k.lower()}={v}" for k, v in s.states.items()) or "no trials"
-        best = f"best {_f(s.best_value)} (#{s.best_trial})" if s.best_trial is not None else "best —"
+        best = (f"Pareto front {s.front} trial{'s' if s.front != 1 else ''}" if s.front is not None else
+                f"best {_f(s.best_value)} (#{s.best_trial})" if s.best_trial is not None else "best —")
         console.print(f"{s.name}  {states}  {best}", highlight=False, soft_wrap=True)
 
 
@@ -139,6 +183,9 @@ def trials(console: Console, rows: list[dict[str, Any]], fmt: str) -> None:
     head = ["number", "state", "value", "epochs", "seconds", "n_params", "flops"]
     if len({r["model"] for r in rows if r["model"]}) > 1 or fmt != "table":
         head.insert(2, "model")
+    if any("values" in r for r in rows):  # several objectives: every one, in the study's order
+        head.insert(head.index("value") + 1, "values")
+        rows = [{**r, "values": " / ".join(_cell(v) for v in r.get("values") or [])} for r in rows]
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)

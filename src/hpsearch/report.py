@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from hpsearch import figures
 from hpsearch.compare import compare
 from hpsearch.fmt import is_pct, mean_std, num, summary
-from hpsearch.inspect_study import recorded, settings_of
+from hpsearch.inspect_study import objective_names, pareto_front, recorded, settings_of
 from hpsearch.paths import check_output, write_atomically
 from hpsearch.samplers import SEED_PARAM
 
@@ -83,10 +83,12 @@ def write_report(study: optuna.Study, path: Path, by: list[str] | None = None) -
     page.raw(f"<h1>{html.escape(study.study_name)}</h1>")
     page.raw(f'<p class="muted">hpsearch report, written {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}. '
              f"Dataset {html.escape(settings.data.label)}, metric {html.escape(metric)} "
-             f"({'higher' if study.direction.name == 'MAXIMIZE' else 'lower'} is better), "
+             f"({'higher' if study.directions[0].name == 'MAXIMIZE' else 'lower'} is better), "
              f"up to {settings.max_epochs} epochs per trial.</p>")
     page.raw(_table(["trials", *counts], [[str(len(trials)), *[str(n) for n in counts.values()]]]))
-    if counts["complete"]:
+    if counts["complete"] and settings.multi:
+        _front_section(page, study)
+    elif counts["complete"]:
         best = study.best_trial
         page.raw(f"<p>Best trial <b>{best.number}</b>: {html.escape(metric)} = <b>{best.value:.4f}</b> "
                  f"on the validation split, one seed.</p>")
@@ -132,12 +134,28 @@ def write_report(study: optuna.Study, path: Path, by: list[str] | None = None) -
     return page.plots
 
 
+def _front_section(page: _Page, study: optuna.Study) -> None:
+    """Several objectives: the trials no other trial beats on all of them, as a table and a plot."""
+    names = objective_names(study)
+    front = pareto_front(study)
+    page.raw(f"<p>{len(front)} trial{'s' if len(front) != 1 else ''} on the Pareto front over "
+             f"{html.escape(', '.join(names))} (validation split, one seed each): no single best; "
+             f"retrain one with <code>hpsearch best {html.escape(study.study_name)} --retrain --trial N</code>.</p>")
+    params = list(dict.fromkeys(k for t in front for k in t.params))
+    page.raw(_table(["trial", *names, *params],
+                    [[str(t.number), *(_v(v) for v in t.values or []), *(_v(t.params.get(p, "")) for p in params)]
+                     for t in front]))
+    page.h2("Pareto front", "Every completed trial on the objectives; the front in colour.")
+    page.plot(lambda: figures.pareto_front(study))
+
+
 def _retrain_section(page: _Page, rec: dict[str, Any]) -> None:
     metric = rec["metric"]
     base = metric.removeprefix("val_")
     pct = is_pct(base)
     n = len(rec["runs"])
-    page.raw(f"<p>Trial {rec['trial']} retrained with {n} seeds × {rec['epochs']} epochs on "
+    on = " on train + validation (a refit: no validation score)" if rec.get("refit") else ""
+    page.raw(f"<p>Trial {rec['trial']} retrained with {n} seeds × {rec['epochs']} epochs{on} on "
              f"{html.escape(str(rec['device']))}; test split looked at {rec['test_looks']} time(s) in this "
              "study.</p>")
     page.raw(_table([base, "value"], [

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial
 from hpsearch import checkpoints
 from hpsearch.checkpoints import load_checkpoint
 from hpsearch.config import TrialConfig
-from hpsearch.data import SearchData, Tensors, load_search_data, load_test_data, prepare
+from hpsearch.data import SearchData, Tensors, load_search_data, load_test_data, prepare, refit_data
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import summary
 from hpsearch.provenance import evidence
@@ -33,7 +33,10 @@ from hpsearch.inspect_study import (
     LOOKS_ATTR,
     PENDING_ATTR,
     RETRAIN_ATTR,
+    chosen_trial,
     interrupted_look,
+    objective_names,
+    primary_value,
     ranked_trials,
     recorded,
     settings_of,
@@ -64,6 +67,7 @@ class RetrainRequest:
     storage_url: str | None = None  # for the lock that lets one retrain of a study run at a time
     trial: int | None = None  # retrain this trial instead of the best (e.g. a point of the Pareto front)
     epochs: int | None = None  # train the final runs this long (default: the search's max_epochs)
+    refit: bool = False  # train the final runs on train + validation (no validation score left)
 
 
 def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -107,22 +111,34 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     data = load_search_data(settings.data, req.data_root, req.device)
     say(f"loaded {settings.data.label}: {len(data.train)} train / {len(data.val)} val images")
 
+    epochs = req.epochs or settings.max_epochs
     scored: list[dict[str, Any]] = []
     leader: tuple[FrozenTrial, list[int], list[FitResult], float] | None = None
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    for trial in candidates:
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    for trial in candidates if len(candidates) > 1 or not req.refit else []:  # a refit has no validation to rank by
         config = TrialConfig.from_dict(trial.user_attrs["config"])
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
         fits = []
         for seed in seeds:
-            fits.append(fit(config, data, epochs=req.epochs or settings.max_epochs, seed=seed, device=req.device))
+            fits.append(fit(config, data, epochs=epochs, seed=seed, device=req.device))
             last = fits[-1].history[-1]
             say(f"trial {trial.number} seed {seed}: {settings.metric}={getattr(last, settings.metric):.4f}")
         vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
         mean = statistics.fmean(vals)
-        scored.append({"trial": trial.number, "search_value": trial.value, **summary(vals)})
+        scored.append({"trial": trial.number, "search_value": primary_value(trial), **summary(vals)})
         if leader is None or (mean > leader[3] if maximize else mean < leader[3]):
             leader = (trial, seeds, fits, mean)
+    if req.refit:  # the chosen config again, on train + validation, with the same seeds
+        trial = leader[0] if leader is not None else candidates[0]
+        seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
+        config = TrialConfig.from_dict(trial.user_attrs["config"])
+        train_val = refit_data(data)
+        say(f"refit: trial {trial.number} on train + validation ({len(train_val.train)} images), {epochs} epochs")
+        fits = []
+        for seed in seeds:
+            fits.append(fit(config, train_val, epochs=epochs, seed=seed, device=req.device))
+            say(f"trial {trial.number} seed {seed}: train loss {fits[-1].history[-1].train_loss:.4f}")
+        leader = (trial, seeds, fits, float("nan"))
     assert leader is not None
     trial, seeds, fits, _ = leader
 
@@ -134,15 +150,17 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
 
     test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device, look=count_look)
     say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look})")
-    runs, confusion = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name)
+    runs, confusion = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name, req.refit)
     record: dict[str, Any] = {
         "trial": trial.number,
-        "search_value": trial.value,
+        "search_value": primary_value(trial),
+        "search_values": dict(zip(objective_names(study), trial.values or [])),
         "metric": settings.metric,
         "params": dict(trial.params),
         "model": TrialConfig.from_dict(trial.user_attrs["config"]).model.to_dict(),  # exactly what was retrained
         "n_params": fits[0].n_params,
-        "epochs": req.epochs or settings.max_epochs,
+        "epochs": epochs,
+        "refit": req.refit,  # trained on train + validation: "val" is empty, the test split is all there is
         "search_epochs": settings.max_epochs,  # differs from "epochs" when --epochs trained longer
         "seeds": seeds,
         "topk_k": topk_for(data.info.num_classes),
@@ -166,17 +184,6 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     return record
 
 
-def chosen_trial(study: optuna.Study, number: int) -> FrozenTrial:
-    """Trial ``number``, if it trained to the end (a pruned or failed one has no final score)."""
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    if number not in trials:
-        raise HpsearchError(f"study {study.study_name!r} has no trial {number} (trials 0–{len(trials) - 1})")
-    if trials[number].state != optuna.trial.TrialState.COMPLETE:
-        raise HpsearchError(f"trial {number} is {trials[number].state.name}, not COMPLETE: only a trial that "
-                            "trained to the end can be retrained")
-    return trials[number]
-
-
 def _samples(test: Tensors, data: SearchData) -> dict[str, Any]:
     """The first test images as uint8 pixels, so a report can show them without the dataset."""
     pixels = test.pixels(slice(0, SAMPLE_IMAGES))
@@ -198,7 +205,8 @@ def _metrics(runs: list[dict[str, Any]], prefix: str) -> list[str]:
 
 
 def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchData, trial: FrozenTrial,
-               settings: StoredSettings, out_dir: Path, study_name: str) -> tuple[list[dict[str, Any]], list[list[int]]]:
+               settings: StoredSettings, out_dir: Path, study_name: str,
+               refit: bool = False) -> tuple[list[dict[str, Any]], list[list[int]]]:
     """The single evaluation of each model on the test split; saves a checkpoint for each."""
     k = topk_for(data.info.num_classes)
     n_cls = data.info.num_classes
@@ -216,6 +224,7 @@ def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchD
         run = {
             "seed": seed, "val_loss": last.val_loss, "val_top1": last.val_top1, "val_topk": last.val_topk,
             "test_loss": loss, "test_top1": top1, "test_topk": topk, "seconds": round(f.seconds, 2),
+            "trained_on": "train+val" if refit else "train",
             "test_per_class_top1": [round(v, 6) for v in per_class.tolist()],
             "curves": f.curves(), "sample_predictions": pred[:SAMPLE_IMAGES].tolist(),
         }

@@ -52,17 +52,18 @@ def state_counts(study: optuna.Study, storage: optuna.storages.BaseStorage) -> d
 
 def row_of(t: FrozenTrial) -> Row:
     """The row for one trial, from Optuna's public FrozenTrial (the reference the fast path matches)."""
-    return _row(t.number, t.state, t.value, t.datetime_start, t.datetime_complete, dict(t.params),
+    return _row(t.number, t.state, t.values, t.datetime_start, t.datetime_complete, dict(t.params),
                 t.user_attrs, len(t.intermediate_values))
 
 
-def _row(number: int, state: TrialState, value: float | None, start: Any, complete: Any, params: dict[str, Any],
-         attrs: dict[str, Any], reports: int) -> Row:
+def _row(number: int, state: TrialState, values: list[float] | None, start: Any, complete: Any,
+         params: dict[str, Any], attrs: dict[str, Any], reports: int) -> Row:
     duration = (complete - start).total_seconds() if complete and start else None
     return {
         "number": number,
         "state": state.name,
-        "value": value,
+        "value": values[0] if values else None,  # the study metric (the first objective, with several)
+        **({"values": values} if values is not None and len(values) > 1 else {}),
         "epochs": attrs.get("epochs", reports),
         "seconds": None if duration is None else round(duration, 2),
         "n_params": attrs.get("n_params"),
@@ -107,8 +108,10 @@ def _rdb_rows(storage: RDBStorage, study_id: int) -> list[Row]:
     with storage.engine.connect() as conn:
         trials = conn.execute(select(T.c.trial_id, T.c.number, T.c.state, T.c.datetime_start, T.c.datetime_complete)
                               .where(T.c.study_id == study_id).order_by(T.c.number)).all()
-        values = {tid: m.TrialValueModel.stored_repr_to_value(v, vt) for tid, v, vt in conn.execute(
-            of_study(V.c.trial_id, V.c.value, V.c.value_type, table=V).where(V.c.objective == 0))}
+        values: dict[int, list[float]] = defaultdict(list)
+        for tid, v, vt in conn.execute(of_study(V.c.trial_id, V.c.value, V.c.value_type, table=V)
+                                       .order_by(V.c.trial_id, V.c.objective)):
+            values[tid].append(m.TrialValueModel.stored_repr_to_value(v, vt))
         params: dict[int, dict[str, Any]] = defaultdict(dict)
         for tid, name, stored, dist in conn.execute(
                 of_study(P.c.trial_id, P.c.param_name, P.c.param_value, P.c.distribution_json, table=P)

@@ -12,6 +12,7 @@ import queue
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from rich.console import Console
 from hpsearch import discover, interrupts
 from hpsearch.data import prepare
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
+from hpsearch.inspect_study import pareto_front
 from hpsearch.fingerprint import FINGERPRINT_ATTR, differences, fetch_models, fingerprint
 from hpsearch.paths import check_name
 from hpsearch.progress import Running, RunState, RunView
@@ -75,6 +77,8 @@ class RunResult:
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
     metric: str = "val_top1"
+    front: list[int] = field(default_factory=list)  # several objectives: the Pareto-optimal trials
+    objectives: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     interrupted: bool = False
     exit_code: int = 0  # 130 after Ctrl-C, 143 after SIGTERM
@@ -132,7 +136,10 @@ def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest, loaded
             return stored, False
         settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name, str(loaded.path),
                                      data_hash, SamplerSpec(req.sampler) if req.sampler else None)
-        study = optuna.create_study(storage=storage, study_name=name, direction=loaded.study.direction)
+        study = optuna.create_study(storage=storage, study_name=name, directions=settings.directions)
+        with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(settings.objectives))  # optuna-dashboard labels its axes with these
         study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
         study.set_user_attr(FINGERPRINT_ATTR, fp)
         return settings, True
@@ -154,6 +161,10 @@ def _check_sampler(req: RunRequest, loaded: discover.LoadedStudy) -> None:
     try:
         if req.sampler is not None:
             SamplerSpec(req.sampler)
+            if req.sampler == "cmaes" and loaded.study.metrics:
+                raise ValueError("--sampler cmaes optimises one objective; this study has "
+                                 f"{len(loaded.study.metrics)} ({', '.join(loaded.study.metrics)}): use nsga2, tpe "
+                                 "or random")
             if req.sampler == "grid":
                 raise ValueError("--sampler grid needs the cells: declare Study(sampler=samplers.grid({...}))")
         if loaded.study.sampler is not None and loaded.study.sampler.kind == "grid" and req.sampler is None:
@@ -327,11 +338,11 @@ def _poll(study: optuna.Study, state: RunState) -> None:
     state.finished = sum(t.state in FINISHED_STATES for t in trials)
     state.pruned = sum(t.state == TrialState.PRUNED for t in trials)
     state.failed = sum(t.state == TrialState.FAIL for t in trials)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if complete:
-        pick = min if study.direction == optuna.study.StudyDirection.MINIMIZE else max
-        best = pick(complete, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
-        state.best, state.best_number = best.value, best.number
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+    if complete:  # the study metric's best (the first objective's, with several)
+        pick = min if study.directions[0] == optuna.study.StudyDirection.MINIMIZE else max
+        best = pick(complete, key=lambda t: t.values[0])
+        state.best, state.best_number = best.values[0], best.number
 
 
 def _finish(study: optuna.Study, state: RunState, result: RunResult) -> RunResult:
@@ -340,7 +351,10 @@ def _finish(study: optuna.Study, state: RunState, result: RunResult) -> RunResul
     result.states = {s.name: sum(t.state == s for t in trials) for s in TrialState
                      if any(t.state == s for t in trials)}
     result.best_number, result.best_value = state.best_number, state.best
-    if state.best_number is not None:
+    if len(study.directions) > 1:
+        result.front = sorted(t.number for t in pareto_front(study))
+        result.objectives = list(study.metric_names or [])
+    elif state.best_number is not None:
         result.best_params = next(dict(t.params) for t in trials if t.number == state.best_number)
     result.elapsed = state.elapsed
     return result

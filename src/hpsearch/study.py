@@ -10,15 +10,40 @@ import optuna
 
 from hpsearch.config import TrialConfig
 from hpsearch.data import DataSpec, DatasetInfo, Source
-from hpsearch.samplers import SamplerSpec
+from hpsearch.samplers import SEED_PARAM, SamplerSpec
 
 SETTINGS_ATTR = "hpsearch:settings"  # user attribute holding StoredSettings.to_dict()
 
-METRICS: dict[str, Literal["maximize", "minimize"]] = {
+Direction = Literal["maximize", "minimize"]
+
+METRICS: dict[str, Direction] = {  # measured after every epoch (EpochMetrics fields)
     "val_top1": "maximize",
     "val_topk": "maximize",
     "val_loss": "minimize",
 }
+# What a trial costs, known once it has run: further objectives of a multi-objective study.
+COSTS: dict[str, Direction] = {
+    "params": "minimize",  # parameter count
+    "flops": "minimize",  # forward FLOPs per image
+    "seconds": "minimize",  # training wall time of the trial
+}
+COST_ATTRS = {"params": "n_params", "flops": "flops", "seconds": "seconds"}  # the trial attribute each reads
+MAX_REPEATS = 20
+
+
+def check_objectives(metric: str, metrics: tuple[str, ...] | None, repeats: int) -> None:
+    """One clear line for a metric, objective list or repeat count hpsearch cannot optimise."""
+    if metrics is not None:
+        if len(metrics) < 2 or metrics[0] not in METRICS:
+            raise ValueError(f"metrics must name 2 or more objectives, a validation metric first "
+                             f"({', '.join(METRICS)}), e.g. (\"val_top1\", \"params\"); got {metrics!r}")
+        unknown = [m for m in metrics[1:] if m not in METRICS and m not in COSTS]
+        if unknown or len(set(metrics)) != len(metrics):
+            raise ValueError(f"metrics must be distinct names from {', '.join([*METRICS, *COSTS])}; got {metrics!r}")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise ValueError(f"repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
 
 
 @dataclass(frozen=True)
@@ -40,7 +65,12 @@ class Study:
     description: str = ""
     max_params: int | None = None  # configs with more parameters are rejected before training
     max_flops: int | None = None  # the same for forward FLOPs per image
-    sampler: SamplerSpec | None = None  # hpsearch.samplers.*; None: TPE
+    sampler: SamplerSpec | None = None  # hpsearch.samplers.*; None: TPE (NSGA-II with several metrics)
+    # Several objectives, a validation metric first: ("val_top1", "params") searches the
+    # accuracy/size trade-off and `best` lists the Pareto front. ``metric`` is then metrics[0].
+    metrics: tuple[str, ...] | None = None
+    # Train each sampled config with this many seeds; its score is the mean (pruned on the running mean).
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         if self.sampler is not None and not isinstance(self.sampler, SamplerSpec):
@@ -48,8 +78,16 @@ class Study:
                              f"nsga2(), grid({{...}})), got {type(self.sampler).__name__}")
         if not callable(self.space):
             raise ValueError("space must be a function of the Optuna trial returning a TrialConfig")
-        if self.metric not in METRICS:
-            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        if self.metrics is not None:
+            object.__setattr__(self, "metrics", tuple(self.metrics))
+            if self.metric not in ("val_top1", self.metrics[0]):
+                raise ValueError(f"metric {self.metric!r} and metrics {self.metrics!r} disagree; "
+                                 "give metrics only (its first entry is the metric)")
+            object.__setattr__(self, "metric", self.metrics[0])
+        check_objectives(self.metric, self.metrics, self.repeats)
+        if self.repeats > 1 and self.sampler is not None and SEED_PARAM in (self.sampler.dimensions or {}):
+            raise ValueError("a grid with a 'seed' dimension already repeats each cell over seeds; "
+                             "leave repeats at 1")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.n_trials < 1:
@@ -60,7 +98,7 @@ class Study:
         self.data  # validates dataset name, fractions  # noqa: B018
 
     @property
-    def direction(self) -> Literal["maximize", "minimize"]:
+    def direction(self) -> Direction:
         return METRICS[self.metric]
 
     @property
@@ -73,7 +111,7 @@ class Study:
 
     @property
     def sampler_spec(self) -> SamplerSpec:
-        return self.sampler or SamplerSpec()
+        return self.sampler or SamplerSpec("nsga2" if self.metrics else "tpe")
 
     def config_for(self, params: dict[str, Any]) -> TrialConfig:
         """Rebuild the config a trial with these params trained (no Optuna study needed)."""
@@ -98,6 +136,8 @@ class StoredSettings:
     max_flops: int | None = None
     data_hash: str | None = None  # of the dataset's files when the study was created (None: not tracked)
     sampler: SamplerSpec = field(default_factory=SamplerSpec)  # studies made before 0.3 used TPE
+    metrics: tuple[str, ...] | None = None  # several objectives (None: the one metric; all studies before 0.3)
+    repeats: int = 1  # seeds per trial (1 before 0.3)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +147,7 @@ class StoredSettings:
             "module": self.module, "module_path": self.module_path,
             "max_params": self.max_params, "max_flops": self.max_flops, "data_hash": self.data_hash,
             "sampler": self.sampler.to_dict(),
+            "metrics": list(self.metrics) if self.metrics else None, "repeats": self.repeats,
         }
 
     @classmethod
@@ -118,13 +159,15 @@ class StoredSettings:
             module=d["module"], module_path=d.get("module_path"),
             max_params=d.get("max_params"), max_flops=d.get("max_flops"), data_hash=d.get("data_hash"),
             sampler=SamplerSpec.from_dict(d.get("sampler")),
+            metrics=tuple(d["metrics"]) if d.get("metrics") else None, repeats=int(d.get("repeats") or 1),
         )
 
     @classmethod
     def of(cls, study: Study, seed: int, module: str, module_path: str | None = None,
            data_hash: str | None = None, sampler: SamplerSpec | None = None) -> StoredSettings:
         return cls(study.data, study.max_epochs, study.metric, seed, module, module_path,
-                   study.max_params, study.max_flops, data_hash, sampler or study.sampler_spec)
+                   study.max_params, study.max_flops, data_hash, sampler or study.sampler_spec,
+                   study.metrics, study.repeats)
 
     def differences(self, other: StoredSettings) -> list[str]:
         """What a joining run would change, ignoring where the module file sits and the data's
@@ -134,5 +177,18 @@ class StoredSettings:
                 if k not in ("module_path", "data_hash") and a[k] != b[k]]
 
     @property
-    def direction(self) -> Literal["maximize", "minimize"]:
+    def direction(self) -> Direction:
         return METRICS[self.metric]
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The names of what the study optimises, in Optuna's objective order."""
+        return self.metrics or (self.metric,)
+
+    @property
+    def directions(self) -> list[Direction]:
+        return [METRICS.get(m) or COSTS[m] for m in self.objectives]
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1

@@ -41,8 +41,8 @@ class Diverged(Exception):
 class EpochMetrics:
     epoch: int  # 1-based
     train_loss: float
-    val_loss: float
-    val_top1: float
+    val_loss: float | None  # None: no validation set (a refit on train + validation)
+    val_top1: float | None
     val_topk: float | None
     seconds: float  # wall time of this epoch, training and validation
     train_seconds: float  # of which training (what the pipeline benchmark compares)
@@ -174,6 +174,86 @@ def evaluate(model: nn.Module, data: Tensors, k: int | None,
     return loss_sum / n, correct1 / n, (correctk / n if k is not None else None), torch.cat(preds)
 
 
+class Training:
+    """One training run, advanced an epoch at a time by :meth:`epoch`.
+
+    :func:`fit` is the loop over it. Repeats (``Study(repeats=r)``) step r of these in turn, so
+    after every epoch the search sees the mean over seeds and can prune on it.
+    """
+
+    def __init__(self, config: TrialConfig, data: SearchData, *, epochs: int, seed: int,
+                 device: torch.device) -> None:
+        torch.manual_seed(seed)
+        self.config, self.data, self.epochs, self.device = config, data, epochs, device
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.fmt = _memory_format(device)
+        spec = config.model
+        model = build(spec, data.info)
+        spec.prepare(model)
+        self.model = model.to(device=device, memory_format=self.fmt)
+        self.opt = make_optimizer(spec.param_groups(self.model, config.optim.lr), config.optim)
+        self.n = len(data.train)
+        self.bs = min(config.batch_size, self.n)
+        self.steps = self.n // self.bs  # drop the ragged last batch: BN and step counts stay well defined
+        self.sched = make_scheduler(self.opt, config.optim, epochs, self.steps)
+        self.augment = AUGMENTS[config.augment]
+        self.k = topk_for(data.info.num_classes)
+        self.history: list[EpochMetrics] = []
+        self.n_params = count_parameters(self.model)
+        self.seconds = 0.0
+        # the global RNG (dropout) is per run: save it, so interleaved runs do not share one stream
+        self._rng = torch.get_rng_state()
+        self._cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def epoch(self) -> EpochMetrics:
+        """Train one epoch, validate, append to ``history`` and return the metrics."""
+        epoch = len(self.history) + 1
+        if epoch > self.epochs:
+            raise RuntimeError(f"this run was set up for {self.epochs} epochs")
+        torch.set_rng_state(self._rng)
+        if self._cuda_rng is not None:
+            torch.cuda.set_rng_state(self._cuda_rng, self.device)
+        t0 = time.perf_counter()
+        model, data, device, bs = self.model, self.data, self.device, self.bs
+        model.train()
+        self.config.model.on_epoch(model, epoch)
+        order = torch.randperm(self.n, generator=self.gen, device=device)
+        loss_sum = torch.zeros((), device=device)
+        hits = torch.zeros((), device=device)  # right answers of the training pass itself: no extra pass
+        for s in range(self.steps):
+            idx = order[s * bs:(s + 1) * bs]
+            x, y = data.train.batch(idx), data.train.y[idx]
+            if self.augment is not None:
+                x = self.augment(x, self.gen)
+            x = x.contiguous(memory_format=self.fmt)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            hits += (logits.detach().argmax(1) == y).sum()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            if self.sched is not None:
+                self.sched.step()
+            loss_sum += loss.detach()
+        loss_total, hit_total = torch.stack([loss_sum, hits]).tolist()  # the one host sync of the epoch
+        train_loss = loss_total / max(1, self.steps)
+        t_train = time.perf_counter() - t0
+        self._rng = torch.get_rng_state()
+        if self._cuda_rng is not None:
+            self._cuda_rng = torch.cuda.get_rng_state(device)
+        if not math.isfinite(train_loss):
+            raise Diverged(epoch)
+        val_loss, top1, topk = evaluate(model, data.val, self.k)[:3] if len(data.val) else (None, None, None)
+        metrics = EpochMetrics(epoch, train_loss, val_loss, top1, topk, time.perf_counter() - t0, t_train,
+                               hit_total / max(1, self.steps * bs))
+        self.history.append(metrics)
+        self.seconds += metrics.seconds
+        return metrics
+
+    def result(self) -> FitResult:
+        return FitResult(model=self.model, history=self.history, n_params=self.n_params, seconds=self.seconds)
+
+
 def fit(
     config: TrialConfig,
     data: SearchData,
@@ -184,54 +264,12 @@ def fit(
     report: Callable[[EpochMetrics], None] | None = None,
 ) -> FitResult:
     """Train ``config`` for ``epochs`` on ``data.train``, validating on ``data.val`` each epoch."""
-    torch.manual_seed(seed)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    fmt = _memory_format(device)
-    spec = config.model
-    model = build(spec, data.info)
-    spec.prepare(model)
-    model = model.to(device=device, memory_format=fmt)
-    opt = make_optimizer(spec.param_groups(model, config.optim.lr), config.optim)
-    n = len(data.train)
-    bs = min(config.batch_size, n)
-    steps = n // bs  # drop the ragged last batch: BN and step counts stay well defined
-    sched = make_scheduler(opt, config.optim, epochs, steps)
-    augment = AUGMENTS[config.augment]
-    k = topk_for(data.info.num_classes)
-    result = FitResult(model=model, n_params=count_parameters(model))
     t_start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        spec.on_epoch(model, epoch)
-        order = torch.randperm(n, generator=gen, device=device)
-        loss_sum = torch.zeros((), device=device)
-        hits = torch.zeros((), device=device)  # right answers of the training pass itself: no extra pass
-        for s in range(steps):
-            idx = order[s * bs:(s + 1) * bs]
-            x, y = data.train.batch(idx), data.train.y[idx]
-            if augment is not None:
-                x = augment(x, gen)
-            x = x.contiguous(memory_format=fmt)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            hits += (logits.detach().argmax(1) == y).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            loss_sum += loss.detach()
-        loss_total, hit_total = torch.stack([loss_sum, hits]).tolist()  # the one host sync of the epoch
-        train_loss = loss_total / max(1, steps)
-        t_train = time.perf_counter() - t0
-        if not math.isfinite(train_loss):
-            raise Diverged(epoch)
-        val_loss, top1, topk, _ = evaluate(model, data.val, k)
-        metrics = EpochMetrics(epoch, train_loss, val_loss, top1, topk, time.perf_counter() - t0, t_train,
-                               hit_total / max(1, steps * bs))
-        result.history.append(metrics)
+    run = Training(config, data, epochs=epochs, seed=seed, device=device)
+    for _ in range(epochs):
+        metrics = run.epoch()
         if report is not None:
             report(metrics)
+    result = run.result()
     result.seconds = time.perf_counter() - t_start
     return result

@@ -198,8 +198,10 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     if created_from != loaded.source_sha256 and not job.allow_module_change:
         raise StudyModuleError(f"{loaded.path} changed since study {job.study_name!r} was created; "
                                "restart the run (it will say what differs) or pass --allow-module-change")
-    # a grid runs every cell to its last epoch: a pruned cell would be a hole in the comparison
-    study.pruner = make_pruner("none" if settings.sampler.kind == "grid" else job.pruner, settings.max_epochs)
+    # a grid runs every cell to its last epoch: a pruned cell would be a hole in the comparison;
+    # several objectives have no one intermediate value to prune on
+    unpruned = settings.sampler.kind == "grid" or settings.multi
+    study.pruner = make_pruner("none" if unpruned else job.pruner, settings.max_epochs)
     device = torch.device(job.device)
     data = load_search_data(settings.data, Path(job.data_root), device)
     warm_up()
@@ -263,7 +265,7 @@ def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: 
             value = objective(trial)
     except optuna.TrialPruned:
         frozen = study.tell(trial, state=TrialState.PRUNED)
-        return frozen.state, frozen.value, None
+        return frozen.state, _first(frozen), None
     except KeyboardInterrupt as err:
         trial.set_user_attr("error", f"interrupted ({interrupts.describe(getattr(err, 'signum', signal.SIGINT))})")
         study.tell(trial, state=TrialState.FAIL)
@@ -275,7 +277,12 @@ def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: 
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL, None, message
     frozen = study.tell(trial, value)
-    return frozen.state, frozen.value, None
+    return frozen.state, _first(frozen), None
+
+
+def _first(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The study metric's value (the first objective's, in a multi-objective study)."""
+    return trial.values[0] if trial.values else None  # a pruned trial's is its last report
 
 
 def _parent_alive() -> bool:

@@ -104,6 +104,17 @@ def load_search_data(spec: DataSpec, root: Path, device: torch.device | str = "c
     )
 
 
+def refit_data(data: SearchData) -> SearchData:
+    """Train + validation as one training set, with no validation set left (``--refit``).
+
+    The normalisation stays the search's (the train part's statistics), so a refit model sees
+    inputs scaled exactly as the searched one did, and the test split is scaled the same way.
+    """
+    t, v = data.train, data.val
+    merged = Tensors(torch.cat([t.x, v.x]), torch.cat([t.y, v.y]), t.mean, t.std)
+    return SearchData(data.info, merged, Tensors(v.x[:0], v.y[:0], v.mean, v.std), data.mean, data.std)
+
+
 def load_test_data(spec: DataSpec, root: Path, mean: torch.Tensor, std: torch.Tensor,
                    device: torch.device | str = "cpu", *, look: Look | None = None) -> Tensors:
     """The official test split, normalised with the search's training statistics.
