@@ -57,8 +57,10 @@ class Budget:
     leave the holder none to finish with (the pool is shared by every thread of the proxy).
     """
 
-    def __init__(self, storage: optuna.storages.RDBStorage, url: str) -> None:
+    def __init__(self, storage: optuna.storages.RDBStorage, url: str,
+                 served: optuna.storages.BaseStorage | None = None) -> None:
         self.storage, self.url = storage, url
+        self.served = served or storage  # what Optuna's service answers from (its trial cache)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -80,6 +82,9 @@ class Budget:
             got = with_retry(lambda: budget.decide(self._study(msg["study"]), self.storage, self.url,
                                                    int(msg["n_trials"]), sampler), self.url)
         if isinstance(got, optuna.Trial):
+            # Optuna's trial cache refuses writes to a trial it has not seen ("KeyError" on the
+            # worker's first suggest): let it read the new trial before the worker hears of it.
+            self.served.get_all_trials(got.study._study_id, deepcopy=False)
             return {"trial_id": got._trial_id}
         return {"wait": got}
 
@@ -127,15 +132,14 @@ def _answering(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict
     return method
 
 
-def _optuna_service(storage: optuna.storages.BaseStorage) -> Callable[[Any], None]:
-    """Register Optuna's storage servicer on a server. Optuna's public entry point
+def _add_optuna_service(server: Any, storage: optuna.storages.BaseStorage) -> None:
+    """Register Optuna's storage servicer on ``server``. Optuna's public entry point
     (``run_grpc_proxy_server``) blocks and owns its server, so it cannot share a port with
     ``hpsearch.Budget`` or stop on a signal; its two parts are private (pinned by tests/test_proxy.py)."""
     from optuna.storages._grpc.auto_generated import api_pb2_grpc
     from optuna.storages._grpc.servicer import OptunaStorageProxyService
 
-    servicer = OptunaStorageProxyService(optuna.storages.get_storage(storage))
-    return lambda server: api_pb2_grpc.add_StorageServiceServicer_to_server(servicer, server)
+    api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
 
 
 def serve(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
@@ -155,8 +159,9 @@ def serve(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     # so_reuseport off: gRPC sets it by default, and a second proxy would then share the port silently
     server = grpc.server(ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="hpsearch-proxy"),
                          options=[("grpc.so_reuseport", 0)])
-    _optuna_service(storage)(server)
-    server.add_generic_rpc_handlers((Budget(storage, url).handler(),))
+    served = optuna.storages.get_storage(storage)  # Optuna's trial cache over our storage, as Optuna advises
+    _add_optuna_service(server, served)
+    server.add_generic_rpc_handlers((Budget(storage, url, served).handler(),))
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:

@@ -31,7 +31,7 @@ from hpsearch.storage import heartbeat_interval, is_proxy_url, with_retry  # noq
 
 SCHEME = "grpc"
 SERVICE = "hpsearch.Budget"  # the proxy's own service, beside Optuna's StorageService
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_WAIT_S = 10.0  # for a proxy still starting (pods of a Job start together); HPSEARCH_PROXY_WAIT_S
 INSTALL_HINT = "pip install 'hpsearch[grpc]'"
 
 
@@ -75,11 +75,12 @@ def connect(url: str) -> ProxyStorage:
     host, port = parse(url)
     require_grpc()
     storage = ProxyStorage(host=host, port=port, url=url)
+    wait = float(os.environ.get("HPSEARCH_PROXY_WAIT_S", CONNECT_WAIT_S))
     try:
-        storage.wait_server_ready(timeout=CONNECT_TIMEOUT_S)
+        storage.wait_server_ready(timeout=wait)
     except ConnectionError:
         storage.close()
-        raise StorageError(f"no storage proxy answers at {url} (waited {CONNECT_TIMEOUT_S:.0f}s); start one with "
+        raise StorageError(f"no storage proxy answers at {url} (waited {wait:g}s); start one with "
                            "`hpsearch storage-proxy --storage DATABASE_URL --port PORT`, or check HOST:PORT") from None
     storage.hello()
     return storage
