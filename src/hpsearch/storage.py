@@ -306,10 +306,11 @@ def with_retry(fn: Callable[[], T], url: str) -> T:
             now = time.monotonic()
             deadline = deadline or now + retry_for()
             if now >= deadline:
-                raise StorageError(f"lost the database {mask(url)} for {retry_for():.0f}s "
+                what = "storage proxy" if is_proxy_url(url) else "database"
+                raise StorageError(f"lost the {what} {mask(url)} for {retry_for():.0f}s "
                                    f"({_first_line(err)}); check that it is running, then rerun to resume") from None
             if not warned:
-                print(f"hpsearch: database {mask(url)} unreachable ({_first_line(err)}); retrying for up to "
+                print(f"hpsearch: {'storage proxy' if is_proxy_url(url) else 'database'} {mask(url)} unreachable ({_first_line(err)}); retrying for up to "
                       f"{retry_for():.0f}s", file=sys.stderr, flush=True)
                 warned = True
             time.sleep(min(delay, max(0.0, deadline - now)))
