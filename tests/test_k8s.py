@@ -6,7 +6,6 @@ test skips when it is not installed. A few checks on top say what the example pr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest

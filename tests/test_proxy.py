@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import Work
-from test_recovery import heartbeats, start_run, wait_for, wait_running
+from test_recovery import heartbeats, start_run, wait_running
 
 pytest.importorskip("grpc", reason="grpcio is not installed: pip install 'hpsearch[grpc]'")
 
@@ -87,13 +87,6 @@ def test_bad_input_to_the_proxy_is_one_line(work: Work) -> None:
     assert r.output.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in r.output, r.output
 
 
-def test_a_second_proxy_on_the_same_port_is_refused(work: Work) -> None:
-    """gRPC binds with SO_REUSEPORT by default: two proxies would share a port without a word."""
-    with proxy(work.url) as url:
-        r = work.cli("storage-proxy", "--storage", work.url, "--port", url.rsplit(":", 1)[1], expect=1)
-        assert "cannot listen on" in r.output
-
-
 def test_no_proxy_listening_is_one_clear_line(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPSEARCH_PROXY_WAIT_S", "1")
     with socket.socket() as s:
@@ -149,8 +142,12 @@ def test_a_worker_killed_behind_the_proxy_is_replaced_and_its_trial_rerun(work: 
 @pytest.mark.slow
 def test_a_grid_through_the_proxy_hands_out_every_cell_once_and_reads_work(work: Work) -> None:
     """Grid cells are handed out under the budget lock, in the proxy; the read commands work
-    through it, and `best --retrain` (whose one-look lock needs the database) is refused."""
+    through it, and `best --retrain` (whose one-look lock needs the database) is refused. A
+    second proxy on the same port is refused too (gRPC binds with SO_REUSEPORT by default: two
+    proxies would share a port without a word)."""
     with proxy(work.url) as url:
+        r = work.cli("storage-proxy", "--storage", work.url, "--port", url.rsplit(":", 1)[1], expect=1)
+        assert "cannot listen on" in r.output
         work.cli("run", "grid6", "--workers", "2", "--storage", url)
         assert "grid6" in work.cli("studies", "--storage", url).output
         assert "best trial" in work.cli("best", "--storage", url).output

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import optuna
 
 from hpsearch.errors import StorageError
-from hpsearch.storage import heartbeat_interval, is_proxy_url, with_retry  # noqa: F401 - is_proxy_url re-exported
+from hpsearch.storage import heartbeat_interval, with_retry
 
 SCHEME = "grpc"
 SERVICE = "hpsearch.Budget"  # the proxy's own service, beside Optuna's StorageService
