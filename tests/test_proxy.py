@@ -157,3 +157,30 @@ def test_a_grid_through_the_proxy_hands_out_every_cell_once_and_reads_work(work:
     trials = finished(work.url, "grid6")
     cells = [tuple(sorted(t.params.items())) for t in trials if t.state == TrialState.COMPLETE]
     assert len(cells) == len(set(cells)) == 6 and len(trials) == 6
+
+
+def test_missing_grpcio_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpsearch.proxy_client import connect
+
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as if grpcio were not installed
+    with pytest.raises(StorageError, match=r"needs grpcio, which is not installed: pip install 'hpsearch\[grpc\]'"):
+        connect("grpc://127.0.0.1:13000")
+
+
+def test_a_plain_optuna_proxy_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """Optuna's own proxy serves the storage but not hpsearch's budget service: joining it
+    would lose the exact budget and heartbeats, so the client refuses it in one line."""
+    from optuna.storages._grpc.server import make_server
+
+    from hpsearch.proxy_client import connect
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = make_server(optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'plain.db'}"), "127.0.0.1", port)
+    server.start()
+    try:
+        with pytest.raises(StorageError, match="is a plain Optuna storage proxy, which cannot keep"):
+            connect(f"grpc://127.0.0.1:{port}")
+    finally:
+        server.stop(0).wait()
