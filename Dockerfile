@@ -9,7 +9,8 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch torchvisi
 
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install .
+# [grpc]: `hpsearch storage-proxy` and workers on --storage grpc://HOST:PORT
+RUN pip install '.[grpc]'
 COPY studies ./studies
 
 ENV HPSEARCH_STUDIES=/app/studies HPSEARCH_DATA=/data

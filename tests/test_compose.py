@@ -41,7 +41,10 @@ def substitute(value: str, env: dict[str, str]) -> str:
 
 def test_compose_file_is_safe_by_default() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "dashboard", "worker"}
+    assert set(services) == {"postgres", "dashboard", "worker", "storage-proxy", "proxied-worker"}
+    for optional in ("storage-proxy", "proxied-worker"):  # only with --profile proxy
+        assert services[optional]["profiles"] == ["proxy"]
+    assert "ports" not in services["storage-proxy"]  # no authentication: never published
     assert services["dashboard"]["ports"] == ["127.0.0.1:${DASHBOARD_PORT:-8080}:8080"]
     assert "healthcheck" in services["postgres"] and "pgdata" in COMPOSE["volumes"]
     assert ":?" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]  # no default password
@@ -58,6 +61,8 @@ def test_docker_compose_config_validates(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     resolved = yaml.safe_load(r.stdout)
     assert resolved["services"]["worker"]["command"][:2] == ["run", "digits"]
+    assert resolved["services"]["storage-proxy"]["command"][0] == "storage-proxy"
+    assert resolved["services"]["proxied-worker"]["environment"]["HPSEARCH_STORAGE"] == "grpc://storage-proxy:13000"
     (tmp_path / ".env").unlink()
     r = subprocess.run(["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                        env={k: v for k, v in os.environ.items() if not k.startswith("POSTGRES_")})
@@ -112,3 +117,41 @@ def test_worker_and_dashboard_commands_run_against_postgres(work: Work, pg) -> N
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_proxy_and_proxied_worker_commands_run_against_postgres(work: Work, pg) -> None:  # noqa: ANN001
+    """The storage-proxy service's exact command on a local Postgres, and the proxied worker's
+    command pointed at it through HPSEARCH_PROXY_URL, as `docker compose --profile proxy` runs them."""
+    pytest.importorskip("grpc", reason="grpcio is not installed: pip install 'hpsearch[grpc]'")
+    db = pg.create_database().rsplit("/", 1)[1]
+    env = _env(pg, db)
+    proxy = COMPOSE["services"]["storage-proxy"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [substitute(c, env) for c in proxy["command"]]
+    args[args.index("--port") + 1] = str(port)
+    args[args.index("--host") + 1] = "127.0.0.1"
+    storage = _local(substitute(proxy["environment"]["HPSEARCH_STORAGE"], env), pg)
+    proc = subprocess.Popen(["hpsearch", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HPSEARCH_STORAGE": storage})
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()  # the proxy prints its address once it listens
+        assert f"grpc://127.0.0.1:{port}" in ready and PASSWORD not in ready, ready
+        worker = COMPOSE["services"]["proxied-worker"]
+        wenv = {**env, "HPSEARCH_PROXY_URL": f"grpc://127.0.0.1:{port}"}
+        r = subprocess.run(["hpsearch", *[substitute(c, wenv) for c in worker["command"]]], cwd=work.path,
+                           capture_output=True, text=True, timeout=300,
+                           env={**os.environ, **{k: substitute(v, wenv) for k, v in worker["environment"].items()},
+                                "HPSEARCH_ARTIFACTS": str(work.path / "artifacts")})
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"storage grpc://127.0.0.1:{port}" in r.stdout
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0 and "storage proxy stopped" in out, out
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]

@@ -59,7 +59,8 @@ class Format(str, Enum):
 
 StorageOpt = Annotated[str | None, typer.Option(
     "--storage", envvar="HPSEARCH_STORAGE", show_default="sqlite:///hpsearch.db",
-    help="Study database URL: sqlite:///FILE or postgresql+psycopg://USER:PASS@HOST:PORT/DB.")]
+    help="Study database URL: sqlite:///FILE or postgresql+psycopg://USER:PASS@HOST:PORT/DB, or "
+         "grpc://HOST:PORT for `hpsearch storage-proxy`.")]
 DataRootOpt = Annotated[Path | None, typer.Option(
     "--data-root", envvar="HPSEARCH_DATA", show_default="~/.cache/hpsearch/data",
     help="Folder with the datasets (torchvision layout); downloads land here when online.")]
@@ -372,6 +373,25 @@ def dashboard(
                                             soft_wrap=True))
     except KeyboardInterrupt:
         out.print("dashboard stopped")
+
+
+@app.command("storage-proxy")
+@guarded
+def storage_proxy(
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 serves other machines (a private network "
+                                      "only: the proxy has no authentication).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed).")] = 13000,
+) -> None:
+    """Serve the study database over gRPC, so many workers share a few database connections.
+
+    Workers join with --storage grpc://HOST:PORT; the budget stays exact (the proxy takes the
+    budget lock for them). Ctrl-C or SIGTERM stops it."""
+    from hpsearch.proxy import serve
+
+    serve(_storage(storage), host, port,
+          ready=lambda where: out.print(f"storage proxy at {where} (Ctrl-C stops)", highlight=False, soft_wrap=True))
+    out.print("storage proxy stopped", highlight=False)
 
 
 @app.command()

@@ -12,7 +12,6 @@ import queue
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,16 @@ import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 
-from hpsearch import discover, interrupts
+from hpsearch import budget, discover, interrupts
 from hpsearch.data import prepare
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.inspect_study import pareto_front
 from hpsearch.fingerprint import FINGERPRINT_ATTR, differences, fetch_models, fingerprint
 from hpsearch.paths import check_name
 from hpsearch.progress import Running, RunState, RunView
-from hpsearch.rows import state_counts
 from hpsearch.samplers import SamplerSpec, check_grid
 from hpsearch.seeds import derive_seed
-from hpsearch.storage import budget_lock, grace_period, mask, open_storage
+from hpsearch.storage import grace_period, mask, open_storage
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
 from hpsearch.study_code import check_data_hash
 from hpsearch.train import resolve_device
@@ -40,7 +38,6 @@ from hpsearch.workers import (
     WorkerJob,
     WorkerPool,
     cpu_cores,
-    fail_stale,
     threads_per_worker,
     worker_devices,
 )
@@ -118,31 +115,29 @@ def _run(req: RunRequest, console: Console) -> RunResult:
         raise
 
 
-def _create_or_join(storage: optuna.storages.RDBStorage, req: RunRequest, loaded: discover.LoadedStudy,
+def _create_or_join(storage: optuna.storages.BaseStorage, req: RunRequest, loaded: discover.LoadedStudy,
                     name: str, fp: dict[str, Any], data_hash: str | None) -> tuple[StoredSettings, bool]:
-    """Create the study with its settings atomically, or check a joining run agrees with it."""
-    with budget_lock(storage, req.storage, name):
-        if name in optuna.get_all_study_names(storage):
-            study = optuna.load_study(study_name=name, storage=storage)
-            if SETTINGS_ATTR not in study.user_attrs:
-                raise StorageError(f"study {name!r} in {mask(req.storage)} was not created by hpsearch; "
-                                   "pass --name NEW_NAME to start a separate study")
-            stored = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
-            _check_compatible(stored, loaded, req, name)
-            _check_fingerprint(study.user_attrs.get(FINGERPRINT_ATTR, {}), fp, loaded, req, name)
-            warning = check_data_hash(stored, data_hash, req.allow_data_change, f"study {name!r}")
-            if warning:
-                print(warning, file=sys.stderr)
-            return stored, False
-        settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name, str(loaded.path),
-                                     data_hash, SamplerSpec(req.sampler) if req.sampler else None)
-        study = optuna.create_study(storage=storage, study_name=name, directions=settings.directions)
-        with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(settings.objectives))  # optuna-dashboard labels its axes with these
-        study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
-        study.set_user_attr(FINGERPRINT_ATTR, fp)
+    """Create the study with its settings atomically, or check a joining run agrees with it.
+
+    The study and its settings appear in one step under the budget lock
+    (:func:`budget.create_if_absent`), so a joining run reads complete settings afterwards.
+    """
+    settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name, str(loaded.path),
+                                 data_hash, SamplerSpec(req.sampler) if req.sampler else None)
+    if budget.create_if_absent(storage, req.storage, name, settings.directions, list(settings.objectives),
+                               {SETTINGS_ATTR: settings.to_dict(), FINGERPRINT_ATTR: fp}):
         return settings, True
+    study = optuna.load_study(study_name=name, storage=storage)
+    if SETTINGS_ATTR not in study.user_attrs:
+        raise StorageError(f"study {name!r} in {mask(req.storage)} was not created by hpsearch; "
+                           "pass --name NEW_NAME to start a separate study")
+    stored = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
+    _check_compatible(stored, loaded, req, name)
+    _check_fingerprint(study.user_attrs.get(FINGERPRINT_ATTR, {}), fp, loaded, req, name)
+    warning = check_data_hash(stored, data_hash, req.allow_data_change, f"study {name!r}")
+    if warning:
+        print(warning, file=sys.stderr)
+    return stored, False
 
 
 def _check_compatible(stored: StoredSettings, loaded: discover.LoadedStudy, req: RunRequest,
@@ -186,7 +181,7 @@ def _check_fingerprint(stored: dict[str, Any], current: dict[str, Any], loaded: 
 
 
 def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Study,
-               storage: optuna.storages.RDBStorage, settings: StoredSettings, console: Console) -> RunResult:
+               storage: optuna.storages.BaseStorage, settings: StoredSettings, console: Console) -> RunResult:
     grid_size = len(settings.sampler.cells()) if settings.sampler.kind == "grid" else None
     total = req.n_trials or grid_size or loaded.study.n_trials  # a grid's budget is its size
     state = RunState(study.study_name, settings.metric, total, settings.max_epochs)
@@ -276,7 +271,7 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
     return result
 
 
-def _reclaim(study: optuna.Study, storage: optuna.storages.RDBStorage, url: str,
+def _reclaim(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str,
              console: Console) -> tuple[int, int]:
     """Fail trials whose workers are dead, then count (finished, running) in one snapshot.
 
@@ -284,10 +279,7 @@ def _reclaim(study: optuna.Study, storage: optuna.storages.RDBStorage, url: str,
     trials held the budget and a rerun started no worker: "budget reached (4/6 finished)"
     for ever. The supervisor now does it first, under the budget lock, as a worker would.
     """
-    with budget_lock(storage, url, study.study_name):
-        before = state_counts(study, storage).get(TrialState.RUNNING.name, 0)
-        fail_stale(study)
-        counts = state_counts(study, storage)
+    before, counts = budget.reclaim(study, storage, url)
     running = counts.get(TrialState.RUNNING.name, 0)
     if running < before:
         console.print(f"{study.study_name}: failed {before - running} abandoned trial(s) (no heartbeat for "

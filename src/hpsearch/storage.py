@@ -77,13 +77,20 @@ def _parse(url: str) -> URL:
         ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise StorageError(
-            f"unsupported storage {mask(url)!r}; hpsearch supports sqlite:///FILE and "
-            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+            f"unsupported storage {mask(url)!r}; hpsearch supports sqlite:///FILE, "
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB and grpc://HOST:PORT (hpsearch storage-proxy)"
         )
     return parsed
 
 
+def is_proxy_url(url: str) -> bool:
+    """``grpc://HOST:PORT``: the study database is served by ``hpsearch storage-proxy``."""
+    return url.strip().lower().startswith("grpc://")
+
+
 def sqlite_path(url: str) -> Path | None:
+    if is_proxy_url(url):
+        return None  # the file, if any, is the proxy's
     parsed = _parse(url)
     if parsed.get_backend_name() != "sqlite":
         return None
@@ -96,8 +103,13 @@ def open_storage(url: str, *, create: bool) -> ResilientRDBStorage:
     """Open (and with ``create``, initialise) the storage, or raise one clear StorageError.
 
     Without ``create`` a SQLite file that does not exist is an error, so read-only commands
-    never leave an empty database behind.
+    never leave an empty database behind. A ``grpc://`` URL opens a client of
+    ``hpsearch storage-proxy`` (:mod:`hpsearch.proxy_client`) instead: the proxy owns the database.
     """
+    if is_proxy_url(url):
+        from hpsearch.proxy_client import connect
+
+        return connect(url)  # type: ignore[return-value]
     parsed = _parse(url)
     engine_kwargs: dict[str, object] = {}
     path = sqlite_path(url)
@@ -217,6 +229,8 @@ def _transient(err: BaseException) -> bool:
     real cause (:func:`fatal_reason` names the ones we can explain).
     """
     cause = _cause(err)
+    if _grpc_unavailable(cause):  # the storage proxy is restarting, or the network between
+        return True
     if isinstance(cause, (sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)):
         return True
     if not isinstance(cause, sqlalchemy.exc.OperationalError):
@@ -231,6 +245,17 @@ def _transient(err: BaseException) -> bool:
     if isinstance(orig, sqlite3.Error):  # SQLite without a result code: only "locked" is transient
         return "database is locked" in str(orig).lower()
     return not (state.startswith(_PG_PERMANENT) or state in _PG_FATAL)
+
+
+def _grpc_unavailable(err: BaseException) -> bool:
+    """A gRPC call that found no proxy to answer it (without importing grpc for the others)."""
+    code = getattr(err, "code", None)
+    if not callable(code) or not type(err).__module__.startswith("grpc"):
+        return False
+    try:
+        return getattr(code(), "name", "") == "UNAVAILABLE"
+    except Exception:  # noqa: BLE001 - not an RpcError after all
+        return False
 
 
 def fatal_reason(err: BaseException, path: Path | None = None) -> str | None:
@@ -281,10 +306,11 @@ def with_retry(fn: Callable[[], T], url: str) -> T:
             now = time.monotonic()
             deadline = deadline or now + retry_for()
             if now >= deadline:
-                raise StorageError(f"lost the database {mask(url)} for {retry_for():.0f}s "
+                what = "storage proxy" if is_proxy_url(url) else "database"
+                raise StorageError(f"lost the {what} {mask(url)} for {retry_for():.0f}s "
                                    f"({_first_line(err)}); check that it is running, then rerun to resume") from None
             if not warned:
-                print(f"hpsearch: database {mask(url)} unreachable ({_first_line(err)}); retrying for up to "
+                print(f"hpsearch: {'storage proxy' if is_proxy_url(url) else 'database'} {mask(url)} unreachable ({_first_line(err)}); retrying for up to "
                       f"{retry_for():.0f}s", file=sys.stderr, flush=True)
                 warned = True
             time.sleep(min(delay, max(0.0, deadline - now)))
@@ -382,6 +408,10 @@ def try_exclusive(url: str, name: str) -> Iterator[bool]:
     Both are released by the kernel or the server when the holder dies, so a killed task
     never leaves the lock taken.
     """
+    if is_proxy_url(url):
+        raise StorageError(f"`best --retrain` and `compare --test` take a lock in the database itself (one look "
+                           f"at the test split at a time), which a client of the storage proxy {url} cannot reach; "
+                           "pass the database URL the proxy serves (--storage sqlite:///… or postgresql+psycopg://…)")
     key = hashlib.sha256(name.encode()).digest()[:8]
     path = sqlite_path(url)
     if path is not None:

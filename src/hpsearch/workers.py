@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 import traceback
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -29,18 +28,17 @@ from filelock import FileLock, Timeout
 from optuna.trial import TrialState
 
 from hpsearch import discover, interrupts
+from hpsearch.budget import FINISHED_STATES, WAIT, decide, fail_stale  # noqa: F401 - re-exported for callers
 from hpsearch.data import load_search_data, seal
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.objective import Objective
 from hpsearch.pruners import make_pruner
-from hpsearch.rows import state_counts
-from hpsearch.samplers import CELL_ATTR, SamplerSpec, next_cell
-from hpsearch.storage import Heartbeat, budget_lock, heartbeat_interval, open_storage, with_retry
+from hpsearch.samplers import SamplerSpec
+from hpsearch.storage import Heartbeat, heartbeat_interval, open_storage, with_retry
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
 from hpsearch.train import warm_up
 
-FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_FAILURES = 3
 
 
@@ -113,56 +111,11 @@ def worker_devices(device: str, workers: int) -> list[str]:
     return ["cpu"] * workers
 
 
-WAIT = "wait"
-
-
-def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, url: str,
+def next_trial(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str,
                n_trials: int, sampler: SamplerSpec | None = None) -> optuna.Trial | str | None:
-    """Decide atomically across processes: a new trial, ``None`` (budget met) or ``WAIT``.
-
-    ``WAIT`` means the budget is taken by running trials. One of them may still fail (or go
-    stale when its worker dies), so the worker waits rather than exits: the study always
-    ends with exactly ``n_trials`` finished trials. For a grid, the new trial holds the first
-    cell no other trial holds (:func:`samplers.next_cell`), decided under the same lock.
-    """
-    def decide() -> optuna.Trial | str | None:
-        with budget_lock(storage, url, study.study_name):
-            fail_stale(study)
-            # One snapshot for both counts (a trial finishing between two separate reads would
-            # be counted in neither, and the budget would overshoot), and a GROUP BY rather
-            # than FrozenTrials: the lock is held while this runs, by every worker, every trial.
-            counts = state_counts(study, storage)
-            finished = sum(counts.get(s.name, 0) for s in FINISHED_STATES)
-            if finished >= n_trials:
-                return None
-            running = counts.get(TrialState.RUNNING.name, 0)
-            if finished + running >= n_trials:
-                return WAIT
-            if sampler is not None and sampler.kind == "grid" and not counts.get(TrialState.WAITING.name, 0):
-                cell = next_cell(sampler, study.get_trials(deepcopy=False))
-                if cell is None:  # every cell finished or running: done, or wait for the running ones
-                    return WAIT if running else None
-                with warnings.catch_warnings():  # enqueue_trial's user_attrs are "experimental"
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    study.enqueue_trial(cell, user_attrs={CELL_ATTR: cell})
-            trial = study.ask()  # a WAITING trial first: a re-queued or just-enqueued cell
-            # First beat before the lock is released: no instant in which a new RUNNING trial
-            # has no heartbeat (such a trial could never be found stale, and would hold the
-            # budget forever if its worker died right here).
-            storage.record_heartbeat(trial._trial_id)
-            return trial
-
-    return with_retry(decide, url)
-
-
-def fail_stale(study: optuna.Study) -> None:
-    """Fail RUNNING trials whose heartbeat is older than the grace period (their worker is dead);
-    the storage's callback re-queues their parameters. Call it under the budget lock, before
-    counting: every worker does before each ask, and the supervisor before it decides whether
-    any budget is left (or a study whose every process was killed would never resume)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    """A new trial, ``None`` (budget met) or ``WAIT``: :func:`hpsearch.budget.decide`, retried
+    as a whole while the database (or the storage proxy) is away."""
+    return with_retry(lambda: decide(study, storage, url, n_trials, sampler), url)
 
 
 def worker_main(job: WorkerJob, events: Queue, stop: Event) -> None:
