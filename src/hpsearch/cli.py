@@ -202,7 +202,8 @@ def best(
     allow_data_change: Annotated[bool, typer.Option(
         help="Retrain even though the dataset's files changed since the search.")] = False,
 ) -> None:
-    """Show the best trial; with --retrain, its seed-averaged score on the held-out test split."""
+    """Show the best trial (several objectives: the Pareto front); with --retrain, its seed-averaged
+    score on the held-out test split."""
     from hpsearch import render
     from hpsearch.inspect_study import (best_trial, chosen_trial, interrupted_look, objective_names, pareto_front,
                                         pick_study, recorded, settings_of)
