@@ -84,16 +84,14 @@ def pareto_front(console: Console, study_name: str, objectives: list[str], front
                   f"{'s' if len(front) != 1 else ''} no other trial beats on every objective:",
                   highlight=False, soft_wrap=True)
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    t.add_column("#", justify="right")
+    t.add_column("#", justify="right", no_wrap=True)
     for name in objectives:
-        t.add_column(name, justify="right")
-    params = list(dict.fromkeys(k for tr in front for k in tr.params))
-    for name in params:
-        t.add_column(name)
+        t.add_column(name, justify="right", no_wrap=True)
+    t.add_column("parameters", ratio=1)  # wraps: a front's configs differ in many parameters
     for tr in front:
         values = [_count(int(v)) if name in ("params", "flops") else _f(v)
                   for name, v in zip(objectives, tr.values or [])]
-        t.add_row(str(tr.number), *values, *[_param(tr.params.get(p, "")) for p in params])
+        t.add_row(str(tr.number), *values, "  ".join(f"{k}={_param(v)}" for k, v in tr.params.items()))
     console.print(t)
     console.print(f"retrain one: hpsearch best {study_name} --retrain --trial N", highlight=False, soft_wrap=True)
 
