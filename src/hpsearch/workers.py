@@ -126,6 +126,8 @@ def worker_main(job: WorkerJob, events: Queue, stop: Event) -> None:
     """
     interrupts.install()
     try:
+        if hasattr(signal, "pthread_sigmask"):  # blocked by WorkerPool.start until the handler was installed
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         _work(job, events, stop)
     except KeyboardInterrupt as err:
         events.put(("interrupted", job.index))
@@ -224,6 +226,12 @@ def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: 
         study.tell(trial, state=TrialState.FAIL)
         raise
     except Exception as err:  # noqa: BLE001 - a crashing trial is data, recorded with its cause
+        signum = interrupts.received()
+        if signum is not None:  # the signal surfaced as another error: psycopg turns a Ctrl-C during a
+            # query into QueryCanceled ("canceling statement due to user request"); it is the interrupt
+            trial.set_user_attr("error", f"interrupted ({interrupts.describe(signum)})")
+            study.tell(trial, state=TrialState.FAIL)
+            raise interrupts.Interrupted(signum) from err
         message = f"{type(err).__name__}: {err}"
         trial.set_user_attr("error", message)
         trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
@@ -259,7 +267,17 @@ class WorkerPool:
     def start(self, job: WorkerJob) -> None:
         p = self._ctx.Process(target=worker_main, args=(job, self.events, self.stop),
                               name=f"hpsearch-worker-{job.index}")
-        p.start()
+        # A Ctrl-C reaches the whole process group, new workers still importing torch included, where
+        # it would print a KeyboardInterrupt traceback. The child inherits SIGINT blocked (the mask
+        # survives exec) and unblocks it once its handler is in place (worker_main); a Ctrl-C meanwhile
+        # stays pending and is handled then. Blocking, unlike ignoring, loses none for the supervisor.
+        blocked = hasattr(signal, "pthread_sigmask")
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocked else None
+        try:
+            p.start()
+        finally:
+            if old is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
         self.procs[job.index], self.jobs[job.index] = p, job
 
     def any_alive(self) -> bool:
