@@ -13,7 +13,7 @@ from rich import box
 from rich.table import Table
 
 from hpsearch.fmt import is_pct, mean_std
-from hpsearch.inspect_study import StudyLine
+from hpsearch.inspect_study import StudyLine, primary_value
 from hpsearch.models import LEGACY_MODEL
 
 if TYPE_CHECKING:  # search imports torch; listings must not
@@ -68,7 +68,7 @@ def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTria
     size = f"{a.get('model', LEGACY_MODEL)}, {a.get('n_params', '?')} params"
     if a.get("flops") is not None:
         size += f", {_count(a['flops'])} FLOPs"
-    console.print(f"{study_name}: {label} {trial.number}, {metric} = {_f(trial.values[0] if trial.values else None)} "
+    console.print(f"{study_name}: {label} {trial.number}, {metric} = {_f(primary_value(trial))} "
                   f"({a.get('epochs', '?')} epochs, {size})", highlight=False, soft_wrap=True)
     t = Table(box=None, show_header=False, pad_edge=False)
     t.add_column("param", style="bold")
@@ -147,7 +147,7 @@ def _pct(v: float | None) -> str:
 def best_json(study_name: str, trial: FrozenTrial, rec: dict[str, Any] | None) -> str:
     out: dict[str, Any] = {
         "study": study_name,
-        "best_trial": {"number": trial.number, "value": trial.values[0] if trial.values else None,
+        "best_trial": {"number": trial.number, "value": primary_value(trial),
                        "params": dict(trial.params),
                        "user_attrs": {k: v for k, v in trial.user_attrs.items() if k != "curves"}},
     }

@@ -27,7 +27,7 @@ from hpsearch.fmt import summary
 from hpsearch.provenance import evidence
 from hpsearch.seeds import retrain_seeds
 from hpsearch.study import StoredSettings
-from hpsearch.train import FitResult, evaluate, fit, topk_for
+from hpsearch.train import EpochMetrics, FitResult, evaluate, fit, topk_for
 from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.inspect_study import (
     LOOKS_ATTR,
@@ -118,11 +118,9 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     for trial in candidates if len(candidates) > 1 or not req.refit else []:  # a refit has no validation to rank by
         config = TrialConfig.from_dict(trial.user_attrs["config"])
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
-        fits = []
-        for seed in seeds:
-            fits.append(fit(config, data, epochs=epochs, seed=seed, device=req.device))
-            last = fits[-1].history[-1]
-            say(f"trial {trial.number} seed {seed}: {settings.metric}={getattr(last, settings.metric):.4f}")
+        fits = _fit_seeds(config, data, seeds, epochs, req.device,
+                          lambda s, m: say(f"trial {trial.number} seed {s}: {settings.metric}="
+                                           f"{getattr(m, settings.metric):.4f}"))
         vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
         mean = statistics.fmean(vals)
         scored.append({"trial": trial.number, "search_value": primary_value(trial), **summary(vals)})
@@ -134,10 +132,8 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         config = TrialConfig.from_dict(trial.user_attrs["config"])
         train_val = refit_data(data)
         say(f"refit: trial {trial.number} on train + validation ({len(train_val.train)} images), {epochs} epochs")
-        fits = []
-        for seed in seeds:
-            fits.append(fit(config, train_val, epochs=epochs, seed=seed, device=req.device))
-            say(f"trial {trial.number} seed {seed}: train loss {fits[-1].history[-1].train_loss:.4f}")
+        fits = _fit_seeds(config, train_val, seeds, epochs, req.device,
+                          lambda s, m: say(f"trial {trial.number} seed {s}: train loss {m.train_loss:.4f}"))
         leader = (trial, seeds, fits, float("nan"))
     assert leader is not None
     trial, seeds, fits, _ = leader
@@ -182,6 +178,16 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     study.set_user_attr(RETRAIN_ATTR, record)
     study.set_user_attr(PENDING_ATTR, None)
     return record
+
+
+def _fit_seeds(config: TrialConfig, data: SearchData, seeds: list[int], epochs: int, device: torch.device,
+               done: Callable[[int, EpochMetrics], None]) -> list[FitResult]:
+    """One run per seed, one after another; ``done(seed, last epoch)`` after each."""
+    fits = []
+    for seed in seeds:
+        fits.append(fit(config, data, epochs=epochs, seed=seed, device=device))
+        done(seed, fits[-1].history[-1])
+    return fits
 
 
 def _samples(test: Tensors, data: SearchData) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from hpsearch.budget import FINISHED_STATES, WAIT, decide, fail_stale  # noqa: F
 from hpsearch.data import load_search_data, seal
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.fingerprint import FINGERPRINT_ATTR
+from hpsearch.inspect_study import primary_value  # a pruned trial's is its last report
 from hpsearch.objective import Objective
 from hpsearch.pruners import make_pruner
 from hpsearch.samplers import SamplerSpec
@@ -220,7 +221,7 @@ def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: 
             value = objective(trial)
     except optuna.TrialPruned:
         frozen = study.tell(trial, state=TrialState.PRUNED)
-        return frozen.state, _first(frozen), None
+        return frozen.state, primary_value(frozen), None
     except KeyboardInterrupt as err:
         trial.set_user_attr("error", f"interrupted ({interrupts.describe(getattr(err, 'signum', signal.SIGINT))})")
         study.tell(trial, state=TrialState.FAIL)
@@ -238,12 +239,7 @@ def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: 
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL, None, message
     frozen = study.tell(trial, value)
-    return frozen.state, _first(frozen), None
-
-
-def _first(trial: optuna.trial.FrozenTrial) -> float | None:
-    """The study metric's value (the first objective's, in a multi-objective study)."""
-    return trial.values[0] if trial.values else None  # a pruned trial's is its last report
+    return frozen.state, primary_value(frozen), None
 
 
 def _parent_alive() -> bool:
