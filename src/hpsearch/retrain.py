@@ -7,7 +7,6 @@ a number reported from it can always say how often the test set was consulted. A
 
 from __future__ import annotations
 
-import base64
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +20,13 @@ from optuna.trial import FrozenTrial
 from hpsearch import checkpoints
 from hpsearch.checkpoints import load_checkpoint
 from hpsearch.config import TrialConfig
-from hpsearch.data import SearchData, Tensors, load_search_data, load_test_data, prepare, refit_data
+from hpsearch.data import SearchData, load_search_data, load_test_data, prepare, refit_data
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import summary
 from hpsearch.provenance import evidence
 from hpsearch.seeds import retrain_seeds
 from hpsearch.study import StoredSettings
-from hpsearch.train import FitResult, evaluate, fit, topk_for
+from hpsearch.train import FitResult, fit
 from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.inspect_study import (
     LOOKS_ATTR,
@@ -47,8 +46,6 @@ from hpsearch.storage import try_exclusive
 from hpsearch.study_code import check_data_hash, ensure_data_code, ensure_specs
 
 __all__ = ["RETRAIN_ATTR", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
-
-SAMPLE_IMAGES = 30  # test images whose predictions are kept for the report's image grid
 
 Progress = Callable[[str], None]
 
@@ -112,6 +109,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     say(f"loaded {settings.data.label}: {len(data.train)} train / {len(data.val)} val images")
 
     epochs = req.epochs or settings.max_epochs
+    task = settings.task
     scored: list[dict[str, Any]] = []
     leader: tuple[FrozenTrial, list[int], list[FitResult], float] | None = None
     maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
@@ -120,7 +118,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
         fits = []
         for seed in seeds:
-            fits.append(fit(config, data, epochs=epochs, seed=seed, device=req.device))
+            fits.append(fit(config, data, epochs=epochs, seed=seed, device=req.device, task=task))
             last = fits[-1].history[-1]
             say(f"trial {trial.number} seed {seed}: {settings.metric}={getattr(last, settings.metric):.4f}")
         vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
@@ -136,7 +134,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         say(f"refit: trial {trial.number} on train + validation ({len(train_val.train)} images), {epochs} epochs")
         fits = []
         for seed in seeds:
-            fits.append(fit(config, train_val, epochs=epochs, seed=seed, device=req.device))
+            fits.append(fit(config, train_val, epochs=epochs, seed=seed, device=req.device, task=task))
             say(f"trial {trial.number} seed {seed}: train loss {fits[-1].history[-1].train_loss:.4f}")
         leader = (trial, seeds, fits, float("nan"))
     assert leader is not None
@@ -150,7 +148,8 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
 
     test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device, look=count_look)
     say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look})")
-    runs, confusion = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name, req.refit)
+    runs, task_fields = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name, req.refit)
+    names = list(task.METRICS)
     record: dict[str, Any] = {
         "trial": trial.number,
         "search_value": primary_value(trial),
@@ -163,15 +162,13 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         "refit": req.refit,  # trained on train + validation: "val" is empty, the test split is all there is
         "search_epochs": settings.max_epochs,  # differs from "epochs" when --epochs trained longer
         "seeds": seeds,
-        "topk_k": topk_for(data.info.num_classes),
+        "task": task.to_dict(),
         "device": str(req.device),
         "runs": runs,
-        "val": {m: summary([r[f"val_{m}"] for r in runs]) for m in _metrics(runs, "val")},
-        "test": {m: summary([r[f"test_{m}"] for r in runs]) for m in _metrics(runs, "test")},
+        "val": {m: summary([r[f"val_{m}"] for r in runs]) for m in _metrics(runs, "val", names)},
+        "test": {m: summary([r[f"test_{m}"] for r in runs]) for m in _metrics(runs, "test", names)},
         "candidates": scored,
-        "confusion": confusion,
-        "classes": list(data.info.classes),
-        "samples": _samples(test, data),
+        **task_fields,  # classify: topk_k, confusion, classes, samples; reconstruct and segment: their samples
         "first_layer": _first_layer(fits[0].model, seeds[0]),
         "test_looks": look,
         "interrupted_looks": sorted({*(previous or {}).get("interrupted_looks", []),
@@ -184,13 +181,6 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     return record
 
 
-def _samples(test: Tensors, data: SearchData) -> dict[str, Any]:
-    """The first test images as uint8 pixels, so a report can show them without the dataset."""
-    pixels = test.pixels(slice(0, SAMPLE_IMAGES))
-    return {"labels": test.y[:SAMPLE_IMAGES].cpu().tolist(), "shape": list(pixels.shape),
-            "pixels": base64.b64encode(pixels.numpy().tobytes()).decode("ascii")}
-
-
 def _first_layer(model: torch.nn.Module, seed: int) -> dict[str, Any] | None:
     """Weights of the first convolution (what the network learned to look for), for the report."""
     conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
@@ -200,39 +190,35 @@ def _first_layer(model: torch.nn.Module, seed: int) -> dict[str, Any] | None:
     return {"seed": seed, "shape": list(w.shape), "weights": [round(v, 5) for v in w.flatten().tolist()]}
 
 
-def _metrics(runs: list[dict[str, Any]], prefix: str) -> list[str]:
-    return [m for m in ("loss", "top1", "topk") if runs and runs[0].get(f"{prefix}_{m}") is not None]
+def _metrics(runs: list[dict[str, Any]], prefix: str, names: list[str]) -> list[str]:
+    return [m for m in names if runs and runs[0].get(f"{prefix}_{m}") is not None]
 
 
 def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchData, trial: FrozenTrial,
                settings: StoredSettings, out_dir: Path, study_name: str,
-               refit: bool = False) -> tuple[list[dict[str, Any]], list[list[int]]]:
-    """The single evaluation of each model on the test split; saves a checkpoint for each."""
-    k = topk_for(data.info.num_classes)
-    n_cls = data.info.num_classes
-    confusion = torch.zeros(n_cls, n_cls, dtype=torch.long)
+               refit: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The single evaluation of each model on the test split, by the study's task (which says what
+    the record keeps besides the metrics); saves a checkpoint for each model."""
+    task = settings.task
+    report = task.test_report([f.model for f in fits], test, data.info)
     runs = []
     folder = out_dir / safe_name(study_name)  # a name another tool stored may hold '/' or '..'
     folder.mkdir(parents=True, exist_ok=True)
     config = TrialConfig.from_dict(trial.user_attrs["config"])
-    for seed, f in zip(seeds, fits):
-        loss, top1, topk, pred = evaluate(f.model, test, k)
-        mine = torch.bincount(test.y.cpu() * n_cls + pred.cpu(), minlength=n_cls * n_cls).view(n_cls, n_cls)
-        confusion += mine
-        per_class = mine.diag().double() / mine.sum(1).clamp_min(1).double()  # recall of each true class
+    for i, (seed, f) in enumerate(zip(seeds, fits)):
         last = f.history[-1]
         run = {
-            "seed": seed, "val_loss": last.val_loss, "val_top1": last.val_top1, "val_topk": last.val_topk,
-            "test_loss": loss, "test_top1": top1, "test_topk": topk, "seconds": round(f.seconds, 2),
+            "seed": seed, **{f"val_{m}": last.val.get(f"val_{m}") for m in task.METRICS},
+            **{f"test_{m}": v for m, v in report.metrics[i].items()}, "seconds": round(f.seconds, 2),
             "trained_on": "train+val" if refit else "train",
-            "test_per_class_top1": [round(v, 6) for v in per_class.tolist()],
-            "curves": f.curves(), "sample_predictions": pred[:SAMPLE_IMAGES].tolist(),
+            **(report.runs[i] if i < len(report.runs) else {}),
+            "curves": f.curves(),
         }
         path = (folder / f"trial{trial.number}-seed{seed}.pt").resolve()
         save_checkpoint(path, f, config, trial, seed, settings, data, study_name, run)
         run["checkpoint"] = str(path)
         runs.append(run)
-    return runs, confusion.tolist()
+    return runs, report.record
 
 
 def save_checkpoint(path: Path, f: FitResult, config: TrialConfig, trial: FrozenTrial, seed: int,
@@ -249,6 +235,7 @@ def save_checkpoint(path: Path, f: FitResult, config: TrialConfig, trial: Frozen
         "trial": trial.number,
         "params": dict(trial.params),
         "seed": seed,
+        "task": settings.task.to_dict(),
         "metrics": {k: v for k, v in metrics.items() if k not in ("curves", "sample_predictions")},
         **evidence(),
     })
