@@ -19,6 +19,7 @@ from hpsearch.data import Tensors
 from hpsearch.errors import InfeasibleModel, TestSplitForbidden
 from hpsearch.inspect_study import SETTINGS_ATTR
 from hpsearch.models import build
+from hpsearch.publish import note_markdown
 from hpsearch.retrain import RETRAIN_ATTR, load_checkpoint
 from hpsearch.study import StoredSettings
 from hpsearch.tasks._reconstruct import per_image as recon_per_image
@@ -208,6 +209,9 @@ def test_reconstruct_search_and_retrain_report_psnr_and_mse(work: Work, cae_retr
     assert settings["task"] == {"kind": "reconstruct", "loss": "mse"}
     model, ckpt = load_checkpoint(out["runs"][0]["checkpoint"])
     assert ckpt["task"]["kind"] == "reconstruct" and model(torch.zeros(1, 1, 8, 8)).shape == (1, 1, 8, 8)
+    note = note_markdown("tiny_cae", _record(work, "tiny_cae"), [])  # the dashboard note `--retrain` published
+    assert "| seed | test loss (MSE) | test MSE | test PSNR dB | test SSIM | val PSNR dB | seconds |" in note
+    assert f"| **test** (2 seeds) | **{out['test']['psnr']['mean']:.4f} ± {out['test']['psnr']['std']:.4f}** |" in note
 
 
 @pytest.mark.slow

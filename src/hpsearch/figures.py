@@ -411,5 +411,5 @@ def distribution(rec: dict[str, Any]) -> Figure:
     fig.add_vline(x=float(values.mean()), line_dash="dash", line_color="#d62728",
                   annotation_text=f"mean {values.mean():.3f}")
     fig.update_layout(title=f"Per-image test {label} over {len(values)} images (seed-{rec['runs'][0]['seed']} model)",
-                      xaxis_title=label, yaxis_title="images", bargap=0.05)
+                      xaxis_title=label, yaxis_title="images", bargap=0.05, height=400)
     return fig
