@@ -20,12 +20,13 @@ from optuna.trial import FrozenTrial
 from hpsearch import checkpoints
 from hpsearch.checkpoints import load_checkpoint
 from hpsearch.config import TrialConfig
-from hpsearch.data import SearchData, load_search_data, load_test_data, prepare, refit_data
+from hpsearch.data import DatasetInfo, SearchData, Tensors, load_search_data, load_test_data, prepare, refit_data
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import summary
 from hpsearch.provenance import evidence
 from hpsearch.seeds import retrain_seeds
 from hpsearch.study import StoredSettings
+from hpsearch.tasks import ModelTest, Task
 from hpsearch.train import FitResult, fit
 from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.inspect_study import (
@@ -194,31 +195,36 @@ def _metrics(runs: list[dict[str, Any]], prefix: str, names: list[str]) -> list[
     return [m for m in names if runs and runs[0].get(f"{prefix}_{m}") is not None]
 
 
-def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchData, trial: FrozenTrial,
+def evaluate(task: Task, model: torch.nn.Module, test: Tensors, info: DatasetInfo, index: int) -> ModelTest:
+    """One retrained model's single evaluation on the test split, scored by the study's task."""
+    return task.test_model(model, test, info, index)
+
+
+def _test_once(fits: list[FitResult], seeds: list[int], test: Tensors, data: SearchData, trial: FrozenTrial,
                settings: StoredSettings, out_dir: Path, study_name: str,
                refit: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The single evaluation of each model on the test split, by the study's task (which says what
-    the record keeps besides the metrics); saves a checkpoint for each model."""
+    """Evaluate each model once on the test split and save its checkpoint before the next is
+    evaluated (a retrain killed mid-way has saved what it scored); then the task merges what the
+    models kept (confusion matrix, samples) into the record's task fields."""
     task = settings.task
-    report = task.test_report([f.model for f in fits], test, data.info)
-    runs = []
+    runs, results = [], []
     folder = out_dir / safe_name(study_name)  # a name another tool stored may hold '/' or '..'
     folder.mkdir(parents=True, exist_ok=True)
     config = TrialConfig.from_dict(trial.user_attrs["config"])
     for i, (seed, f) in enumerate(zip(seeds, fits)):
+        result = evaluate(task, f.model, test, data.info, i)
+        results.append(result)
         last = f.history[-1]
         run = {
             "seed": seed, **{f"val_{m}": last.val.get(f"val_{m}") for m in task.METRICS},
-            **{f"test_{m}": v for m, v in report.metrics[i].items()}, "seconds": round(f.seconds, 2),
-            "trained_on": "train+val" if refit else "train",
-            **(report.runs[i] if i < len(report.runs) else {}),
-            "curves": f.curves(),
+            **{f"test_{m}": v for m, v in result.metrics.items()}, "seconds": round(f.seconds, 2),
+            "trained_on": "train+val" if refit else "train", **result.run, "curves": f.curves(),
         }
         path = (folder / f"trial{trial.number}-seed{seed}.pt").resolve()
         save_checkpoint(path, f, config, trial, seed, settings, data, study_name, run)
         run["checkpoint"] = str(path)
         runs.append(run)
-    return runs, report.record
+    return runs, task.test_record(results, test, data.info)
 
 
 def save_checkpoint(path: Path, f: FitResult, config: TrialConfig, trial: FrozenTrial, seed: int,

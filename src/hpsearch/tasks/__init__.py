@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpsearch.tasks._base import Direction, Task, TestReport
+from hpsearch.tasks._base import Direction, ModelTest, Task
 from hpsearch.tasks._classify import Classify
 from hpsearch.tasks._reconstruct import Reconstruct
 from hpsearch.tasks._segment import Segment
 
-__all__ = ["Classify", "Direction", "Reconstruct", "Segment", "Task", "TestReport", "classify", "from_dict",
+__all__ = ["Classify", "Direction", "Reconstruct", "Segment", "ModelTest", "Task", "classify", "from_dict",
            "reconstruct", "segment"]
 
 _KINDS: dict[str, type[Task]] = {"classify": Classify, "reconstruct": Reconstruct, "segment": Segment}

@@ -35,12 +35,18 @@ class Column:
 
 
 @dataclass
-class TestReport:
-    """What the single test evaluation of a retrain keeps, from the task that knows what matters."""
+class ModelTest:
+    """One model's single test evaluation, as its task scored it.
 
-    metrics: list[dict[str, float | None]]  # one per model: unprefixed metric → value
-    runs: list[dict[str, Any]] = field(default_factory=list)  # one per model: extra keys of its run entry
-    record: dict[str, Any] = field(default_factory=dict)  # extra keys of the retrain record
+    Retrain evaluates and checkpoints the models one at a time (a retrain killed between two
+    models has saved the first), then asks the task to merge what each kept into the record.
+    """
+
+    __test__: ClassVar[bool] = False  # not a pytest test class, despite the name
+
+    metrics: dict[str, float | None]  # unprefixed metric → value
+    run: dict[str, Any] = field(default_factory=dict)  # extra keys of this model's run entry
+    keep: dict[str, Any] = field(default_factory=dict)  # what test_record() merges (counts, samples)
 
 
 class Task:
@@ -48,7 +54,7 @@ class Task:
 
     The trainer calls :meth:`loss` per step and :meth:`evaluate` per epoch; the objective and
     the views read :attr:`METRICS` (unprefixed name → direction); retrain calls
-    :meth:`test_report` once per look at the test split.
+    :meth:`test_model` for each model and :meth:`test_record` once per look at the test split.
     """
 
     kind: ClassVar[str] = ""
@@ -100,8 +106,13 @@ class Task:
         """Every metric of :attr:`METRICS` on ``data``, averaged over its images."""
         raise NotImplementedError
 
-    def test_report(self, models: list[nn.Module], test: Tensors, info: DatasetInfo) -> TestReport:
+    def test_model(self, model: nn.Module, test: Tensors, info: DatasetInfo, index: int) -> ModelTest:
+        """Score one retrained model (``index``: its place among the seeds; the first keeps samples)."""
         raise NotImplementedError
+
+    def test_record(self, results: list[ModelTest], test: Tensors, info: DatasetInfo) -> dict[str, Any]:
+        """The retrain record's task-specific keys, from every model's evaluation."""
+        return {}
 
     # -- views ----------------------------------------------------------------------------
 

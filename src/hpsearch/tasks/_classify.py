@@ -11,7 +11,7 @@ import base64
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hpsearch.tasks._base import Column, Direction, Task, TestReport, eval_batches
+from hpsearch.tasks._base import Column, Direction, ModelTest, Task, eval_batches
 
 if TYPE_CHECKING:
     import torch
@@ -91,28 +91,27 @@ class Classify(Task):
         loss, top1, topk, _ = evaluate(model, data, topk_for(info.num_classes))
         return {"loss": loss, "top1": top1, "topk": topk}
 
-    def test_report(self, models: list[nn.Module], test: Tensors, info: DatasetInfo) -> TestReport:
+    def test_model(self, model: nn.Module, test: Tensors, info: DatasetInfo, index: int) -> ModelTest:
         import torch
 
-        k = topk_for(info.num_classes)
         n_cls = info.num_classes
-        confusion = torch.zeros(n_cls, n_cls, dtype=torch.long)
-        report = TestReport(metrics=[])
-        for model in models:
-            loss, top1, topk, pred = evaluate(model, test, k)
-            mine = torch.bincount(test.y.cpu() * n_cls + pred.cpu(), minlength=n_cls * n_cls).view(n_cls, n_cls)
-            confusion += mine
-            per_class = mine.diag().double() / mine.sum(1).clamp_min(1).double()  # recall of each true class
-            report.metrics.append({"loss": loss, "top1": top1, "topk": topk})
-            report.runs.append({"test_per_class_top1": [round(v, 6) for v in per_class.tolist()],
-                                "sample_predictions": pred[:SAMPLE_IMAGES].tolist()})
+        loss, top1, topk, pred = evaluate(model, test, topk_for(n_cls))
+        confusion = torch.bincount(test.y.cpu() * n_cls + pred.cpu(), minlength=n_cls * n_cls).view(n_cls, n_cls)
+        per_class = confusion.diag().double() / confusion.sum(1).clamp_min(1).double()  # recall of each true class
+        return ModelTest({"loss": loss, "top1": top1, "topk": topk},
+                         {"test_per_class_top1": [round(v, 6) for v in per_class.tolist()],
+                          "sample_predictions": pred[:SAMPLE_IMAGES].tolist()},
+                         {"confusion": confusion})
+
+    def test_record(self, results: list[ModelTest], test: Tensors, info: DatasetInfo) -> dict[str, Any]:
         pixels = test.pixels(slice(0, SAMPLE_IMAGES))
-        report.record = {
-            "topk_k": k, "confusion": confusion.tolist(), "classes": list(info.classes),
+        return {
+            "topk_k": topk_for(info.num_classes),
+            "confusion": sum(r.keep["confusion"] for r in results).tolist(),  # summed over the seeds
+            "classes": list(info.classes),
             "samples": {"labels": test.y[:SAMPLE_IMAGES].cpu().tolist(), "shape": list(pixels.shape),
                         "pixels": base64.b64encode(pixels.numpy().tobytes()).decode("ascii")},
         }
-        return report
 
     def columns(self, rec: dict[str, Any]) -> list[Column]:
         k = rec.get("topk_k")

@@ -12,7 +12,7 @@ import base64
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hpsearch.tasks._base import Column, Direction, Task, TestReport, eval_batches, pixels_u8, to_pixels
+from hpsearch.tasks._base import Column, Direction, ModelTest, Task, eval_batches, pixels_u8, to_pixels
 
 if TYPE_CHECKING:
     import torch
@@ -98,21 +98,20 @@ class Reconstruct(Task):
         scores, _ = self._scores(model, data)
         return {k: float(scores[k].mean()) for k in self.METRICS}
 
-    def test_report(self, models: list[nn.Module], test: Tensors, info: DatasetInfo) -> TestReport:
-        report = TestReport(metrics=[])
-        for i, model in enumerate(models):
-            scores, recon = self._scores(model, test, keep=SAMPLES if i == 0 else 0)
-            report.metrics.append({k: float(scores[k].mean()) for k in self.METRICS})
-            if i == 0:
-                original = test.pixels(slice(0, SAMPLES))
-                report.record = {
-                    "samples": {"shape": list(original.shape),
-                                "pixels": base64.b64encode(original.numpy().tobytes()).decode("ascii"),
-                                "reconstructions": base64.b64encode(pixels_u8(recon).numpy().tobytes()).decode("ascii")},
-                    "distribution": {"metric": "psnr",
-                                     "values": [round(v, 3) for v in scores["psnr"][:DISTRIBUTION].tolist()]},
-                }
-        return report
+    def test_model(self, model: nn.Module, test: Tensors, info: DatasetInfo, index: int) -> ModelTest:
+        scores, recon = self._scores(model, test, keep=SAMPLES if index == 0 else 0)
+        keep = {"recon": recon, "psnr": scores["psnr"][:DISTRIBUTION]} if index == 0 else {}
+        return ModelTest({k: float(scores[k].mean()) for k in self.METRICS}, {}, keep)
+
+    def test_record(self, results: list[ModelTest], test: Tensors, info: DatasetInfo) -> dict[str, Any]:
+        first = results[0].keep
+        original = test.pixels(slice(0, SAMPLES))
+        return {
+            "samples": {"shape": list(original.shape),
+                        "pixels": base64.b64encode(original.numpy().tobytes()).decode("ascii"),
+                        "reconstructions": base64.b64encode(pixels_u8(first["recon"]).numpy().tobytes()).decode("ascii")},
+            "distribution": {"metric": "psnr", "values": [round(v, 3) for v in first["psnr"].tolist()]},
+        }
 
     def columns(self, rec: dict[str, Any]) -> list[Column]:
         loss = str(rec.get("task", {}).get("loss", "mse")).upper()

@@ -12,7 +12,7 @@ import base64
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hpsearch.tasks._base import Column, Direction, Task, TestReport, eval_batches
+from hpsearch.tasks._base import Column, Direction, ModelTest, Task, eval_batches
 
 if TYPE_CHECKING:
     import torch
@@ -110,27 +110,26 @@ class Segment(Task):
         scores, _ = self._scores(model, data, info.num_classes)
         return {k: float(scores[k].mean()) for k in self.METRICS}
 
-    def test_report(self, models: list[nn.Module], test: Tensors, info: DatasetInfo) -> TestReport:
+    def test_model(self, model: nn.Module, test: Tensors, info: DatasetInfo, index: int) -> ModelTest:
+        scores, pred = self._scores(model, test, info.num_classes, keep=self.samples if index == 0 else 0)
+        keep = {"predicted": pred, "f1": scores["f1"][:DISTRIBUTION]} if index == 0 else {}
+        return ModelTest({k: float(scores[k].mean()) for k in self.METRICS}, {}, keep)
+
+    def test_record(self, results: list[ModelTest], test: Tensors, info: DatasetInfo) -> dict[str, Any]:
         import torch
 
-        report = TestReport(metrics=[])
-        for i, model in enumerate(models):
-            scores, pred = self._scores(model, test, info.num_classes, keep=self.samples if i == 0 else 0)
-            report.metrics.append({k: float(scores[k].mean()) for k in self.METRICS})
-            if i == 0:
-                images = test.pixels(slice(0, self.samples))
-                masks = test.y[: self.samples].cpu().to(torch.uint8)
-                report.record = {
-                    "classes": list(info.classes),
-                    "samples": {"shape": list(images.shape),
-                                "pixels": base64.b64encode(images.numpy().tobytes()).decode("ascii"),
-                                "masks": base64.b64encode(masks.numpy().tobytes()).decode("ascii"),
-                                "predicted": base64.b64encode(pred.cpu().to(torch.uint8).numpy().tobytes())
-                                .decode("ascii")},
-                    "distribution": {"metric": "f1",
-                                     "values": [round(v, 4) for v in scores["f1"][:DISTRIBUTION].tolist()]},
-                }
-        return report
+        first = results[0].keep
+        images = test.pixels(slice(0, self.samples))
+        masks = test.y[: self.samples].cpu().to(torch.uint8)
+        return {
+            "classes": list(info.classes),
+            "samples": {"shape": list(images.shape),
+                        "pixels": base64.b64encode(images.numpy().tobytes()).decode("ascii"),
+                        "masks": base64.b64encode(masks.numpy().tobytes()).decode("ascii"),
+                        "predicted": base64.b64encode(first["predicted"].cpu().to(torch.uint8).numpy().tobytes())
+                        .decode("ascii")},
+            "distribution": {"metric": "f1", "values": [round(v, 4) for v in first["f1"].tolist()]},
+        }
 
     def columns(self, rec: dict[str, Any]) -> list[Column]:
         return [Column("loss", "loss"), Column("pixel_acc", "pixel acc", True), Column("f1", "F1 (Dice)"),
