@@ -252,3 +252,23 @@ def write_image_folder(root: Path, classes: int = 3, train: int = 24, test: int 
             write_images(root / "train" / name, train, COLOURS[c], seed=c)
             write_images(root / "test" / name, test, COLOURS[c], seed=100 + c)
     return root
+
+
+@pytest.fixture(scope="session")
+def cae_retrained(tmp_path_factory: pytest.TempPathFactory) -> Finished:
+    """`tiny_cae` (reconstruct, digits): 3 trials by 1 worker, then `best --retrain --seeds 2`, once per session."""
+    with pytest.MonkeyPatch.context() as mp:
+        work = _project(tmp_path_factory.mktemp("cae-retrained"), mp)
+        work.cli("run", "tiny_cae", "--n-trials", "3", "--pruner", "none")
+        work.cli("best", "--retrain", "--seeds", "2")
+    return Finished("tiny_cae", work.path)
+
+
+@pytest.fixture(scope="session")
+def unet_retrained(tmp_path_factory: pytest.TempPathFactory) -> Finished:
+    """`tiny_unet` (segment, 120 generated shapes): 2 trials, then `best --retrain --seeds 2`, once per session."""
+    with pytest.MonkeyPatch.context() as mp:
+        work = _project(tmp_path_factory.mktemp("unet-retrained"), mp)
+        work.cli("run", "tiny_unet", "--n-trials", "2", "--pruner", "none")
+        work.cli("best", "--retrain", "--seeds", "2")
+    return Finished("tiny_unet", work.path)

@@ -71,3 +71,31 @@ def test_report_renders_before_and_after_retrain(work: Work, tmp_path: Path, mon
 def test_report_errors_are_one_line(work: Work) -> None:
     r = work.cli("report", "nope", expect=1)
     assert r.output.startswith("error: no study database at") and len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("finished", "study", "sections", "column"), [
+    ("cae_retrained", "tiny_cae", ("Test reconstructions", "Per-image test PSNR"), "test PSNR dB"),
+    ("unet_retrained", "tiny_unet", ("Test masks", "Per-image test F1 (Dice)"), "test F1 (Dice)"),
+])
+def test_task_reports_render_their_own_sections(work: Work, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                request: pytest.FixtureRequest, finished: str, study: str,
+                                                sections: tuple[str, str], column: str) -> None:
+    """A reconstruct and a segment study, retrained: their sections instead of the classifier's,
+    drawn by plotly in Chromium, from the record alone (no dataset is loaded)."""
+    work.adopt(request.getfixturevalue(finished))
+
+    def no_data(*_: object) -> None:
+        raise AssertionError("the report must not load a dataset")
+    monkeypatch.setattr("hpsearch.data._resident.ensure_files", no_data)
+    out = work.path / f"{study}.html"
+    r = work.cli("report", study, "--out", str(out))
+    plots = int(re.search(r"(\d+) plots", r.output).group(1))
+    page = _rendered(out, tmp_path)
+    assert drawn(page) == plots and plots >= 5  # history, curves, … plus the retrain plots
+    for section in sections:
+        assert section in page.dom
+    assert column in page.dom and "Test confusion matrix" not in page.dom and "top-1" not in page.dom
+    assert "Not shown: this retrain record" not in page.dom
+    shot = browser.screenshot(out.resolve().as_uri(), tmp_path / f"{study}.png", tmp_path / "profile")
+    assert browser.colored_fraction(shot) > 0.01, "the screenshot shows no plot"

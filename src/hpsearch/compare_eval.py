@@ -31,7 +31,7 @@ from hpsearch.inspect_study import LOOKS_ATTR, settings_of, test_looks
 from hpsearch.provenance import evidence
 from hpsearch.storage import try_exclusive
 from hpsearch.study_code import check_data_hash, ensure_data_code, ensure_specs
-from hpsearch.train import evaluate, fit, topk_for
+from hpsearch.train import fit
 
 COMPARE_TEST_ATTR = "hpsearch:compare_test"  # every compare --test, with its look number and scores
 
@@ -66,7 +66,7 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
         config = TrialConfig.from_dict(t.user_attrs["config"])
         epochs = int(t.user_attrs.get("epochs") or settings.max_epochs)
         seeds = [int(s) for s in t.user_attrs.get("seeds") or [t.user_attrs["seed"]]]
-        results = [fit(config, data, epochs=epochs, seed=seed, device=device) for seed in seeds]
+        results = [fit(config, data, epochs=epochs, seed=seed, device=device, task=settings.task) for seed in seeds]
         again = statistics.fmean(float(getattr(r.history[-1], settings.metric)) for r in results)
         searched = float(t.values[0])
         reproduced += math.isclose(again, searched, rel_tol=1e-6, abs_tol=1e-9)
@@ -77,13 +77,13 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
     look = test_looks(study) + 1
     test = load_test_data(settings.data, data_root, data.mean, data.std, device,
                           look=lambda: study.set_user_attr(LOOKS_ATTR, look))  # counted before the read
-    k = topk_for(data.info.num_classes)
+    task = settings.task
     groups = []
     for g in comparison.groups:
-        scores = [evaluate(m, test, k)[:3] for t in g.trials for m in models[t.number]]
+        scores = [task.evaluate(m, test, data.info) for t in g.trials for m in models[t.number]]
         groups.append({"params": g.params, "trials": [t.number for t in g.trials],
-                       "test_loss": summary([s[0] for s in scores]), "test_top1": summary([s[1] for s in scores]),
-                       **({"test_topk": summary([s[2] for s in scores])} if k else {})})
+                       **{f"test_{k}": summary([s[k] for s in scores])  # type: ignore[misc]
+                          for k in task.METRICS if scores and scores[0].get(k) is not None}})
     record = {"look": look, "by": comparison.by, "metric": comparison.metric, "groups": groups,
               "reproduced": reproduced, "retrained": len(trials), "device": str(device), **evidence()}
     study.set_user_attr(COMPARE_TEST_ATTR, [*study.user_attrs.get(COMPARE_TEST_ATTR, []), record])

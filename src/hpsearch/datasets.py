@@ -1,4 +1,5 @@
-"""Dataset objects for ``Study(dataset=...)``: your own images, EMNIST, torchvision sets, arrays.
+"""Dataset objects for ``Study(dataset=...)``: your own images, EMNIST, torchvision sets, arrays,
+and for segmentation ``shapes`` (generated, offline) and ``segmentation_folder``.
 
 A built-in name (``"digits"``, ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``) still works;
 these cover the rest::
@@ -24,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.data._folder import ImageFolder
+from hpsearch.data._segfolder import SegmentationFolder
+from hpsearch.data._shapes import Shapes
 from hpsearch.data._sources import Source
 from hpsearch.data._tensors import DEFAULT_AUGMENTS, TensorSource
 from hpsearch.data._torchvision import EMNIST, TorchvisionSet
 
-__all__ = ["EMNIST", "ImageFolder", "Source", "TensorSource", "TorchvisionSet", "emnist", "from_spec",
-           "image_folder", "tensors", "torchvision"]
+__all__ = ["EMNIST", "ImageFolder", "SegmentationFolder", "Shapes", "Source", "TensorSource", "TorchvisionSet",
+           "emnist", "from_spec", "image_folder", "segmentation_folder", "shapes", "tensors", "torchvision"]
 
 
 def image_folder(root: str | os.PathLike[str], size: int | tuple[int, int] | None = None, channels: int = 3, *,
@@ -78,7 +81,30 @@ def tensors(load: Callable[[], Any], *, name: str | None = None, classes: Sequen
                         tuple(augmentations), load)
 
 
+def shapes(n: int = 2000, size: int = 64, seed: int = 0) -> Shapes:
+    """A segmentation set drawn on the fly, offline: ``n`` RGB ``size``×``size`` images of shapes on
+    noisy backgrounds with their masks (background 0, shape 1), the same for the same seed
+    everywhere; the last fifth is the (sealed) test split. For ``tasks.segment()`` (and
+    ``tasks.reconstruct()``)."""
+    return Shapes(n, size, seed)
+
+
+def segmentation_folder(root: str | os.PathLike[str], images: str = "images", masks: str = "masks", *,
+                        size: int | tuple[int, int] | None = None, channels: int = 3,
+                        classes: Sequence[str] = ("background", "foreground"), test_fraction: float = 0.2,
+                        split_seed: int = 0, name: str | None = None) -> SegmentationFolder:
+    """Your own images and masks: ``ROOT/images/x.jpg`` with ``ROOT/masks/x.png`` (same stem), each
+    mask pixel a class index (0/255 black-and-white masks read as 0/1). ``classes`` names the
+    indices, background first; the test split is a fixed, seeded ``test_fraction`` of the pairs."""
+    return SegmentationFolder(str(Path(root).expanduser().resolve()), images, masks,
+                              size, channels, tuple(classes), test_fraction, split_seed, name)  # type: ignore[arg-type]
+
+
 _KINDS: dict[str, Callable[[dict[str, Any]], Source]] = {
+    "shapes": lambda d: Shapes(int(d["n"]), int(d["size"]), int(d["seed"])),
+    "segmentation_folder": lambda d: SegmentationFolder(
+        d["root"], d["images"], d["masks"], tuple(d["size"]) if d.get("size") else None,  # type: ignore[arg-type]
+        d["channels"], tuple(d["classes"]), d["test_fraction"], d["split_seed"], d.get("name")),
     "image_folder": lambda d: ImageFolder(d["root"], tuple(d["size"]) if d.get("size") else None,  # type: ignore[arg-type]
                                           d["channels"], d.get("test"), d.get("test_fraction"),
                                           d.get("split_seed", 0), d.get("train", "train"), d.get("name")),

@@ -179,9 +179,15 @@ def worker_timeline(study: optuna.Study) -> Figure:
 
 
 def retrain_curves(rec: dict[str, Any]) -> Figure:
-    """Per-seed learning curves of the retrained models: loss (train, val) and val top-1."""
+    """Per-seed learning curves of the retrained models: loss (train, val) and the task's headline
+    validation metric (top-1 for classify, PSNR for reconstruct, F1 for segment)."""
+    from hpsearch.tasks import from_dict
+
+    head = from_dict(rec.get("task")).headline_column(rec)
+    train_key = f"train_{head.key}"
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (solid: train, dashed: validation)",
-                                                        "top-1 (solid: validation, dotted: train)"))
+                                                        f"{head.label} (solid: validation, dotted: train)"
+                                                        if head.key == "top1" else f"validation {head.label}"))
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
     for i, r in enumerate(rec["runs"]):
         c = r.get("curves") or {}
@@ -192,14 +198,14 @@ def retrain_curves(rec: dict[str, Any]) -> Figure:
                                  line={"color": color}), row=1, col=1)
         fig.add_trace(go.Scatter(x=epochs, y=c.get("val_loss"), name=label, legendgroup=label, showlegend=False,
                                  line={"color": color, "dash": "dash"}), row=1, col=1)
-        fig.add_trace(go.Scatter(x=epochs, y=c.get("val_top1"), name=label, legendgroup=label, showlegend=False,
-                                 line={"color": color}), row=1, col=2)
-        if c.get("train_top1"):  # recorded since 0.3: the gap to validation is the overfitting
-            fig.add_trace(go.Scatter(x=epochs, y=c["train_top1"], name=label, legendgroup=label, showlegend=False,
+        fig.add_trace(go.Scatter(x=epochs, y=c.get(f"val_{head.key}"), name=label, legendgroup=label,
+                                 showlegend=False, line={"color": color}), row=1, col=2)
+        if c.get(train_key):  # recorded since 0.3: the gap to validation is the overfitting
+            fig.add_trace(go.Scatter(x=epochs, y=c[train_key], name=label, legendgroup=label, showlegend=False,
                                      line={"color": color, "dash": "dot"}), row=1, col=2)
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_yaxes(title_text="top-1", tickformat=".1%", row=1, col=2)
+    fig.update_yaxes(title_text=head.label, tickformat=".1%" if head.pct else None, row=1, col=2)
     fig.update_layout(title=f"Retrained trial {rec['trial']}: {len(rec['runs'])} seeds")
     return fig
 
@@ -307,4 +313,103 @@ def group_curves(groups: list[Any], metric: str) -> Figure:
                                  hovertemplate=f"{name}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>"))
     fig.update_layout(title=f"{metric} per epoch: mean ± std over each group's trials",
                       xaxis_title="epoch", yaxis_title=metric)
+    return fig
+
+
+def _decode(samples: dict[str, Any], key: str, shape: tuple[int, ...]) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(samples[key]), dtype=np.uint8).reshape(shape)
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    """C×H×W uint8 → H×W×3 (grey repeated), what go.Image draws."""
+    hwc = img.transpose(1, 2, 0)
+    return np.repeat(hwc, 3, axis=2) if hwc.shape[2] == 1 else hwc
+
+
+def reconstructions(rec: dict[str, Any], cols: int = 8) -> Figure:
+    """Test images over their reconstructions (the first seed's model), pairs of rows."""
+    samples = rec.get("samples") or {}
+    if "reconstructions" not in samples:
+        raise NotAvailable("this retrain record keeps no reconstructions")
+    n, c, h, w = samples["shape"]
+    original = _decode(samples, "pixels", (n, c, h, w))
+    recon = _decode(samples, "reconstructions", (n, c, h, w))
+    cols = min(cols, n)
+    pairs = -(-n // cols)
+    fig = make_subplots(rows=2 * pairs, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.02,
+                        row_titles=[t for _ in range(pairs) for t in ("original", "reconstructed")])
+    for i in range(n):
+        row, col = 2 * (i // cols) + 1, i % cols + 1
+        fig.add_trace(go.Image(z=_rgb(original[i]), hovertemplate=f"test image {i}<extra></extra>"), row=row, col=col)
+        fig.add_trace(go.Image(z=_rgb(recon[i]), hovertemplate=f"reconstruction {i}<extra></extra>"),
+                      row=row + 1, col=col)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    seed = rec["runs"][0]["seed"]
+    fig.update_layout(title=f"First {n} test images and their reconstructions (seed-{seed} model)",
+                      height=110 * 2 * pairs + 120, margin={"l": 10, "r": 40})
+    return fig
+
+
+MASK_COLOURS = np.array([[0, 0, 0], [230, 60, 60], [60, 180, 75], [60, 100, 230], [240, 200, 40], [170, 80, 200]],
+                        dtype=np.float64)
+
+
+def _overlay(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Foreground classes tinted over the image (half opacity), background left as it is."""
+    rgb = _rgb(img).astype(np.float64)
+    colour = MASK_COLOURS[mask % len(MASK_COLOURS)]
+    fg = (mask > 0)[..., None]
+    return np.where(fg, 0.5 * rgb + 0.5 * colour, rgb).round().astype(np.uint8)
+
+
+def mask_overlays(rec: dict[str, Any], per_row: int = 4) -> Figure:
+    """Each test image three times: as it is, with the true mask, with the predicted mask."""
+    samples = rec.get("samples") or {}
+    if "masks" not in samples:
+        raise NotAvailable("this retrain record keeps no masks")
+    n, c, h, w = samples["shape"]
+    if n == 0:
+        raise NotAvailable("the record keeps no test images (segment(samples=0))")
+    images = _decode(samples, "pixels", (n, c, h, w))
+    masks = _decode(samples, "masks", (n, h, w))
+    pred = _decode(samples, "predicted", (n, h, w))
+    rows = -(-n // per_row)
+    titles = []
+    for i in range(n):
+        hit = int(((pred[i] > 0) & (masks[i] > 0)).sum())
+        denom = int((pred[i] > 0).sum() + (masks[i] > 0).sum())
+        f1 = 1.0 if denom == 0 else 2 * hit / denom
+        titles += [f"image {i}", "true", f"predicted (F1 {f1:.2f})"]
+    fig = make_subplots(rows=rows, cols=3 * per_row, subplot_titles=titles, horizontal_spacing=0.005,
+                        vertical_spacing=0.06)
+    for i in range(n):
+        row, col = i // per_row + 1, 3 * (i % per_row) + 1
+        fig.add_trace(go.Image(z=_rgb(images[i]), hovertemplate=f"test image {i}<extra></extra>"), row=row, col=col)
+        fig.add_trace(go.Image(z=_overlay(images[i], masks[i]), hovertemplate=f"true mask {i}<extra></extra>"),
+                      row=row, col=col + 1)
+        fig.add_trace(go.Image(z=_overlay(images[i], pred[i]), hovertemplate=f"predicted mask {i}<extra></extra>"),
+                      row=row, col=col + 2)
+    for ann in fig.layout.annotations:
+        ann.font = {"size": 9}
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(title=f"First {n} test images: true and predicted masks (seed-{rec['runs'][0]['seed']} model)",
+                      height=120 * rows + 120, margin={"l": 10, "r": 10})
+    return fig
+
+
+def distribution(rec: dict[str, Any]) -> Figure:
+    """Histogram of a per-image test metric (PSNR, F1) for the first seed's model, mean marked."""
+    dist = rec.get("distribution")
+    if not dist or not dist.get("values"):
+        raise NotAvailable("this retrain record keeps no per-image scores")
+    values = np.asarray(dist["values"], dtype=float)
+    label = {"psnr": "PSNR (dB)", "f1": "F1 (Dice)"}.get(dist["metric"], dist["metric"])
+    fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color="#1f77b4",
+                                 hovertemplate=f"{label} %{{x}}: %{{y}} images<extra></extra>"))
+    fig.add_vline(x=float(values.mean()), line_dash="dash", line_color="#d62728",
+                  annotation_text=f"mean {values.mean():.3f}")
+    fig.update_layout(title=f"Per-image test {label} over {len(values)} images (seed-{rec['runs'][0]['seed']} model)",
+                      xaxis_title=label, yaxis_title="images", bargap=0.05, height=400)
     return fig

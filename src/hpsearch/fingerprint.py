@@ -68,7 +68,25 @@ def _check_builds(config: TrialConfig, study: Study) -> None:
     try:
         measure(config.model, study.info)
     except InfeasibleModel:
-        pass
+        return
+    _check_task(config, study)
+
+
+def _check_task(config: TrialConfig, study: Study) -> None:
+    """The sampled model's output against the study's task (a cae under classify, a CNN under
+    segment), and its augmentation, so a mismatch is one line before any trial, not three crashes."""
+    import torch
+
+    from hpsearch.models import build
+
+    task = study.task
+    task.check_augment(config.augment)
+    c, h, w = study.info.shape
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        model = build(config.model, study.info).eval()
+        x = torch.zeros(2, c, h, w)
+        y = torch.zeros(2, h, w, dtype=torch.long) if task.needs_masks else torch.zeros(2, dtype=torch.long)
+        task.check_output(model(x), x, y)
 
 
 def fingerprint(study: Study, source_sha256: str) -> dict[str, Any]:

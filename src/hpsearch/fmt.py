@@ -13,9 +13,12 @@ def summary(values: list[float]) -> dict[str, Any]:
     return {"mean": statistics.fmean(values), "std": std, "values": values}
 
 
+PCT_METRICS = ("top1", "topk", "pixel_acc")  # accuracies: shown as percentages
+
+
 def is_pct(metric: str) -> bool:
-    """Accuracies read as percentages; losses as plain numbers."""
-    return not metric.endswith("loss")
+    """Accuracies read as percentages; losses, PSNR, SSIM, F1 and IoU as plain numbers."""
+    return metric.removeprefix("val_").removeprefix("test_").removeprefix("train_") in PCT_METRICS
 
 
 def num(v: float | None, pct: bool) -> str:

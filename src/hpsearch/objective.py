@@ -17,7 +17,7 @@ import os
 import socket
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import optuna
 import torch
@@ -27,7 +27,7 @@ from hpsearch.errors import InfeasibleModel
 from hpsearch.models import Size, measure
 from hpsearch.samplers import SEED_PARAM
 from hpsearch.seeds import derive_seed, trial_seed
-from hpsearch.study import COST_ATTRS, METRICS, StoredSettings, Study
+from hpsearch.study import COST_ATTRS, StoredSettings, Study
 from hpsearch.train import Diverged, EpochMetrics, Training, curves_of
 
 EpochHook = Callable[[int, EpochMetrics], None]  # (trial number, metrics)
@@ -69,7 +69,8 @@ class Objective:
 
         metric = self.settings.metric
         epochs = self.settings.max_epochs
-        runs = [Training(config, self.data, epochs=epochs, seed=s, device=self.device) for s in seeds]
+        task = self.settings.task
+        runs = [Training(config, self.data, epochs=epochs, seed=s, device=self.device, task=task) for s in seeds]
         try:
             for _ in range(epochs):
                 each = [run.epoch() for run in runs]
@@ -94,7 +95,7 @@ class Objective:
         if not self.settings.multi:
             return value
         attrs = {"n_params": size.params, "flops": size.flops, "seconds": seconds}
-        return [float(getattr(history[-1], name)) if name in METRICS else float(attrs[COST_ATTRS[name]])
+        return [float(attrs[COST_ATTRS[name]]) if name in COST_ATTRS else float(getattr(history[-1], name))
                 for name in self.settings.objectives]
 
     def seeds(self, trial: optuna.Trial) -> list[int]:
@@ -111,18 +112,16 @@ def mean_metrics(each: list[EpochMetrics]) -> EpochMetrics:
     """One epoch of r runs as one: metrics averaged, times summed (they ran one after another)."""
     if len(each) == 1:
         return each[0]
-    out: dict[str, float | int | None] = {}
-    for f in fields(EpochMetrics):
-        values = [getattr(m, f.name) for m in each]
-        if f.name == "epoch":
-            out[f.name] = values[0]
-        elif None in values:
-            out[f.name] = None
-        elif f.name.endswith("seconds"):
-            out[f.name] = sum(values)
-        else:
-            out[f.name] = statistics.fmean(values)
-    return EpochMetrics(**out)  # type: ignore[arg-type]
+
+    def mean(values: list[float | None]) -> float | None:
+        return None if None in values else statistics.fmean(values)  # type: ignore[arg-type]
+
+    first = each[0]
+    return EpochMetrics(
+        first.epoch, statistics.fmean(m.train_loss for m in each),
+        {k: mean([m.val.get(k) for m in each]) for k in first.val},
+        sum(m.seconds for m in each), sum(m.train_seconds for m in each),
+        {k: mean([m.train.get(k) for m in each]) for k in first.train})
 
 
 def _over_limit(size: Size, settings: StoredSettings) -> str | None:

@@ -24,6 +24,7 @@ from optuna_dashboard import save_note
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import is_pct, mean_std, num
 from hpsearch.storage import sqlite_path
+from hpsearch.tasks import from_dict as task_from_dict
 
 PUBLISHED_ATTR = "hpsearch:published"
 
@@ -72,18 +73,21 @@ def publish(study: optuna.Study, record: dict[str, Any], folder: Path) -> list[d
 
 
 def note_markdown(study_name: str, rec: dict[str, Any], files: list[str]) -> str:
-    """The study note: the three-way comparison, one row per seed, the parameters."""
+    """The study note: the three-way comparison, one row per seed (the task's metrics), the parameters."""
+    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
+    cols = task.columns(rec)
+    head = task.headline_column(rec)
     metric = rec["metric"]                      # e.g. val_top1
     base = metric.removeprefix("val_")          # top1
     pct = is_pct(base)
-    k = rec.get("topk_k")
     n = len(rec["runs"])
     lines = [
         f"## Retrained result (hpsearch): trial {rec['trial']}",
         "",
         f"Trial {rec['trial']}'s parameters retrained from scratch with {n} fresh seeds for "
         f"{rec['epochs']} epochs each on `{rec['device']}`, then evaluated on the held-out test split "
-        f"**once** per model (test split looked at {rec['test_looks']} time(s) in this study).",
+        f"**once** per model (test split looked at {rec['test_looks']} time(s) in this study)"
+        + ("." if task.kind == "classify" else f"; task: {task.kind}."),
         "",
         f"| {base} | value |",
         "|---|---|",
@@ -93,17 +97,15 @@ def note_markdown(study_name: str, rec: dict[str, Any], files: list[str]) -> str
         "",
         "### Per seed",
         "",
-        "| seed | test loss | test top-1 |" + (f" test top-{k} |" if k else "") + " val top-1 | seconds |",
-        "|---|---|---|" + ("---|" if k else "") + "---|---|",
+        "| seed |" + "".join(f" test {c.label} |" for c in cols) + f" val {head.label} | seconds |",
+        "|---|" + "---|" * len(cols) + "---|---|",
     ]
     for r in rec["runs"]:
-        lines.append(f"| {r['seed']} | {num(r['test_loss'], False)} | {num(r['test_top1'], True)} |"
-                     + (f" {num(r['test_topk'], True)} |" if k else "")
-                     + f" {num(r['val_top1'], True)} | {r['seconds']:.1f} |")
+        lines.append(f"| {r['seed']} |" + "".join(f" {num(r.get(f'test_{c.key}'), c.pct)} |" for c in cols)
+                     + f" {num(r.get(f'val_{head.key}'), head.pct)} | {r['seconds']:.1f} |")
     t = rec["test"]
-    lines.append(f"| **mean ± std** | {mean_std(t.get('loss'), False)} | {mean_std(t.get('top1'), True)} |"
-                 + (f" {mean_std(t.get('topk'), True)} |" if k else "")
-                 + f" {mean_std(rec['val'].get('top1'), True)} | |")
+    lines.append("| **mean ± std** |" + "".join(f" {mean_std(t.get(c.key), c.pct)} |" for c in cols)
+                 + f" {mean_std(rec['val'].get(head.key), head.pct)} | |")
     if rec.get("model"):  # records from 0.1 have none: the CNN
         spec = dict(rec["model"])
         name = spec.pop("name")
@@ -123,6 +125,8 @@ def curves_png(rec: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    task = task_from_dict(rec.get("task"))
+    head = task.headline_column(rec)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     for i, r in enumerate(rec["runs"]):
         c = r.get("curves") or {}
@@ -132,10 +136,12 @@ def curves_png(rec: dict[str, Any], path: Path) -> None:
         nan = float("nan")  # a refit has no validation set: its validation curves are None, drawn as gaps
         ax_loss.plot(epochs, [nan if v is None else v for v in c.get("val_loss", [])], color=color, linestyle="--",
                      label=f"seed {r['seed']} val")
-        ax_acc.plot(epochs, [nan if v is None else 100 * v for v in c.get("val_top1", [])], color=color,
+        scale = 100 if head.pct else 1
+        ax_acc.plot(epochs, [nan if v is None else scale * v for v in c.get(f"val_{head.key}", [])], color=color,
                     label=f"seed {r['seed']}")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss (solid: train, dashed: validation)")
-    ax_acc.set(xlabel="epoch", ylabel="validation top-1 (%)", title="validation top-1")
+    ax_acc.set(xlabel="epoch", ylabel=f"validation {head.label}{' (%)' if head.pct else ''}",
+               title=f"validation {head.label}")
     ax_acc.legend(fontsize="small")
     fig.suptitle(f"trial {rec['trial']} retrained over {len(rec['runs'])} seeds")
     fig.tight_layout()

@@ -15,6 +15,7 @@ from rich.table import Table
 from hpsearch.fmt import is_pct, mean_std
 from hpsearch.inspect_study import StudyLine, primary_value
 from hpsearch.models import LEGACY_MODEL
+from hpsearch.tasks import from_dict as task_from_dict
 
 if TYPE_CHECKING:  # search imports torch; listings must not
     from hpsearch.search import RunResult
@@ -108,7 +109,9 @@ def front_json(study_name: str, objectives: list[str], front: list[FrozenTrial],
 
 
 def retrain_record(console: Console, rec: dict[str, Any], *, fresh: bool) -> None:
-    k = rec.get("topk_k")
+    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
+    cols = task.columns(rec)
+    head = task.headline_column(rec)
     if len(rec.get("candidates", [])) > 1:
         console.print("re-scored on the validation split (fresh seeds):", soft_wrap=True)
         c = Table()
@@ -122,22 +125,29 @@ def retrain_record(console: Console, rec: dict[str, Any], *, fresh: bool) -> Non
     console.print(f"trial {rec['trial']} retrained with {len(rec['seeds'])} seeds × {rec['epochs']} epochs{on}, "
                   "evaluated once on the test split:", soft_wrap=True, highlight=False)
     t = Table()
-    cols = ["seed", "val top-1 %", "test loss", "test top-1 %"] + ([f"test top-{k} %"] if k else [])
-    for col in cols:
+    pct = " %"
+    for col in ["seed", f"val {head.label}{pct if head.pct else ''}",
+                *(f"test {c.label}{pct if c.pct else ''}" for c in cols)]:
         t.add_column(col, justify="right")
     for r in rec["runs"]:
-        row = [str(r["seed"]), _pct(r["val_top1"]), _f(r["test_loss"]), _pct(r["test_top1"])]
-        t.add_row(*(row + ([_pct(r["test_topk"])] if k else [])))
+        t.add_row(str(r["seed"]), _cell_of(r.get(f"val_{head.key}"), head.pct),
+                  *(_cell_of(r.get(f"test_{c.key}"), c.pct) for c in cols))
     val, test = rec["val"], rec["test"]
-    mean_row = ["mean ± std", _pm(val.get("top1"), True), _pm(test.get("loss")), _pm(test.get("top1"), True)]
-    t.add_row(*(mean_row + ([_pm(test.get("topk"), True)] if k else [])), style="bold")
+    t.add_row("mean ± std", _pm(val.get(head.key), head.pct), *(_pm(test.get(c.key), c.pct) for c in cols),
+              style="bold")
     console.print(t)
-    console.print(f"search {rec['metric']} {_f(rec['search_value'])} · re-scored val top-1 "
-                  f"{_pm(val.get('top1'), True)} % · test top-1 {_pm(test.get('top1'), True)} %", highlight=False, soft_wrap=True)
+    unit = " %" if head.pct else ""
+    console.print(f"search {rec['metric']} {_f(rec['search_value'])} · re-scored val {head.label} "
+                  f"{_pm(val.get(head.key), head.pct)}{unit} · test {head.label} {_pm(test.get(head.key), head.pct)}{unit}",
+                  highlight=False, soft_wrap=True)
     looks = rec["test_looks"]
     console.print(f"test split looked at {looks} time{'s' if looks != 1 else ''}"
                   + ("" if fresh else " (recorded result shown; --force evaluates again)")
                   + f"; checkpoints in {rec['runs'][0]['checkpoint'].rsplit('/', 1)[0]}/", highlight=False, soft_wrap=True)
+
+
+def _cell_of(v: float | None, pct: bool) -> str:
+    return _pct(v) if pct else _f(v)
 
 
 def _pct(v: float | None) -> str:
@@ -227,13 +237,15 @@ def comparison(console: Console, c: dict[str, Any]) -> None:
     for name in c["by"]:
         table.add_column(name)
     tested = "test_look" in c
-    heads = ["n", f"{c['metric']} mean ± std", *(["test top-1 mean ± std"] if tested else []),
+    test_key = "test_" + c["metric"].removeprefix("val_")  # the study metric, on the test split
+    heads = ["n", f"{c['metric']} mean ± std", *([f"{test_key.replace('_', ' ').replace('top1', 'top-1')} mean ± std"]
+                                                  if tested else []),
              "epoch best/final", "sec", "params"]
     for head in heads:
         table.add_column(head, justify="right")
     for g in c["groups"]:
         epochs = f"{_num(g['best_epoch'], 1)}/{_num(g['final_epoch'], 0)}"
-        test = [mean_std(g["test"]["test_top1"], True)] if tested else []
+        test = [mean_std(g["test"].get(test_key), is_pct(test_key))] if tested else []
         table.add_row(*[_param(g["params"][p]) for p in c["by"]], str(g["n"]), mean_std(g, pct), *test, epochs,
                       _num(g["seconds"], 1), _count(None if g["n_params"] is None else int(g["n_params"])))
     console.print(table)

@@ -25,6 +25,7 @@ from hpsearch.fmt import is_pct, mean_std, num, summary
 from hpsearch.inspect_study import objective_names, pareto_front, recorded, settings_of
 from hpsearch.paths import check_output, write_atomically
 from hpsearch.samplers import SEED_PARAM
+from hpsearch.tasks import from_dict as task_from_dict
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -97,9 +98,10 @@ def write_report(study: optuna.Study, path: Path, by: list[str] | None = None) -
     page.h2("Retrained result", "The chosen trial retrained over fresh seeds and evaluated once on the held-out "
             "test split by `hpsearch best --retrain`; this report only reads that record.")
     if rec is None:
+        shows = {"reconstruct": "test reconstructions, per-image PSNR",
+                 "segment": "test masks, per-image F1"}.get(settings.task.kind, "test confusion matrix, test images")
         page.missing(f"Not retrained yet: run `hpsearch best {study.study_name} --retrain`. The retrain table, "
-                     "retrain learning curves, test confusion matrix, test images and first-layer filters "
-                     "appear here after it.")
+                     f"retrain learning curves, {shows} and first-layer filters appear here after it.")
     else:
         _retrain_section(page, rec)
 
@@ -163,29 +165,55 @@ def _retrain_section(page: _Page, rec: dict[str, Any]) -> None:
         [f"re-scored validation, mean ± std over {n} fresh seeds", mean_std(rec["val"].get(base), pct)],
         [f"test, mean ± std over {n} seeds", f"<b>{mean_std(rec['test'].get(base), pct)}</b>"],
     ], escape=False))
-    k = rec.get("topk_k")
-    head = ["seed", "test loss", "test top-1", *([f"test top-{k}"] if k else []), "val top-1", "seconds"]
-    rows = [[str(r["seed"]), num(r["test_loss"], False), num(r["test_top1"], True),
-             *([num(r["test_topk"], True)] if k else []), num(r["val_top1"], True), f"{r['seconds']:.1f}"]
-            for r in rec["runs"]]
+    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
+    cols = task.columns(rec)
+    hl = task.headline_column(rec)
+    head = ["seed", *(f"test {c.label}" for c in cols), f"val {hl.label}", "seconds"]
+    rows = [[str(r["seed"]), *(num(r.get(f"test_{c.key}"), c.pct) for c in cols), num(r.get(f"val_{hl.key}"), hl.pct),
+             f"{r['seconds']:.1f}"] for r in rec["runs"]]
     t = rec["test"]
-    rows.append(["mean ± std", mean_std(t.get("loss"), False), mean_std(t.get("top1"), True),
-                 *([mean_std(t.get("topk"), True)] if k else []), mean_std(rec["val"].get("top1"), True), ""])
+    rows.append(["mean ± std", *(mean_std(t.get(c.key), c.pct) for c in cols), mean_std(rec["val"].get(hl.key), hl.pct),
+                 ""])
     page.raw(_table(head, rows))
     if len(rec.get("candidates", [])) > 1:
         page.raw("<p>Candidates re-scored on validation before choosing (top-k):</p>")
         page.raw(_table(["trial", "search score", "re-scored mean ± std"],
                         [[str(c["trial"]), num(c["search_value"], pct), mean_std(c, pct)] for c in rec["candidates"]]))
 
-    page.h2("Retrain learning curves", "Every seed's loss and validation top-1 per epoch.")
+    page.h2("Retrain learning curves", f"Every seed's loss and validation {hl.label} per epoch.")
     page.plot(lambda: figures.retrain_curves(rec))
-    page.h2("Test confusion matrix", "Computed during the single test evaluation, summed over the seeds.")
-    page.plot(lambda: figures.confusion(rec))
-    _per_class_section(page, rec)
-    page.h2("Test images", "The first 30 test images with predicted labels; mistakes in red.")
-    page.plot(lambda: figures.sample_images(rec))
+    if task.kind == "reconstruct":
+        _reconstruct_sections(page, rec)
+    elif task.kind == "segment":
+        _segment_sections(page, rec)
+    else:
+        page.h2("Test confusion matrix", "Computed during the single test evaluation, summed over the seeds.")
+        page.plot(lambda: figures.confusion(rec))
+        _per_class_section(page, rec)
+        page.h2("Test images", "The first 30 test images with predicted labels; mistakes in red.")
+        page.plot(lambda: figures.sample_images(rec))
     page.h2("First-layer filters", "What the first convolution learned to look for.")
     page.plot(lambda: figures.first_layer_filters(rec))
+
+
+def _reconstruct_sections(page: _Page, rec: dict[str, Any]) -> None:
+    """An autoencoder is judged by eye as much as by PSNR: originals over reconstructions, and the
+    spread of per-image PSNR (a good mean can hide images it cannot reproduce at all)."""
+    page.h2("Test reconstructions", "The first test images (top row of each pair) and the first seed's "
+            "reconstructions of them (below), kept during the single test evaluation.")
+    page.plot(lambda: figures.reconstructions(rec))
+    page.h2("Per-image test PSNR", "Distribution over the test images for the first seed's model.")
+    page.plot(lambda: figures.distribution(rec))
+
+
+def _segment_sections(page: _Page, rec: dict[str, Any]) -> None:
+    """Masks over images: where the model is wrong, which a mean F1 cannot show, and the spread of
+    per-image F1 (a few images with nothing found pull the mean down)."""
+    page.h2("Test masks", "The first test images with the true mask (middle) and the first seed's predicted "
+            "mask (right) overlaid; kept during the single test evaluation.")
+    page.plot(lambda: figures.mask_overlays(rec))
+    page.h2("Per-image test F1 (Dice)", "Distribution over the test images for the first seed's model.")
+    page.plot(lambda: figures.distribution(rec))
 
 
 def _comparison_section(page: _Page, study: optuna.Study, by: list[str], metric: str) -> None:

@@ -7,7 +7,6 @@ a number reported from it can always say how often the test set was consulted. A
 
 from __future__ import annotations
 
-import base64
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +20,14 @@ from optuna.trial import FrozenTrial
 from hpsearch import checkpoints
 from hpsearch.checkpoints import load_checkpoint
 from hpsearch.config import TrialConfig
-from hpsearch.data import SearchData, Tensors, load_search_data, load_test_data, prepare, refit_data
+from hpsearch.data import DatasetInfo, SearchData, Tensors, load_search_data, load_test_data, prepare, refit_data
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import summary
 from hpsearch.provenance import evidence
 from hpsearch.seeds import retrain_seeds
 from hpsearch.study import StoredSettings
-from hpsearch.train import EpochMetrics, FitResult, evaluate, fit, topk_for
+from hpsearch.tasks import ModelTest, Task
+from hpsearch.train import EpochMetrics, FitResult, fit
 from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.inspect_study import (
     LOOKS_ATTR,
@@ -47,8 +47,6 @@ from hpsearch.storage import try_exclusive
 from hpsearch.study_code import check_data_hash, ensure_data_code, ensure_specs
 
 __all__ = ["RETRAIN_ATTR", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
-
-SAMPLE_IMAGES = 30  # test images whose predictions are kept for the report's image grid
 
 Progress = Callable[[str], None]
 
@@ -112,13 +110,14 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     say(f"loaded {settings.data.label}: {len(data.train)} train / {len(data.val)} val images")
 
     epochs = req.epochs or settings.max_epochs
+    task = settings.task
     scored: list[dict[str, Any]] = []
     leader: tuple[FrozenTrial, list[int], list[FitResult], float] | None = None
     maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
     for trial in candidates if len(candidates) > 1 or not req.refit else []:  # a refit has no validation to rank by
         config = TrialConfig.from_dict(trial.user_attrs["config"])
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
-        fits = _fit_seeds(config, data, seeds, epochs, req.device,
+        fits = _fit_seeds(config, data, seeds, epochs, req.device, task,
                           lambda s, m: say(f"trial {trial.number} seed {s}: {settings.metric}="
                                            f"{getattr(m, settings.metric):.4f}"))
         vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
@@ -132,7 +131,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         config = TrialConfig.from_dict(trial.user_attrs["config"])
         train_val = refit_data(data)
         say(f"refit: trial {trial.number} on train + validation ({len(train_val.train)} images), {epochs} epochs")
-        fits = _fit_seeds(config, train_val, seeds, epochs, req.device,
+        fits = _fit_seeds(config, train_val, seeds, epochs, req.device, task,
                           lambda s, m: say(f"trial {trial.number} seed {s}: train loss {m.train_loss:.4f}"))
         leader = (trial, seeds, fits, float("nan"))
     assert leader is not None
@@ -146,7 +145,8 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
 
     test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device, look=count_look)
     say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look})")
-    runs, confusion = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name, req.refit)
+    runs, task_fields = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name, req.refit)
+    names = list(task.METRICS)
     record: dict[str, Any] = {
         "trial": trial.number,
         "search_value": primary_value(trial),
@@ -159,15 +159,13 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         "refit": req.refit,  # trained on train + validation: "val" is empty, the test split is all there is
         "search_epochs": settings.max_epochs,  # differs from "epochs" when --epochs trained longer
         "seeds": seeds,
-        "topk_k": topk_for(data.info.num_classes),
+        "task": task.to_dict(),
         "device": str(req.device),
         "runs": runs,
-        "val": {m: summary([r[f"val_{m}"] for r in runs]) for m in _metrics(runs, "val")},
-        "test": {m: summary([r[f"test_{m}"] for r in runs]) for m in _metrics(runs, "test")},
+        "val": {m: summary([r[f"val_{m}"] for r in runs]) for m in _metrics(runs, "val", names)},
+        "test": {m: summary([r[f"test_{m}"] for r in runs]) for m in _metrics(runs, "test", names)},
         "candidates": scored,
-        "confusion": confusion,
-        "classes": list(data.info.classes),
-        "samples": _samples(test, data),
+        **task_fields,  # classify: topk_k, confusion, classes, samples; reconstruct and segment: their samples
         "first_layer": _first_layer(fits[0].model, seeds[0]),
         "test_looks": look,
         "interrupted_looks": sorted({*(previous or {}).get("interrupted_looks", []),
@@ -181,20 +179,13 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
 
 
 def _fit_seeds(config: TrialConfig, data: SearchData, seeds: list[int], epochs: int, device: torch.device,
-               done: Callable[[int, EpochMetrics], None]) -> list[FitResult]:
+               task: Task, done: Callable[[int, EpochMetrics], None]) -> list[FitResult]:
     """One run per seed, one after another; ``done(seed, last epoch)`` after each."""
     fits = []
     for seed in seeds:
-        fits.append(fit(config, data, epochs=epochs, seed=seed, device=device))
+        fits.append(fit(config, data, epochs=epochs, seed=seed, device=device, task=task))
         done(seed, fits[-1].history[-1])
     return fits
-
-
-def _samples(test: Tensors, data: SearchData) -> dict[str, Any]:
-    """The first test images as uint8 pixels, so a report can show them without the dataset."""
-    pixels = test.pixels(slice(0, SAMPLE_IMAGES))
-    return {"labels": test.y[:SAMPLE_IMAGES].cpu().tolist(), "shape": list(pixels.shape),
-            "pixels": base64.b64encode(pixels.numpy().tobytes()).decode("ascii")}
 
 
 def _first_layer(model: torch.nn.Module, seed: int) -> dict[str, Any] | None:
@@ -206,39 +197,40 @@ def _first_layer(model: torch.nn.Module, seed: int) -> dict[str, Any] | None:
     return {"seed": seed, "shape": list(w.shape), "weights": [round(v, 5) for v in w.flatten().tolist()]}
 
 
-def _metrics(runs: list[dict[str, Any]], prefix: str) -> list[str]:
-    return [m for m in ("loss", "top1", "topk") if runs and runs[0].get(f"{prefix}_{m}") is not None]
+def _metrics(runs: list[dict[str, Any]], prefix: str, names: list[str]) -> list[str]:
+    return [m for m in names if runs and runs[0].get(f"{prefix}_{m}") is not None]
 
 
-def _test_once(fits: list[FitResult], seeds: list[int], test: Any, data: SearchData, trial: FrozenTrial,
+def evaluate(task: Task, model: torch.nn.Module, test: Tensors, info: DatasetInfo, index: int) -> ModelTest:
+    """One retrained model's single evaluation on the test split, scored by the study's task."""
+    return task.test_model(model, test, info, index)
+
+
+def _test_once(fits: list[FitResult], seeds: list[int], test: Tensors, data: SearchData, trial: FrozenTrial,
                settings: StoredSettings, out_dir: Path, study_name: str,
-               refit: bool = False) -> tuple[list[dict[str, Any]], list[list[int]]]:
-    """The single evaluation of each model on the test split; saves a checkpoint for each."""
-    k = topk_for(data.info.num_classes)
-    n_cls = data.info.num_classes
-    confusion = torch.zeros(n_cls, n_cls, dtype=torch.long)
-    runs = []
+               refit: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Evaluate each model once on the test split and save its checkpoint before the next is
+    evaluated (a retrain killed mid-way has saved what it scored); then the task merges what the
+    models kept (confusion matrix, samples) into the record's task fields."""
+    task = settings.task
+    runs, results = [], []
     folder = out_dir / safe_name(study_name)  # a name another tool stored may hold '/' or '..'
     folder.mkdir(parents=True, exist_ok=True)
     config = TrialConfig.from_dict(trial.user_attrs["config"])
-    for seed, f in zip(seeds, fits):
-        loss, top1, topk, pred = evaluate(f.model, test, k)
-        mine = torch.bincount(test.y.cpu() * n_cls + pred.cpu(), minlength=n_cls * n_cls).view(n_cls, n_cls)
-        confusion += mine
-        per_class = mine.diag().double() / mine.sum(1).clamp_min(1).double()  # recall of each true class
+    for i, (seed, f) in enumerate(zip(seeds, fits)):
+        result = evaluate(task, f.model, test, data.info, i)
+        results.append(result)
         last = f.history[-1]
         run = {
-            "seed": seed, "val_loss": last.val_loss, "val_top1": last.val_top1, "val_topk": last.val_topk,
-            "test_loss": loss, "test_top1": top1, "test_topk": topk, "seconds": round(f.seconds, 2),
-            "trained_on": "train+val" if refit else "train",
-            "test_per_class_top1": [round(v, 6) for v in per_class.tolist()],
-            "curves": f.curves(), "sample_predictions": pred[:SAMPLE_IMAGES].tolist(),
+            "seed": seed, **{f"val_{m}": last.val.get(f"val_{m}") for m in task.METRICS},
+            **{f"test_{m}": v for m, v in result.metrics.items()}, "seconds": round(f.seconds, 2),
+            "trained_on": "train+val" if refit else "train", **result.run, "curves": f.curves(),
         }
         path = (folder / f"trial{trial.number}-seed{seed}.pt").resolve()
         save_checkpoint(path, f, config, trial, seed, settings, data, study_name, run)
         run["checkpoint"] = str(path)
         runs.append(run)
-    return runs, confusion.tolist()
+    return runs, task.test_record(results, test, data.info)
 
 
 def save_checkpoint(path: Path, f: FitResult, config: TrialConfig, trial: FrozenTrial, seed: int,
@@ -255,6 +247,7 @@ def save_checkpoint(path: Path, f: FitResult, config: TrialConfig, trial: Frozen
         "trial": trial.number,
         "params": dict(trial.params),
         "seed": seed,
+        "task": settings.task.to_dict(),
         "metrics": {k: v for k, v in metrics.items() if k not in ("curves", "sample_predictions")},
         **evidence(),
     })

@@ -24,7 +24,7 @@ import optuna
 
 from hpsearch.config import OPTIMIZERS, SCHEDULERS, OptimConfig, TrialConfig
 from hpsearch.data import DatasetInfo, Source, get_source
-from hpsearch.models import ACTIVATIONS, CNN, FREEZES, MLP, Encoder, ModelSpec, Torchvision
+from hpsearch.models import ACTIVATIONS, CAE, CNN, FREEZES, MLP, Encoder, ModelSpec, Torchvision, UNet
 from hpsearch.models._spec import ModelInfo
 
 T = TypeVar("T")
@@ -147,6 +147,53 @@ def encoder_from(path: str | Path, trial: optuna.Trial | None = None, *, freeze:
     strategy = freeze[0] if trial is None or len(freeze) == 1 else \
         trial.suggest_categorical(f"{prefix}freeze", list(freeze))
     return Encoder.of(path, freeze=strategy, **kw)
+
+
+def cae(
+    trial: optuna.Trial,
+    *,
+    depth: tuple[int, int] = (1, 2),
+    filters: Sequence[int] = (8, 16, 32),
+    latent: Sequence[int] = (16, 32, 64),
+    upsampling: Sequence[str] = ("transposed", "nearest", "bilinear"),
+    activations: Sequence[str] | None = None,
+    batch_norm: Sequence[bool] | None = None,
+    prefix: str = "",
+) -> CAE:
+    """A :class:`~hpsearch.models.CAE` (convolutional autoencoder, for ``tasks.reconstruct()``).
+    ``depth`` must keep the image size divisible by ``2**depth`` (28×28: at most 2);
+    ``activations`` and ``batch_norm`` are searched only when given choices."""
+    p = prefix
+    return CAE(
+        depth=trial.suggest_int(f"{p}depth", *depth),
+        filters=trial.suggest_categorical(f"{p}filters", list(filters)),
+        latent=trial.suggest_categorical(f"{p}latent", list(latent)),
+        upsampling=trial.suggest_categorical(f"{p}upsampling", list(upsampling)),  # type: ignore[arg-type]
+        activation=_maybe(trial, f"{p}activation", activations, "relu"),
+        batch_norm=_maybe(trial, f"{p}batch_norm", batch_norm, False),
+    )
+
+
+def unet(
+    trial: optuna.Trial,
+    *,
+    depth: tuple[int, int] = (2, 3),
+    filters: Sequence[int] = (8, 16, 32),
+    upsampling: Sequence[str] = ("nearest", "bilinear"),
+    activations: Sequence[str] = ("relu", "elu"),
+    batch_norm: Sequence[bool] | None = None,
+    prefix: str = "",
+) -> UNet:
+    """A :class:`~hpsearch.models.UNet` (for ``tasks.segment()``): depth, base filters,
+    upsampling mode and activation; ``batch_norm`` is searched only when given choices."""
+    p = prefix
+    return UNet(
+        depth=trial.suggest_int(f"{p}depth", *depth),
+        filters=trial.suggest_categorical(f"{p}filters", list(filters)),
+        upsampling=trial.suggest_categorical(f"{p}upsampling", list(upsampling)),  # type: ignore[arg-type]
+        activation=trial.suggest_categorical(f"{p}activation", list(activations)),
+        batch_norm=_maybe(trial, f"{p}batch_norm", batch_norm, True),
+    )
 
 
 def optimizer(

@@ -11,16 +11,14 @@ import optuna
 from hpsearch.config import TrialConfig
 from hpsearch.data import DataSpec, DatasetInfo, Source
 from hpsearch.samplers import SEED_PARAM, SamplerSpec
+from hpsearch.tasks import Task, classify
+from hpsearch.tasks import from_dict as task_from_dict
 
 SETTINGS_ATTR = "hpsearch:settings"  # user attribute holding StoredSettings.to_dict()
 
 Direction = Literal["maximize", "minimize"]
 
-METRICS: dict[str, Direction] = {  # measured after every epoch (EpochMetrics fields)
-    "val_top1": "maximize",
-    "val_topk": "maximize",
-    "val_loss": "minimize",
-}
+METRICS: dict[str, Direction] = classify().directions()  # the classify task's (what 0.3 had); see hpsearch.tasks
 # What a trial costs, known once it has run: further objectives of a multi-objective study.
 COSTS: dict[str, Direction] = {
     "params": "minimize",  # parameter count
@@ -31,8 +29,11 @@ COST_ATTRS = {"params": "n_params", "flops": "flops", "seconds": "seconds"}  # t
 MAX_REPEATS = 20
 
 
-def check_objectives(metric: str, metrics: tuple[str, ...] | None, repeats: int) -> None:
-    """One clear line for a metric, objective list or repeat count hpsearch cannot optimise."""
+def check_objectives(metric: str, metrics: tuple[str, ...] | None, repeats: int, task: Task | None = None) -> None:
+    """One clear line for a metric, objective list or repeat count hpsearch cannot optimise
+    (the metrics are the task's: ``val_psnr`` is a reconstruct metric, not a classify one)."""
+    task = task or classify()
+    METRICS = task.directions()  # noqa: N806 - the same name as the module's, for this task
     if metrics is not None:
         if len(metrics) < 2 or metrics[0] not in METRICS:
             raise ValueError(f"metrics must name 2 or more objectives, a validation metric first "
@@ -41,7 +42,7 @@ def check_objectives(metric: str, metrics: tuple[str, ...] | None, repeats: int)
         if unknown or len(set(metrics)) != len(metrics):
             raise ValueError(f"metrics must be distinct names from {', '.join([*METRICS, *COSTS])}; got {metrics!r}")
     if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        raise ValueError(f"metric {metric!r} is not a {task.kind} metric; use one of {', '.join(METRICS)}")
     if not 1 <= repeats <= MAX_REPEATS:
         raise ValueError(f"repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
 
@@ -57,7 +58,7 @@ class Study:
     dataset: str | Source  # a built-in name, or an object from hpsearch.datasets
     space: Callable[[optuna.Trial], TrialConfig]
     max_epochs: int = 10  # epochs per trial; the pruner may stop a trial earlier
-    metric: str = "val_top1"  # the EpochMetrics field the search optimises
+    metric: str | None = None  # the validation metric the search optimises; None: the task's default (val_top1 for classify)
     n_trials: int = 20  # default for `hpsearch run --n-trials`
     val_fraction: float = 0.2  # of the official training split, stratified
     split_seed: int = 0  # fixes which images are validation images
@@ -71,8 +72,12 @@ class Study:
     metrics: tuple[str, ...] | None = None
     # Train each sampled config with this many seeds; its score is the mean (pruned on the running mean).
     repeats: int = 1
+    task: Task = field(default_factory=classify)  # hpsearch.tasks: classify(), reconstruct(), segment()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.task, Task):
+            raise ValueError("task must come from hpsearch.tasks (classify(), reconstruct(loss=\"mse\"), "
+                             f"segment()), got {type(self.task).__name__}")
         if self.sampler is not None and not isinstance(self.sampler, SamplerSpec):
             raise ValueError("sampler must come from hpsearch.samplers (tpe(), random(), qmc(), cmaes(), "
                              f"nsga2(), grid({{...}})), got {type(self.sampler).__name__}")
@@ -80,11 +85,13 @@ class Study:
             raise ValueError("space must be a function of the Optuna trial returning a TrialConfig")
         if self.metrics is not None:
             object.__setattr__(self, "metrics", tuple(self.metrics))
-            if self.metric not in ("val_top1", self.metrics[0]):
+            if self.metric not in (None, "val_top1", self.metrics[0]):
                 raise ValueError(f"metric {self.metric!r} and metrics {self.metrics!r} disagree; "
                                  "give metrics only (its first entry is the metric)")
             object.__setattr__(self, "metric", self.metrics[0])
-        check_objectives(self.metric, self.metrics, self.repeats)
+        if self.metric is None:
+            object.__setattr__(self, "metric", self.task.default_metric)
+        check_objectives(self.metric, self.metrics, self.repeats, self.task)
         if self.repeats > 1 and self.sampler is not None and SEED_PARAM in (self.sampler.dimensions or {}):
             raise ValueError("a grid with a 'seed' dimension already repeats each cell over seeds; "
                              "leave repeats at 1")
@@ -95,11 +102,11 @@ class Study:
         for limit in ("max_params", "max_flops"):
             if getattr(self, limit) is not None and getattr(self, limit) < 1:
                 raise ValueError(f"{limit} must be >= 1 (or None for no limit), got {getattr(self, limit)}")
-        self.data  # validates dataset name, fractions  # noqa: B018
+        self.task.check_source(self.data.source)  # validates dataset name, fractions; masks for segment
 
     @property
     def direction(self) -> Direction:
-        return METRICS[self.metric]
+        return self.task.directions()[self.metric]  # type: ignore[index]
 
     @property
     def data(self) -> DataSpec:
@@ -138,6 +145,7 @@ class StoredSettings:
     sampler: SamplerSpec = field(default_factory=SamplerSpec)  # studies made before 0.3 used TPE
     metrics: tuple[str, ...] | None = None  # several objectives (None: the one metric; all studies before 0.3)
     repeats: int = 1  # seeds per trial (1 before 0.3)
+    task: Task = field(default_factory=classify)  # what the models learn (classify before 0.4)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +156,7 @@ class StoredSettings:
             "max_params": self.max_params, "max_flops": self.max_flops, "data_hash": self.data_hash,
             "sampler": self.sampler.to_dict(),
             "metrics": list(self.metrics) if self.metrics else None, "repeats": self.repeats,
+            "task": self.task.to_dict(),
         }
 
     @classmethod
@@ -160,14 +169,15 @@ class StoredSettings:
             max_params=d.get("max_params"), max_flops=d.get("max_flops"), data_hash=d.get("data_hash"),
             sampler=SamplerSpec.from_dict(d.get("sampler")),
             metrics=tuple(d["metrics"]) if d.get("metrics") else None, repeats=int(d.get("repeats") or 1),
+            task=task_from_dict(d.get("task")),
         )
 
     @classmethod
     def of(cls, study: Study, seed: int, module: str, module_path: str | None = None,
            data_hash: str | None = None, sampler: SamplerSpec | None = None) -> StoredSettings:
-        return cls(study.data, study.max_epochs, study.metric, seed, module, module_path,
+        return cls(study.data, study.max_epochs, study.metric, seed, module, module_path,  # type: ignore[arg-type]
                    study.max_params, study.max_flops, data_hash, sampler or study.sampler_spec,
-                   study.metrics, study.repeats)
+                   study.metrics, study.repeats, study.task)
 
     def differences(self, other: StoredSettings) -> list[str]:
         """What a joining run would change, ignoring where the module file sits and the data's
@@ -178,7 +188,7 @@ class StoredSettings:
 
     @property
     def direction(self) -> Direction:
-        return METRICS[self.metric]
+        return self.task.directions()[self.metric]
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -187,7 +197,7 @@ class StoredSettings:
 
     @property
     def directions(self) -> list[Direction]:
-        return [METRICS.get(m) or COSTS[m] for m in self.objectives]
+        return [self.task.directions().get(m) or COSTS[m] for m in self.objectives]
 
     @property
     def multi(self) -> bool:

@@ -12,21 +12,21 @@ import inspect
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hpsearch.config import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OptimConfig, TrialConfig
-from hpsearch.data import AUGMENTS, SearchData, Tensors
+from hpsearch.data import AUGMENTS, SearchData
 from hpsearch.models import build, count_parameters
+from hpsearch.tasks import Task, classify
+from hpsearch.tasks._base import EVAL_BATCH
+from hpsearch.tasks._classify import evaluate, topk_for
 
-# Evaluation batch per device type. On a GPU large batches amortise launch overhead; on a CPU
-# they fall out of cache: 5k FashionMNIST images through the reference CNN take 0.47 s at 256
-# but 1.37 s at 2048 (1 thread, channels-last; see docs/benchmarks.md).
-EVAL_BATCH = {"cpu": 256, "cuda": 2048}
+__all__ = ["EVAL_BATCH", "Diverged", "EpochMetrics", "FitResult", "Training", "curves_of", "evaluate", "fit",
+           "make_optimizer", "make_scheduler", "resolve_device", "topk_for", "warm_up"]
 
 
 class Diverged(Exception):
@@ -39,14 +39,31 @@ class Diverged(Exception):
 
 @dataclass(frozen=True)
 class EpochMetrics:
+    """One epoch's numbers. The validation metrics are the task's (``val_loss``, ``val_top1``, …
+    for classify; ``val_psnr`` … for reconstruct) and read as attributes: ``m.val_top1``."""
+
     epoch: int  # 1-based
     train_loss: float
-    val_loss: float | None  # None: no validation set (a refit on train + validation)
-    val_top1: float | None
-    val_topk: float | None
+    val: dict[str, float | None]  # "val_<metric>" → value; None: no validation set (a refit on train + validation)
     seconds: float  # wall time of this epoch, training and validation
     train_seconds: float  # of which training (what the pipeline benchmark compares)
-    train_top1: float | None = None  # accuracy on the (augmented) training batches as they were trained on
+    train: dict[str, float | None] = field(default_factory=dict)  # "train_top1": on the (augmented) batches as trained
+
+    def __getattr__(self, name: str) -> float | None:
+        parts = self.__dict__
+        for part in ("val", "train"):
+            if name in parts.get(part, ()):
+                return parts[part][name]
+        raise AttributeError(f"{type(self).__name__} has no metric {name!r}")
+
+    def value(self, name: str) -> float | None:
+        """A metric by its stored name (``train_loss``, ``val_psnr``, …)."""
+        return getattr(self, name)
+
+    def as_dict(self) -> dict[str, float | None]:
+        """Every number keyed by name, in the order the curves have always had (0.3's, for classify)."""
+        return {"train_loss": self.train_loss, **self.val, "seconds": self.seconds,
+                "train_seconds": self.train_seconds, **self.train}
 
 
 @dataclass
@@ -62,17 +79,8 @@ class FitResult:
 
 def curves_of(history: list[EpochMetrics]) -> dict[str, list[float | None]]:
     """Per-epoch curves keyed by metric name (what we store with each trial and retrain run)."""
-    keys = [k for k in asdict(history[0]) if k != "epoch"] if history else []
-    return {k: [getattr(m, k) for m in history] for k in keys}
-
-
-def topk_for(num_classes: int) -> int | None:
-    """The k of a top-k metric worth reporting: 5 for many classes, 3 for ten-ish, none below 6."""
-    if num_classes >= 50:
-        return 5
-    if num_classes >= 6:
-        return 3
-    return None
+    keys = list(history[0].as_dict()) if history else []
+    return {k: [m.as_dict().get(k) for m in history] for k in keys}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -149,31 +157,6 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, epochs: int,
     return torch.optim.lr_scheduler.SequentialLR(opt, [ramp, sched], milestones=[warm])
 
 
-@torch.inference_mode()
-def evaluate(model: nn.Module, data: Tensors, k: int | None,
-             batch_size: int | None = None) -> tuple[float, float, float | None, torch.Tensor]:
-    """Mean loss, top-1, top-k and the predicted labels, in batches sized for the device."""
-    model.eval()
-    batch_size = batch_size or EVAL_BATCH.get(data.device.type, 256)
-    fmt = _memory_format(data.device)
-    # sums stay on the device and are read once at the end: no host sync per batch on a GPU
-    sums = torch.zeros(3, dtype=torch.float64, device=data.device)  # loss, top-1 hits, top-k hits
-    preds = []
-    for i in range(0, len(data), batch_size):
-        x = data.batch(slice(i, i + batch_size)).contiguous(memory_format=fmt)
-        y = data.y[i:i + batch_size]
-        logits = model(x).float()
-        sums[0] += F.cross_entropy(logits, y, reduction="sum")
-        pred = logits.argmax(1)
-        preds.append(pred)
-        sums[1] += (pred == y).sum()
-        if k is not None:
-            sums[2] += (logits.topk(k, dim=1).indices == y[:, None]).any(1).sum()
-    n = len(data)
-    loss_sum, correct1, correctk = sums.tolist()
-    return loss_sum / n, correct1 / n, (correctk / n if k is not None else None), torch.cat(preds)
-
-
 class Training:
     """One training run, advanced an epoch at a time by :meth:`epoch`.
 
@@ -182,7 +165,9 @@ class Training:
     """
 
     def __init__(self, config: TrialConfig, data: SearchData, *, epochs: int, seed: int,
-                 device: torch.device) -> None:
+                 device: torch.device, task: Task | None = None) -> None:
+        self.task = task or classify()
+        self.task.check_augment(config.augment)
         torch.manual_seed(seed)
         self.config, self.data, self.epochs, self.device = config, data, epochs, device
         self.gen = torch.Generator(device=device).manual_seed(seed)
@@ -197,7 +182,6 @@ class Training:
         self.steps = self.n // self.bs  # drop the ragged last batch: BN and step counts stay well defined
         self.sched = make_scheduler(self.opt, config.optim, epochs, self.steps)
         self.augment = AUGMENTS[config.augment]
-        self.k = topk_for(data.info.num_classes)
         self.history: list[EpochMetrics] = []
         self.n_params = count_parameters(self.model)
         self.seconds = 0.0
@@ -218,24 +202,29 @@ class Training:
         model.train()
         self.config.model.on_epoch(model, epoch)
         order = torch.randperm(self.n, generator=self.gen, device=device)
+        task = self.task
         loss_sum = torch.zeros((), device=device)
-        hits = torch.zeros((), device=device)  # right answers of the training pass itself: no extra pass
+        # the task's training-batch scores (classify: right answers) from the training pass itself: no extra pass
+        counts = {name: torch.zeros((), device=device) for name in task.TRAIN_METRICS}
         for s in range(self.steps):
             idx = order[s * bs:(s + 1) * bs]
             x, y = data.train.batch(idx), data.train.y[idx]
             if self.augment is not None:
                 x = self.augment(x, self.gen)
             x = x.contiguous(memory_format=self.fmt)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            hits += (logits.detach().argmax(1) == y).sum()
+            out = model(x)
+            if epoch == 1 and s == 0:
+                task.check_output(out, x, y)
+            loss = task.loss(out, x, y, data.train)
+            for name, v in task.train_counts(out, x, y).items():
+                counts[name] += v
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             if self.sched is not None:
                 self.sched.step()
             loss_sum += loss.detach()
-        loss_total, hit_total = torch.stack([loss_sum, hits]).tolist()  # the one host sync of the epoch
+        loss_total, *count_totals = torch.stack([loss_sum, *counts.values()]).tolist()  # the one host sync of the epoch
         train_loss = loss_total / max(1, self.steps)
         t_train = time.perf_counter() - t0
         self._rng = torch.get_rng_state()
@@ -243,9 +232,11 @@ class Training:
             self._cuda_rng = torch.cuda.get_rng_state(device)
         if not math.isfinite(train_loss):
             raise Diverged(epoch)
-        val_loss, top1, topk = evaluate(model, data.val, self.k)[:3] if len(data.val) else (None, None, None)
-        metrics = EpochMetrics(epoch, train_loss, val_loss, top1, topk, time.perf_counter() - t0, t_train,
-                               hit_total / max(1, self.steps * bs))
+        val = task.evaluate(model, data.val, data.info) if len(data.val) else dict.fromkeys(task.METRICS)
+        seen = max(1, self.steps * bs)
+        metrics = EpochMetrics(epoch, train_loss, {f"val_{k}": val.get(k) for k in task.METRICS},
+                               time.perf_counter() - t0, t_train,
+                               {f"train_{k}": v / seen for k, v in zip(counts, count_totals)})
         self.history.append(metrics)
         self.seconds += metrics.seconds
         return metrics
@@ -262,10 +253,12 @@ def fit(
     seed: int,
     device: torch.device,
     report: Callable[[EpochMetrics], None] | None = None,
+    task: Task | None = None,
 ) -> FitResult:
-    """Train ``config`` for ``epochs`` on ``data.train``, validating on ``data.val`` each epoch."""
+    """Train ``config`` for ``epochs`` on ``data.train``, validating on ``data.val`` each epoch,
+    for ``task`` (default: classification)."""
     t_start = time.perf_counter()
-    run = Training(config, data, epochs=epochs, seed=seed, device=device)
+    run = Training(config, data, epochs=epochs, seed=seed, device=device, task=task)
     for _ in range(epochs):
         metrics = run.epoch()
         if report is not None:

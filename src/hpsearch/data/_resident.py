@@ -28,10 +28,10 @@ forbid_test_split = seal  # the name 0.1 used
 
 @dataclass(frozen=True)
 class Tensors:
-    """Images as stored (uint8 0–255, or float 0–1) and labels, plus the normalisation."""
+    """Images as stored (uint8 0–255, or float 0–1) and their targets, plus the normalisation."""
 
     x: torch.Tensor  # N×C×H×W, uint8 or float32
-    y: torch.Tensor  # int64, N
+    y: torch.Tensor  # labels (int64, N), or masks of a segmentation set (uint8 class indices, N×H×W)
     mean: torch.Tensor  # per channel, in 0–1 units, on x's device
     std: torch.Tensor
 
@@ -88,9 +88,10 @@ def load_search_data(spec: DataSpec, root: Path, device: torch.device | str = "c
     source = get_source(spec.dataset)
     ensure_files(source, root, "train")
     x, y = source.read(root, "train")
-    train_idx, val_idx = stratified_split(y, spec.val_fraction, spec.split_seed)
+    strata = _strata(y)
+    train_idx, val_idx = stratified_split(strata, spec.val_fraction, spec.split_seed)
     if spec.train_subset is not None:
-        train_idx = train_idx[stratified_subset(y[train_idx], spec.train_subset, spec.split_seed)]
+        train_idx = train_idx[stratified_subset(strata[train_idx], spec.train_subset, spec.split_seed)]
     xt = x[train_idx]
     mean, std = _channel_stats(xt)
     dev = torch.device(device)
@@ -102,6 +103,12 @@ def load_search_data(spec: DataSpec, root: Path, device: torch.device | str = "c
         mean=mean,
         std=std,
     )
+
+
+def _strata(y: torch.Tensor) -> torch.Tensor:
+    """What the validation split is stratified by: the labels, or for masks (N×H×W) the highest
+    class each image shows (images with and without a foreground in both parts)."""
+    return y if y.ndim == 1 else y.flatten(1).amax(1).long()
 
 
 def refit_data(data: SearchData) -> SearchData:

@@ -60,6 +60,7 @@ class Source:
     """
 
     cached: ClassVar[bool] = False  # decodes into the tensor cache (worth building before workers start)
+    has_masks: ClassVar[bool] = False  # targets are per-pixel masks (N×H×W), not labels: a segmentation set
     fetched_by: str = ""  # how a user with internet gets the files (for the missing-files message)
 
     @property

@@ -3,7 +3,8 @@
 Built-in specs: :class:`CNN` (``cnn``), :class:`MLP` (``mlp``), :class:`Torchvision`
 (``torchvision``: any torchvision classification network, fine-tuned with freeze
 strategies) and :class:`Encoder` (``encoder``: the trunk of one of our checkpoints with a
-new head). A study module adds its own with ``@register_model("name")``.
+new head); for the image tasks :class:`CAE` (``cae``: a convolutional autoencoder) and
+:class:`UNet` (``unet``). A study module adds its own with ``@register_model("name")``.
 
 The spec classes import torch only when a model is built, so reading stored configs stays
 fast; :func:`measure` and :func:`count_parameters` import it on first use.
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hpsearch.models._autoencoder import CAE
 from hpsearch.models._backbones import Encoder, Torchvision
 from hpsearch.models._cnn import CNN
 from hpsearch.models._mlp import MLP
 from hpsearch.models._options import ACTIVATIONS, FREEZES, INITS
+from hpsearch.models._unet import UNet
 from hpsearch.models._spec import (
     LEGACY_MODEL,
     ModelInfo,
@@ -32,7 +35,7 @@ from hpsearch.models._spec import (
 if TYPE_CHECKING:
     from hpsearch.models._measure import Size, count_parameters, measure
 
-__all__ = ["LEGACY_MODEL", "ACTIVATIONS", "CNN", "Encoder", "FREEZES", "INITS", "MLP", "ModelInfo", "ModelSpec", "Size",
+__all__ = ["LEGACY_MODEL", "ACTIVATIONS", "CAE", "CNN", "UNet", "Encoder", "FREEZES", "INITS", "MLP", "ModelInfo", "ModelSpec", "Size",
            "Torchvision", "build", "count_parameters", "is_builtin", "measure", "register_model", "registered",
            "spec_class", "spec_from_dict"]
 

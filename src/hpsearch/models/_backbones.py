@@ -176,6 +176,7 @@ class Encoder(_Finetune):
     init: str = "default"  # of the new head
     init_seed: int | None = None
     freeze: str = "head_only"
+    pretrained: bool = True  # False: the same architecture from a random init (the "from scratch" arm)
 
     def __post_init__(self) -> None:
         self._check_finetune()
@@ -203,13 +204,13 @@ class Encoder(_Finetune):
                              f"images; this study's are {'×'.join(map(str, info.shape))}")
         with seeded(self.init_seed):
             source = spec_from_dict(self.trunk["model"])
-            net = build(source, _Shape(shape, 2))  # class count is replaced by the new head
+            net = source.transfer_net(build(source, _Shape(shape, 2)))  # class count is replaced by the new head
             model = Transferred(net, info.num_classes)
             initialise(model.head, self.init)
         return model
 
     def fetch(self) -> None:
-        if not Path(self.encoder_from).is_file():
+        if self.pretrained and not Path(self.encoder_from).is_file():
             raise ModelError(f"encoder_from: checkpoint {self.encoder_from} does not exist; retrain the source "
                              "study (hpsearch best STUDY --retrain) or fix the path")
 
@@ -217,7 +218,8 @@ class Encoder(_Finetune):
         from hpsearch.checkpoints import read_weights
         from hpsearch.models._transfer import load_trunk
 
-        load_trunk(model, read_weights(Path(self.encoder_from)), self.encoder_from)  # type: ignore[arg-type]
+        if self.pretrained:
+            load_trunk(model, read_weights(Path(self.encoder_from)), self.encoder_from)  # type: ignore[arg-type]
         self.on_epoch(model, 1)
 
 

@@ -68,6 +68,12 @@ class ModelSpec:
     def on_epoch(self, model: nn.Module, epoch: int) -> None:
         """Called at the start of every epoch (1-based), after ``model.train()``."""
 
+    def transfer_net(self, model: nn.Module) -> nn.Module:
+        """The network another study fine-tunes from this spec's checkpoint (``encoder_from=``):
+        by default the whole model, whose last Linear becomes the new head; an autoencoder
+        gives its encoder with a linear head on the latent vector."""
+        return model
+
     def to_dict(self) -> dict[str, Any]:
         if not self.name:
             raise ModelError(f"{type(self).__name__} is not registered; decorate the class with "
