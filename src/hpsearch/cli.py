@@ -23,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain help: wraps to any width; rich's panels cut option text at 80 columns
 )
 out = Console()
 err = Console(stderr=True)
@@ -244,16 +245,17 @@ def best(
         raise HpsearchError(f"the retrain record is for trial {rec['trial']}; --trial {trial} --force retrains "
                             f"trial {trial} (a new look at the test split, counted)")
     if retrain and (rec is None or force or interrupted_look(st) is not None):
-        say = (lambda m: err.print(m, highlight=False)) if as_json else (lambda m: out.print(m, highlight=False))
+        from hpsearch.progress import RetrainView
+
         try:
             dev = resolve_device(device.value)
         except ValueError as e:
             raise HpsearchError(str(e)) from None
-        rec = do_retrain(st, RetrainRequest(seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root),
-                                            device=dev, out_dir=out_dir, studies_dir=studies_dir, storage_url=url,
-                                            allow_module_change=allow_module_change,
-                                            allow_data_change=allow_data_change, trial=trial,
-                                            epochs=epochs, refit=refit), say)
+        with RetrainView(err if as_json else out) as view:
+            rec = do_retrain(st, RetrainRequest(
+                seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root), device=dev, out_dir=out_dir,
+                studies_dir=studies_dir, storage_url=url, allow_module_change=allow_module_change,
+                allow_data_change=allow_data_change, trial=trial, epochs=epochs, refit=refit), view.message, view.tick)
         fresh = True
     if retrain and rec is not None and needs_publishing(st, rec):
         uploaded = publish(st, rec, folder)
@@ -269,7 +271,9 @@ def best(
             out.print(f"note: the best trial is now {top.number}; the record is for trial {rec['trial']} "
                       f"(--retrain --force retrains, a new look at the test split)", highlight=False)
     elif not retrain:
-        out.print(f"not retrained yet: hpsearch best {st.study_name} --retrain", highlight=False)
+        from hpsearch.hints import command
+
+        out.print(f"not retrained yet: {command('best', st.study_name, '--retrain')}", highlight=False)
 
 
 @app.command()
@@ -287,18 +291,29 @@ def studies(storage: StorageOpt = None) -> None:
 @guarded
 def trials(
     study: Annotated[str, typer.Argument(help="Study name in the database.")],
+    sort: Annotated[str | None, typer.Option(help="Sort by a column: the metric (best first), a cost "
+                                             "(seconds, params, epochs) or a parameter (ascending).")] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Reverse the --sort order.")] = False,
+    top: Annotated[int | None, typer.Option("--top", help="Only the first N (by --sort, else the best N).")] = None,
+    columns: Annotated[str | None, typer.Option(help="Comma-separated columns for the table or CSV "
+                                                "(default: as many as fit the terminal).")] = None,
+    state: Annotated[str | None, typer.Option(help="Only these states, e.g. complete,pruned.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     storage: StorageOpt = None,
 ) -> None:
-    """Every trial of a study: state, value, epochs, seconds, parameters."""
+    """Every trial of a study: state, the metric, epochs, seconds, size, parameters."""
     from hpsearch import render
-    from hpsearch.inspect_study import pick_study
+    from hpsearch.inspect_study import objective_names, pick_study
+    from hpsearch.listing import select
     from hpsearch.rows import trial_rows
     from hpsearch.storage import open_storage
 
     url = _storage(storage)
     db = open_storage(url, create=False)
-    render.trials(out, trial_rows(pick_study(db, url, study), db), fmt.value)
+    st = pick_study(db, url, study)
+    listing = select(trial_rows(st, db), objective_names(st), [d.name.lower() for d in st.directions],
+                     states=state, sort=sort, reverse=reverse, top=top, columns=columns)
+    render.trials(out, listing, fmt.value)
 
 
 @app.command()

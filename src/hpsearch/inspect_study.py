@@ -9,6 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import HpsearchError
+from hpsearch.hints import command
 from hpsearch.rows import state_counts
 from hpsearch.storage import mask
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
@@ -26,6 +27,8 @@ class StudyLine:
     best_value: float | None
     best_trial: int | None
     front: int | None = None  # several objectives: how many trials are Pareto-optimal
+    metrics: tuple[str, ...] = ()  # the objectives' names
+    retrain: str = "not retrained"  # the retrain state in a few words
 
 
 def study_lines(storage: optuna.storages.BaseStorage) -> list[StudyLine]:
@@ -35,13 +38,27 @@ def study_lines(storage: optuna.storages.BaseStorage) -> list[StudyLine]:
         study = optuna.load_study(study_name=name, storage=storage)
         states = state_counts(study, storage)
         direction = ",".join(d.name.lower() for d in study.directions)
+        extra = {"metrics": tuple(objective_names(study)), "retrain": retrain_state(study)}
         if len(study.directions) > 1:
             front = len(pareto_front(study)) if states.get(TrialState.COMPLETE.name) else 0
-            lines.append(StudyLine(name, direction, states, None, None, front))
+            lines.append(StudyLine(name, direction, states, None, None, front, **extra))
             continue
         best = best_trial(study) if states.get(TrialState.COMPLETE.name) else None
-        lines.append(StudyLine(name, direction, states, best.value if best else None, best.number if best else None))
+        lines.append(StudyLine(name, direction, states, best.value if best else None, best.number if best else None,
+                               **extra))
     return lines
+
+
+def retrain_state(study: optuna.Study) -> str:
+    """``retrained #3: test top1 0.9712 ± 0.0031 (1 look)``, ``not retrained``, or an interrupted look."""
+    rec = recorded(study)
+    looks = test_looks(study)
+    if rec is None:
+        return f"retrain interrupted ({looks} look{'s' if looks != 1 else ''})" if looks else "not retrained"
+    metric = str(rec.get("metric", "val_top1")).removeprefix("val_")
+    test = (rec.get("test") or {}).get(metric)
+    score = f"test {metric} {test['mean']:.4f} ± {test['std']:.4f}" if test else "no test score"
+    return f"retrained #{rec['trial']}: {score} ({looks} look{'s' if looks != 1 else ''})"
 
 
 def pick_study(storage: optuna.storages.BaseStorage, url: str, name: str | None) -> optuna.Study:
@@ -108,7 +125,7 @@ def _no_single_best(study: optuna.Study) -> HpsearchError:
     return HpsearchError(f"study {study.study_name!r} has {len(study.directions)} objectives "
                          f"({', '.join(objective_names(study))}): no single best trial; its Pareto front is "
                          f"trial{'s' if len(front) > 1 else ''} {numbers} — pick one: "
-                         f"`hpsearch best {study.study_name} --retrain --trial N`")
+                         f"`{command('best', study.study_name, '--retrain', '--trial', 'N')}`")
 
 
 def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -139,7 +156,7 @@ def _nothing_complete(study: optuna.Study) -> HpsearchError:
     counts = {s.name.lower(): n for s in TrialState if (n := len(study.get_trials(deepcopy=False, states=(s,))))}
     have = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
     return HpsearchError(f"study {study.study_name!r} has no completed trial yet ({have}); "
-                         f"run `hpsearch run {study.study_name}` first")
+                         f"run `{command('run', study.study_name)}` first")
 
 
 def recorded(study: optuna.Study) -> dict[str, Any] | None:

@@ -12,8 +12,10 @@ from rich.console import Console
 from rich import box
 from rich.table import Table
 
-from hpsearch.fmt import is_pct, mean_std
+from hpsearch.fmt import is_pct, mean_std, pack
+from hpsearch.hints import command
 from hpsearch.inspect_study import StudyLine, primary_value
+from hpsearch.listing import Listing, value_of
 from hpsearch.models import LEGACY_MODEL
 from hpsearch.tasks import from_dict as task_from_dict
 
@@ -54,10 +56,15 @@ def run_summary(console: Console, r: RunResult) -> None:
         console.print("interrupted: rerun the same command to resume (finished trials are kept)",
                       highlight=False, soft_wrap=True)
     elif r.front:
-        console.print(f"next: hpsearch best {r.study_name} (the front), then --retrain --trial N", highlight=False,
-                      soft_wrap=True)
+        console.print(f"next: {command('best', r.study_name)} (the front), then --retrain --trial N", highlight=False)
+    elif r.best_number is not None and r.retrained_trial is None:
+        console.print(f"next: {command('best', r.study_name, '--retrain')}", highlight=False)
+    elif r.best_number is not None and r.retrained_trial == r.best_number:
+        console.print(f"retrained already: {command('best', r.study_name)} shows the test result", highlight=False)
     elif r.best_number is not None:
-        console.print(f"next: hpsearch best {r.study_name} --retrain", highlight=False, soft_wrap=True)
+        console.print(f"the best trial is now {r.best_number}; the retrain record is for trial {r.retrained_trial} "
+                      f"({command('best', r.study_name, '--retrain', '--force')}: a new, counted test look)",
+                      highlight=False)
 
 
 def _param(v: Any) -> str:
@@ -94,7 +101,7 @@ def pareto_front(console: Console, study_name: str, objectives: list[str], front
                   for name, v in zip(objectives, tr.values or [])]
         t.add_row(str(tr.number), *values, "  ".join(f"{k}={_param(v)}" for k, v in tr.params.items()))
     console.print(t)
-    console.print(f"retrain one: hpsearch best {study_name} --retrain --trial N", highlight=False, soft_wrap=True)
+    console.print(f"retrain one: {command('best', study_name, '--retrain', '--trial', 'N')}", highlight=False)
 
 
 def front_json(study_name: str, objectives: list[str], front: list[FrozenTrial], rec: dict[str, Any] | None) -> str:
@@ -173,44 +180,134 @@ def _retrain_json(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def studies(console: Console, lines: list[StudyLine]) -> None:
+    """One block per study, packed into the terminal's width: name, metric, trials, best, retrain state."""
     if not lines:
         console.print("no studies yet; start one with `hpsearch run STUDY`")
         return
     for s in lines:
         states = " ".join(f"{k.lower()}={v}" for k, v in s.states.items()) or "no trials"
+        arrows = {"maximize": "↑", "minimize": "↓"}
+        metric = ", ".join(f"{m} {arrows.get(d, '')}".strip() for m, d in zip(s.metrics, s.direction.split(",")))
         best = (f"Pareto front {s.front} trial{'s' if s.front != 1 else ''}" if s.front is not None else
                 f"best {_f(s.best_value)} (#{s.best_trial})" if s.best_trial is not None else "best —")
-        console.print(f"{s.name}  {states}  {best}", highlight=False, soft_wrap=True)
+        for line in pack([s.name, metric, states, best, s.retrain], console.width):
+            console.print(line, highlight=False, overflow="fold")
 
 
-def trials(console: Console, rows: list[dict[str, Any]], fmt: str) -> None:
+def trials(console: Console, listing: Listing, fmt: str) -> None:
+    """``hpsearch trials``: JSON rows, CSV with every column, or a table that fits the terminal."""
+    rows = listing.rows
     if fmt == "json":
         console.print_json(json.dumps(rows))
         return
-    param_keys = sorted({k for r in rows for k in r["params"]})
-    head = ["number", "state", "value", "epochs", "seconds", "n_params", "flops"]
-    if len({r["model"] for r in rows if r["model"]}) > 1 or fmt != "table":
-        head.insert(2, "model")
-    if any("values" in r for r in rows):  # several objectives: every one, in the study's order
-        head.insert(head.index("value") + 1, "values")
-        rows = [{**r, "values": " / ".join(_cell(v) for v in r.get("values") or [])} for r in rows]
     if fmt == "csv":
+        head = listing.columns or _csv_head(listing)
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(head + param_keys)
+        w.writerow(["value" if h == "value" else h for h in head])
         for r in rows:
-            w.writerow([r[h] for h in head] + [r["params"].get(k, "") for k in param_keys])
+            w.writerow(["" if (v := _csv_value(r, h, listing)) is None else v for h in head])
         print(buf.getvalue(), end="")
         return
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)  # light borders: parameter columns get the width
-    short = {"number": "#", "n_params": "params", "seconds": "sec", "epochs": "ep"}
-    for col in head + param_keys:
-        t.add_column(short.get(col, col),
-                     justify="right" if col in ("number", "value", "epochs", "seconds", "n_params", "flops") else "left")
-    for r in rows:
-        t.add_row(*[_count(r[h]) if h in ("n_params", "flops") else _cell(r[h]) for h in head],
-                  *[_cell(r["params"].get(k)) for k in param_keys])
-    console.print(t)
+    if not rows:
+        console.print(f"no trials to list ({listing.total} in the study; check --state)", highlight=False)
+        return
+    base = listing.columns or _default_columns(listing)
+    used = [p for p in listing.params if any(r["params"].get(p) is not None for r in rows)]  # conditional ones
+    shown = base if listing.columns else _fitting(console, listing, base, used)
+    if _measure(console, listing, shown) > console.width or (used and shown == base and not listing.columns):
+        # not even the fixed columns and one parameter fit: one block per trial, every parameter in it
+        _vertical(console, listing, shown)
+        return
+    console.print(_table(listing, shown))
+    hidden = [p for p in used if p not in shown] if listing.columns is None else []
+    if hidden:
+        console.print(_names_line(f"+{len(hidden)} parameters not shown:", hidden, "(--columns, --format csv)",
+                                  console.width), highlight=False, style="dim")
+
+
+def _csv_head(listing: Listing) -> list[str]:
+    """CSV keeps its columns across versions (value, not the metric's name); parameters in space order."""
+    head = ["number", "state", "model", "value", "epochs", "seconds", "n_params", "flops"]
+    if len(listing.objectives) > 1:
+        head.insert(head.index("value") + 1, "values")
+    return head + listing.params
+
+
+def _csv_value(row: dict[str, Any], column: str, listing: Listing) -> Any:
+    if column == "values":
+        return " / ".join(_cell(v) for v in row.get("values") or [])
+    if column in ("n_params", "value"):
+        return row[column]
+    return value_of(row, column, listing.objectives)
+
+
+def _default_columns(listing: Listing) -> list[str]:
+    cols = ["number", "state", *listing.objectives, "epochs", "seconds", "params"]
+    if len({r["model"] for r in listing.rows if r["model"]}) > 1:
+        cols.append("model")
+    return cols
+
+
+_HEAD = {"number": "#", "seconds": "sec", "epochs": "ep"}
+_RIGHT = {"number", "epochs", "seconds", "params", "flops"}
+
+
+def _text(row: dict[str, Any], column: str, listing: Listing) -> str:
+    v = value_of(row, column, listing.objectives)
+    if column in listing.objectives:
+        return _f(v) if v is not None else ""
+    if column == "state":
+        return str(v).lower()
+    if column in ("params", "flops"):
+        return _count(v)
+    if column == "seconds":
+        return "" if v is None else f"{v:.1f}"
+    return _cell(v)
+
+
+def _table(listing: Listing, columns: list[str]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    for col in columns:
+        t.add_column(_HEAD.get(col, col), no_wrap=True,
+                     justify="right" if col in _RIGHT or col in listing.objectives else "left")
+    for r in listing.rows:
+        t.add_row(*[_text(r, c, listing) for c in columns])
+    return t
+
+
+def _measure(console: Console, listing: Listing, columns: list[str]) -> int:
+    return console.measure(_table(listing, columns), options=console.options.update_width(10_000)).maximum
+
+
+def _fitting(console: Console, listing: Listing, base: list[str], params: list[str]) -> list[str]:
+    """The base columns, then parameters in space order while the table stays within the terminal."""
+    shown = list(base)
+    for p in params:
+        if _measure(console, listing, [*shown, p]) > console.width:
+            break
+        shown.append(p)
+    return shown
+
+
+def _vertical(console: Console, listing: Listing, columns: list[str]) -> None:
+    """One block per trial, ``name value`` pairs packed into lines: for terminals too narrow for a table."""
+    width = console.width
+    for r in listing.rows:
+        pairs = [f"#{r['number']}"] + [f"{_HEAD.get(c, c)} {_text(r, c, listing)}" for c in columns
+                                       if c != "number" and _text(r, c, listing)]
+        pairs += [f"{p} {_text(r, p, listing)}" for p in listing.params if p not in columns and _text(r, p, listing)]
+        for line in pack(pairs, width):
+            console.print(line, highlight=False, overflow="fold")
+
+
+def _names_line(head: str, names: list[str], tail: str, width: int) -> str:
+    """``head a, b, … tail`` with as many names as fit in ``width`` (whole names only)."""
+    for n in range(len(names), 0, -1):
+        line = f"{head} {', '.join(names[:n])}{', …' if n < len(names) else ''} {tail}"
+        if len(line) <= width:
+            return line
+    return f"{head} … {tail}" if len(head) + len(tail) + 3 <= width else head
 
 
 def _count(v: int | None) -> str:

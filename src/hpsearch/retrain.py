@@ -8,6 +8,7 @@ a number reported from it can always say how often the test set was consulted. A
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,30 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class Tick:
+    """One finished epoch of a retrain, for a progress view (the trainer knows nothing of views)."""
+
+    label: str  # what is being trained: "trial 3", "refit trial 3"
+    seed_index: int  # 1-based, of ``seeds``
+    seeds: int
+    epoch: int
+    epochs: int
+    metric: str  # the study metric, or "train_loss" when refitting (no validation split)
+    value: float | None
+    done: int  # epochs finished in this retrain so far, of ``total``
+    total: int
+    elapsed: float  # seconds since the first epoch began
+
+    @property
+    def eta(self) -> float:
+        """Seconds left for the remaining epochs at the pace so far (test evaluation not included)."""
+        return self.elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+
+
+Ticker = Callable[[Tick], None]
+
+
+@dataclass(frozen=True)
 class RetrainRequest:
     seeds: int = 5
     top_k: int = 1
@@ -68,7 +93,8 @@ class RetrainRequest:
     refit: bool = False  # train the final runs on train + validation (no validation score left)
 
 
-def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None) -> dict[str, Any]:
+def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None,
+            tick: Ticker | None = None) -> dict[str, Any]:
     """Return the retrain record, computing it (one look at the test split) only when needed.
 
     One retrain of a study runs at a time (a second one is refused, not queued: it would
@@ -78,15 +104,16 @@ def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None 
     if req.seeds < 1 or req.top_k < 1 or (req.epochs is not None and req.epochs < 1):
         raise HpsearchError("--seeds, --top-k and --epochs must be >= 1")
     if req.storage_url is None:
-        return _retrain(study, req, progress)
+        return _retrain(study, req, progress, tick)
     with try_exclusive(req.storage_url, f"hpsearch:retrain:{study.study_name}") as mine:
         if not mine:
             raise HpsearchError(f"another `hpsearch best --retrain` of study {study.study_name!r} is running; "
                                 "wait for it to finish, then rerun to see its record")
-        return _retrain(study, req, progress)
+        return _retrain(study, req, progress, tick)
 
 
-def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None) -> dict[str, Any]:
+def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None,
+             tick: Ticker | None) -> dict[str, Any]:
     say = progress or (lambda _msg: None)
     previous = recorded(study)
     lost = interrupted_look(study)
@@ -114,10 +141,13 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     scored: list[dict[str, Any]] = []
     leader: tuple[FrozenTrial, list[int], list[FitResult], float] | None = None
     maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    for trial in candidates if len(candidates) > 1 or not req.refit else []:  # a refit has no validation to rank by
+    scoring = candidates if len(candidates) > 1 or not req.refit else []  # a refit has no validation to rank by
+    pace = _Pace(tick, (len(scoring) + req.refit) * req.seeds, epochs)
+    for trial in scoring:
         config = TrialConfig.from_dict(trial.user_attrs["config"])
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
-        fits = _fit_seeds(config, data, seeds, epochs, req.device, task,
+        fits = _fit_seeds(config, data, seeds, epochs, req.device, task, pace.of(f"trial {trial.number}",
+                                                                               settings.metric),
                           lambda s, m: say(f"trial {trial.number} seed {s}: {settings.metric}="
                                            f"{getattr(m, settings.metric):.4f}"))
         vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
@@ -132,7 +162,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         train_val = refit_data(data)
         say(f"refit: trial {trial.number} on train + validation ({len(train_val.train)} images), {epochs} epochs")
         fits = _fit_seeds(config, train_val, seeds, epochs, req.device, task,
-                          lambda s, m: say(f"trial {trial.number} seed {s}: train loss {m.train_loss:.4f}"))
+                          pace.of(f"refit trial {trial.number}", "train_loss"), lambda s, m: say(f"trial {trial.number} seed {s}: train loss {m.train_loss:.4f}"))
         leader = (trial, seeds, fits, float("nan"))
     assert leader is not None
     trial, seeds, fits, _ = leader
@@ -178,12 +208,33 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     return record
 
 
+class _Pace:
+    """Counts a retrain's epochs against its plan and turns each into a :class:`Tick`."""
+
+    def __init__(self, tick: Ticker | None, runs: int, epochs: int) -> None:
+        self.tick, self.total, self.epochs, self.done = tick, runs * epochs, epochs, 0
+        self.t0 = time.monotonic()
+
+    def of(self, label: str, metric: str) -> Callable[[int, int, EpochMetrics], None]:
+        """The per-epoch callback for the seeds of one config (``label``), reporting ``metric``."""
+        def on_epoch(seed_index: int, seeds: int, m: EpochMetrics) -> None:
+            self.done += 1
+            if self.tick is not None:
+                value = m.train_loss if metric == "train_loss" else getattr(m, metric)
+                self.tick(Tick(label, seed_index, seeds, m.epoch, self.epochs, metric, value, self.done,
+                               self.total, time.monotonic() - self.t0))
+        return on_epoch
+
+
 def _fit_seeds(config: TrialConfig, data: SearchData, seeds: list[int], epochs: int, device: torch.device,
-               task: Task, done: Callable[[int, EpochMetrics], None]) -> list[FitResult]:
-    """One run per seed, one after another; ``done(seed, last epoch)`` after each."""
+               task: Task, on_epoch: Callable[[int, int, EpochMetrics], None],
+               done: Callable[[int, EpochMetrics], None]) -> list[FitResult]:
+    """One run per seed, one after another; ``on_epoch(i, K, metrics)`` after every epoch of seed i
+    of K, ``done(seed, last epoch)`` after each run."""
     fits = []
-    for seed in seeds:
-        fits.append(fit(config, data, epochs=epochs, seed=seed, device=device, task=task))
+    for i, seed in enumerate(seeds, 1):
+        fits.append(fit(config, data, epochs=epochs, seed=seed, device=device, task=task,
+                        report=lambda m, i=i: on_epoch(i, len(seeds), m)))
         done(seed, fits[-1].history[-1])
     return fits
 

@@ -23,7 +23,8 @@ from rich.console import Console
 from hpsearch import budget, discover, interrupts
 from hpsearch.data import prepare
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
-from hpsearch.inspect_study import pareto_front
+from hpsearch.fmt import pack
+from hpsearch.inspect_study import pareto_front, recorded
 from hpsearch.fingerprint import FINGERPRINT_ATTR, differences, fetch_models, fingerprint
 from hpsearch.paths import check_name
 from hpsearch.progress import Running, RunState, RunView
@@ -76,6 +77,7 @@ class RunResult:
     metric: str = "val_top1"
     front: list[int] = field(default_factory=list)  # several objectives: the Pareto-optimal trials
     objectives: list[str] = field(default_factory=list)
+    retrained_trial: int | None = None  # the trial the study's retrain record is for, if it has one
     elapsed: float = 0.0
     interrupted: bool = False
     exit_code: int = 0  # 130 after Ctrl-C, 143 after SIGTERM
@@ -212,10 +214,13 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
                   allow_module_change=req.allow_module_change, cpu_slots=slot_dir, n_slots=slots)
         for i, dev in enumerate(devices)
     ]
-    console.print(f"{study.study_name}: {n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device}, "
-                  f"budget {total} trials ({state.finished} finished), storage {mask(req.storage)}"
-                  + (f"; {slots} train at once ({slots} cores)" if slots else ""),
-                  highlight=False, soft_wrap=True)
+    parts = [f"{study.study_name}:", f"{n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device},",
+             f"budget {total} trials ({state.finished} finished),", f"storage {mask(req.storage)}",
+             *([f"({slots} train at once: {slots} cores)"] if slots else [])]
+    for line in pack(parts, console.width):
+        console.print(line, highlight=False, overflow="fold")
+    state.workers, state.finished_at_start = n, state.finished
+    state.timeout = None if req.timeout is None else req.timeout + state.elapsed
     pool = WorkerPool()
     for job in jobs:
         pool.start(job)
@@ -311,6 +316,7 @@ def _drain(events: Any, study: optuna.Study, state: RunState, view: RunView, err
         got = True
         kind, worker = evt[0], evt[1]
         if kind == "start":
+            state.trial_started = True
             state.running[evt[2]] = Running(worker)
             result.started += 1
         elif kind == "epoch":
@@ -348,5 +354,6 @@ def _finish(study: optuna.Study, state: RunState, result: RunResult) -> RunResul
         result.objectives = list(study.metric_names or [])
     elif state.best_number is not None:
         result.best_params = next(dict(t.params) for t in trials if t.number == state.best_number)
+    result.retrained_trial = (recorded(study) or {}).get("trial")
     result.elapsed = state.elapsed
     return result
