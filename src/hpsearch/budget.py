@@ -22,6 +22,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from hpsearch.optuna_compat import trial_id
 from hpsearch.proxy_client import ProxyStorage
 from hpsearch.rows import state_counts
 from hpsearch.samplers import CELL_ATTR, SamplerSpec, next_cell
@@ -67,7 +68,7 @@ def decide(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str, 
         # First beat before the lock is released: no instant in which a new RUNNING trial
         # has no heartbeat (such a trial could never be found stale, and would hold the
         # budget forever if its worker died right here).
-        storage.record_heartbeat(trial._trial_id)
+        storage.record_heartbeat(trial_id(trial))
         return trial
 
 

@@ -38,9 +38,17 @@ import optuna
 
 from hpsearch import budget
 from hpsearch.errors import HpsearchError, StorageError
+from hpsearch.optuna_compat import grpc_servicer, study_id, trial_id
 from hpsearch.proxy_client import SERVICE, decode, encode, require_grpc
 from hpsearch.samplers import SamplerSpec
-from hpsearch.storage import grace_period, heartbeat_interval, is_proxy_url, mask, open_storage, with_retry
+from hpsearch.storage import (
+    grace_period,
+    heartbeat_interval,
+    is_proxy_url,
+    mask,
+    open_storage,
+    with_retry,
+)
 
 DEFAULT_PORT = 13000
 # Server threads. A call waiting for the budget lock parks one; heartbeats and reads need the
@@ -84,8 +92,8 @@ class Budget:
         if isinstance(got, optuna.Trial):
             # Optuna's trial cache refuses writes to a trial it has not seen ("KeyError" on the
             # worker's first suggest): let it read the new trial before the worker hears of it.
-            self.served.get_all_trials(got.study._study_id, deepcopy=False)
-            return {"trial_id": got._trial_id}
+            self.served.get_all_trials(study_id(got.study), deepcopy=False)
+            return {"trial_id": trial_id(got)}
         return {"wait": got}
 
     def reclaim(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -136,11 +144,9 @@ def _answering(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict
 def _add_optuna_service(server: Any, storage: optuna.storages.BaseStorage) -> None:
     """Register Optuna's storage servicer on ``server``. Optuna's public entry point
     (``run_grpc_proxy_server``) blocks and owns its server, so it cannot share a port with
-    ``hpsearch.Budget`` or stop on a signal; its two parts are private (pinned by tests/test_proxy.py)."""
-    from optuna.storages._grpc.auto_generated import api_pb2_grpc
-    from optuna.storages._grpc.servicer import OptunaStorageProxyService
-
-    api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
+    ``hpsearch.Budget`` or stop on a signal; its two parts are private (:mod:`hpsearch.optuna_compat`)."""
+    servicer, add = grpc_servicer(storage)
+    add(servicer, server)
 
 
 def serve(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,

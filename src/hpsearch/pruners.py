@@ -30,6 +30,13 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+from hpsearch.optuna_compat import (
+    backend_of,
+    set_trial_system_attr,
+    storage_of,
+    study_id,
+    trial_id,
+)
 from hpsearch.rows import completed_ids
 
 ELAPSED_ATTR = "hpsearch:elapsed"  # [[step, seconds since the trial started], ...]
@@ -78,7 +85,7 @@ class MedianTimePruner(optuna.pruners.BasePruner):
         elapsed = self._elapsed(trial)
         clock = [*trial.system_attrs.get(ELAPSED_ATTR, []), [step, elapsed]]
         # Optuna's own pruners keep their bookkeeping in system attributes the same way.
-        study._storage.set_trial_system_attr(trial._trial_id, ELAPSED_ATTR, clock)
+        set_trial_system_attr(study, trial, ELAPSED_ATTR, clock)
 
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if len(completed) < max(1, self._n_startup_trials) or step < self._n_warmup_steps:
@@ -120,21 +127,21 @@ class CompletedTrials:
         self._by_id: dict[int, FrozenTrial] | None = None
 
     def read(self, study: optuna.Study) -> list[FrozenTrial]:
-        backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+        backend = backend_of(storage_of(study))  # under Optuna's cache
         ids = None
         if self._by_id is not None and isinstance(backend, RDBStorage):
             try:
-                ids = completed_ids(backend, study._study_id)
+                ids = completed_ids(backend, study_id(study))
             except SQLAlchemyError:  # database away or another schema: the public path retries
                 pass
         if ids is None or self._by_id is None:
             trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if isinstance(backend, RDBStorage):
-                self._by_id = {t._trial_id: t for t in trials}
+                self._by_id = {trial_id(t): t for t in trials}
             return trials
-        for trial_id in ids:
-            if trial_id not in self._by_id:
-                self._by_id[trial_id] = study._storage.get_trial(trial_id)
+        for tid in ids:
+            if tid not in self._by_id:
+                self._by_id[tid] = storage_of(study).get_trial(tid)
         return sorted(self._by_id.values(), key=lambda t: t.number)
 
 

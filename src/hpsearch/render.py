@@ -8,8 +8,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial
-from rich.console import Console
 from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from hpsearch.fmt import is_pct, mean_std, pack

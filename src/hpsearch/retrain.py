@@ -21,15 +21,18 @@ from optuna.trial import FrozenTrial
 from hpsearch import checkpoints
 from hpsearch.checkpoints import load_checkpoint
 from hpsearch.config import TrialConfig
-from hpsearch.data import DatasetInfo, SearchData, Tensors, load_search_data, load_test_data, prepare, refit_data
+from hpsearch.data import (
+    DatasetInfo,
+    SearchData,
+    Tensors,
+    load_search_data,
+    load_test_data,
+    prepare,
+    refit_data,
+)
 from hpsearch.errors import HpsearchError
-from hpsearch.fmt import summary
-from hpsearch.provenance import evidence
-from hpsearch.seeds import retrain_seeds
-from hpsearch.study import StoredSettings
-from hpsearch.tasks import ModelTest, Task
-from hpsearch.train import EpochMetrics, FitResult, fit
 from hpsearch.fingerprint import FINGERPRINT_ATTR
+from hpsearch.fmt import summary
 from hpsearch.inspect_study import (
     LOOKS_ATTR,
     PENDING_ATTR,
@@ -44,8 +47,13 @@ from hpsearch.inspect_study import (
     test_looks,
 )
 from hpsearch.paths import safe_name
+from hpsearch.provenance import evidence
+from hpsearch.seeds import retrain_seeds
 from hpsearch.storage import try_exclusive
+from hpsearch.study import StoredSettings
 from hpsearch.study_code import check_data_hash, ensure_data_code, ensure_specs
+from hpsearch.tasks import ModelTest, Task
+from hpsearch.train import EpochMetrics, FitResult, fit
 
 __all__ = ["RETRAIN_ATTR", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
 

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from hpsearch.models import LEGACY_MODEL
+from hpsearch.optuna_compat import rdb_models, study_id
 
 Row = dict[str, Any]
 ROW_ATTRS = ("epochs", "n_params", "flops", "model", "rejected", "error")  # the user attributes a listing shows
@@ -43,7 +44,7 @@ def state_counts(study: optuna.Study, storage: optuna.storages.BaseStorage) -> d
     """Trials per state name, zero counts left out (one GROUP BY on an RDB storage)."""
     if isinstance(storage, RDBStorage):
         try:
-            return _rdb_counts(storage, study._study_id)
+            return _rdb_counts(storage, study_id(study))
         except (SQLAlchemyError, KeyError, AttributeError):
             pass
     trials = study.get_trials(deepcopy=False)
@@ -75,9 +76,7 @@ def _row(number: int, state: TrialState, values: list[float] | None, start: Any,
 
 
 def _tables() -> Any:
-    from optuna.storages._rdb import models  # Optuna's schema, versioned with the storage itself
-
-    return models
+    return rdb_models()  # Optuna's schema, versioned with the storage itself
 
 
 def _rdb_counts(storage: RDBStorage, study_id: int) -> dict[str, int]:

@@ -23,9 +23,14 @@ from rich.console import Console
 from hpsearch import budget, discover, interrupts
 from hpsearch.data import prepare
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
+from hpsearch.fingerprint import (
+    FINGERPRINT_ATTR,
+    differences,
+    fetch_models,
+    fingerprint,
+)
 from hpsearch.fmt import pack
 from hpsearch.inspect_study import pareto_front, recorded
-from hpsearch.fingerprint import FINGERPRINT_ATTR, differences, fetch_models, fingerprint
 from hpsearch.paths import check_name
 from hpsearch.progress import Running, RunState, RunView
 from hpsearch.samplers import SamplerSpec, check_grid

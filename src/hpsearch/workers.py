@@ -34,6 +34,7 @@ from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.inspect_study import primary_value  # a pruned trial's is its last report
 from hpsearch.objective import Objective
+from hpsearch.optuna_compat import trial_id
 from hpsearch.pruners import make_pruner
 from hpsearch.samplers import SamplerSpec
 from hpsearch.storage import Heartbeat, heartbeat_interval, open_storage, with_retry
@@ -216,7 +217,7 @@ def run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: o
 def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: optuna.Trial,
               objective: Objective) -> tuple[TrialState, float | None, str | None]:
     try:
-        with Heartbeat(storage, trial._trial_id):
+        with Heartbeat(storage, trial_id(trial)):
             interrupts.allow()  # inside the try: a signal from here on marks this trial failed
             value = objective(trial)
     except optuna.TrialPruned:
