@@ -65,7 +65,7 @@ class RunState:
         return left
 
     def status(self) -> list[str]:
-        """The head of the live view in parts; :func:`hpsearch.render.pack` fits them to the terminal."""
+        """The head of the live view in parts; :func:`hpsearch.fmt.pack` fits them to the terminal."""
         if not self.trial_started and not self.running:
             return [self.study, f"starting {self.workers} worker(s): importing torch, loading the data …",
                     duration(self.elapsed)]
