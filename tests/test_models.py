@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from hpsearch import CNN, MLP, ModelSpec, Torchvision, TrialConfig, register_model
+from hpsearch import CAE, CNN, MLP, ModelSpec, Torchvision, TrialConfig, UNet, register_model
 from hpsearch.checkpoints import load_checkpoint, save
 from hpsearch.data import get_source
 from hpsearch.errors import InfeasibleModel, ModelError
@@ -32,7 +32,11 @@ EXAMPLES = {
     "mlp": lambda tmp: MLP(hidden=(16, 8), norm="layer", dropout=0.1, init="orthogonal"),
     "torchvision": lambda tmp: Torchvision(arch="resnet18", min_size=16, freeze="first_k", freeze_k=2),
     "encoder": _encoder,
+    "cae": lambda tmp: CAE(depth=1, filters=4, latent=8, upsampling="nearest", batch_norm=True),
+    "unet": lambda tmp: UNet(depth=1, filters=4, upsampling="transposed", activation="elu"),
 }
+N = DIGITS.num_classes
+OUT_SHAPE = {"cae": (4, *DIGITS.shape), "unet": (4, N, *DIGITS.shape[1:])}  # an image; per-pixel classes
 BUILTIN = sorted(n for n, c in registered().items() if c.__module__.startswith("hpsearch."))
 
 
@@ -51,7 +55,7 @@ def test_every_registered_spec_builds_trains_round_trips_and_reloads(name: str, 
     model.train()
     spec.on_epoch(model, 1)
     out = model(torch.randn(4, *DIGITS.shape))
-    assert out.shape == (4, DIGITS.num_classes)
+    assert out.shape == OUT_SHAPE.get(name, (4, N))
     out.sum().backward()
     assert any(p.grad is not None for p in model.parameters())
     size = measure(spec, DIGITS)

@@ -12,6 +12,7 @@ with a linear head on the latent vector (the decoder is dropped).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -53,6 +54,7 @@ def upsample_block(c_in: int, c_out: int, mode: str) -> list[nn.Module]:
             nn.Conv2d(c_in, c_out, 3, padding=1)]
 
 
+@functools.cache  # one class per process: checkpoints reload into the same type
 def _autoencoder_classes() -> tuple[type, type]:
     import torch
     from torch import nn

@@ -8,6 +8,7 @@ skip connection and double-convolved; a 1×1 convolution gives the class scores 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 
+@functools.cache  # one class per process: checkpoints reload into the same type
 def _unet_class() -> type:
     import torch
     from torch import nn
