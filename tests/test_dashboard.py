@@ -84,6 +84,8 @@ def test_retrain_publishes_note_and_artifacts_that_the_dashboard_serves(searched
         assert f"## Retrained result (hpsearch): trial {rec['trial']}" in note
         assert "Artifacts tab" not in note  # optuna-dashboard 0.21 has none: the card is on the study's main page
         assert "under **Study Artifacts** at the bottom of this study's main page" in note
+        assert "Importance panel (PED-ANOVA) rested on 3 completed trials when this note was written: not reliable " \
+               "below 50." in note
         retrained = next(t for t in detail["trials"] if t["number"] == rec["trial"])  # linked back to its retrain
         assert retrained["note"]["body"].startswith("## Retrained (hpsearch, round 1)")
         assert f"with 2 fresh seeds × {rec['epochs']} epochs" in retrained["note"]["body"]

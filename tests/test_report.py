@@ -180,6 +180,20 @@ def test_parallel_coordinates_have_few_short_ticks_and_no_white_lines() -> None:
     assert "Objective Value" not in fig.to_json() and lightest != "rgb(255,255,255)" and darkest != lightest
 
 
+def test_parallel_coordinates_tell_a_parameter_never_asked_from_a_none_choice() -> None:
+    study = optuna.create_study()
+    pool, momentum = CategoricalDistribution([None, 2]), FloatDistribution(0.5, 0.9)
+    for i, (p, m) in enumerate([(None, 0.6), (2, None), (None, None)]):
+        asked, dists = {"pool": p}, {"pool": pool}
+        if m is not None:  # momentum is asked only in the first trial
+            asked, dists = {**asked, "momentum": m}, {**dists, "momentum": momentum}
+        study.add_trial(create_trial(params=asked, distributions=dists, value=float(i)))
+    by = {d.label: d for d in figures.parallel_coordinates(study).data[0].dimensions}
+    assert list(by["pool"].ticktext) == ["None", "2"]  # None is a choice here, not a missing value
+    assert by["momentum"].ticktext[0] == "not asked"
+    assert list(by["momentum"].values).count(by["momentum"].tickvals[0]) == 2
+
+
 def test_learning_curves_zoom_to_the_better_trials_with_a_full_range_button() -> None:
     fig = figures.learning_curves(_study(8), "val_top1")
     lo, hi = fig.layout.yaxis.range

@@ -122,19 +122,20 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 NOT_ASKED = "not asked"  # a conditional parameter a trial never sampled (momentum without SGD)
+_ABSENT = object()  # such a trial's value (None can be a real categorical choice)
 
 
 def _parcoords_dim(label: str, dist: BaseDistribution, values: list[Any]) -> dict[str, Any]:
     """One axis of the parallel-coordinates plot with at most ~6 short tick labels: log parameters
     on a log10 axis ticked at powers of ten, categories by name, a missing value at the bottom."""
-    missing = [v is None for v in values]
+    missing = [v is _ABSENT for v in values]
     if isinstance(dist, CategoricalDistribution):
         cats = [str(c) for c in dist.choices] + ([NOT_ASKED] if any(missing) else [])
-        codes = [cats.index(NOT_ASKED if v is None else str(v)) for v in values]
+        codes = [cats.index(NOT_ASKED if v is _ABSENT else str(v)) for v in values]
         return {"label": label, "values": codes, "tickvals": list(range(len(cats))),
                 "ticktext": [_short(c) for c in cats], "range": [-0.3, len(cats) - 0.7]}
     log = _is_log(dist)
-    present = [math.log10(v) if log else float(v) for v in values if v is not None]
+    present = [math.log10(v) if log else float(v) for v in values if v is not _ABSENT]
     lo, hi = (min(present), max(present)) if present else (0.0, 1.0)
     if log:
         ticks = list(range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1)) or [lo, hi]
@@ -144,7 +145,7 @@ def _parcoords_dim(label: str, dist: BaseDistribution, values: list[Any]) -> dic
         text = [_short(t) for t in ticks]
     span = max(hi - lo, 1e-12)
     bottom = lo - 0.12 * span  # where "not asked" sits, below the sampled range
-    coded = [bottom if v is None else (math.log10(v) if log else float(v)) for v in values]
+    coded = [bottom if v is _ABSENT else (math.log10(v) if log else float(v)) for v in values]
     if any(missing):
         ticks, text = [bottom, *ticks], [NOT_ASKED, *text]
     return {"label": label + (" (log)" if log else ""), "values": coded, "tickvals": ticks, "ticktext": text,
@@ -162,7 +163,7 @@ def parallel_coordinates(study: optuna.Study) -> Figure:
     metric = _metric_name(study)
     scores = [t.values[0] for t in done]
     dims = [{"label": metric, "values": scores, "tickformat": ".1%" if is_pct(metric) else ".3g"}]
-    dims += [_parcoords_dim(p, dists[p], [t.params.get(p) for t in done]) for p in varied]
+    dims += [_parcoords_dim(p, dists[p], [t.params.get(p, _ABSENT) for t in done]) for p in varied]
     fig = go.Figure(go.Parcoords(
         line={"color": scores, **_score_colours(study), "showscale": True,
               "colorbar": {"title": metric, "tickformat": ".1%" if is_pct(metric) else None}},

@@ -23,10 +23,12 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.trial import TrialState
 from optuna_dashboard import save_note
 
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import is_pct, mean_std, num
+from hpsearch.importance import RELIABLE_TRIALS
 from hpsearch.storage import sqlite_path
 from hpsearch.tasks import from_dict as task_from_dict
 
@@ -70,15 +72,18 @@ def publish(study: optuna.Study, record: dict[str, Any], folder: Path) -> list[d
             mimetype = "image/png" if path.suffix == ".png" else "application/octet-stream"
             aid = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study, mimetype=mimetype)
             uploaded.append({"artifact_id": aid, "filename": path.name})
-    save_note(study, note_markdown(study.study_name, record, [u["filename"] for u in uploaded]))
+    completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    save_note(study, note_markdown(study.study_name, record, [u["filename"] for u in uploaded], completed))
     save_note(_trial(study, record["trial"]), trial_note_markdown(record))
     study.set_user_attr(PUBLISHED_ATTR, {"round": record.get("rounds"), "artifacts": uploaded,
                                          "folder": str(folder.resolve())})
     return uploaded
 
 
-def note_markdown(study_name: str, rec: dict[str, Any], files: list[str]) -> str:
-    """The study note: the three-way comparison, one row per seed (the task's metrics), the parameters."""
+def note_markdown(study_name: str, rec: dict[str, Any], files: list[str], completed: int | None = None) -> str:
+    """The study note: the three-way comparison, one row per seed (the task's metrics), the parameters;
+    with ``completed`` (the study's completed trials now), how far the dashboard's importance panel
+    can be trusted — it cannot say so itself."""
     task = task_from_dict(rec.get("task"))  # records from before tasks are classify
     cols = task.columns(rec)
     head = task.headline_column(rec)
@@ -122,7 +127,12 @@ def note_markdown(study_name: str, rec: dict[str, Any], files: list[str]) -> str
     if files:
         lines += ["", "Artifacts, under **Study Artifacts** at the bottom of this study's main page (each with a "
                   "download button): " + ", ".join(f"`{f}`" for f in files)]
-    lines += ["", f"`hpsearch report {study_name}` writes all of this, with plots, to one HTML file."]
+    if completed is not None:
+        lines += ["", f"The dashboard's Hyperparameter Importance panel (PED-ANOVA) rested on {completed} completed "
+                  f"trial{'s' if completed != 1 else ''} when this note was written"
+                  + ("." if completed >= RELIABLE_TRIALS else f": not reliable below {RELIABLE_TRIALS}.")]
+    lines += ["", f"`hpsearch report {study_name}` writes all of this, with plots, to one HTML file "
+              "(importances with the current count of completed trials)."]
     return "\n".join(lines) + "\n"
 
 
