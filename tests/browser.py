@@ -1,7 +1,7 @@
 """Headless Chromium (Debian's `chromium`) as a test instrument: DOM after scripts, console, screenshot.
 
 The launch flags are the ones this network needs (no sandbox as root, no GPU, no background
-traffic). Console messages come from ``--enable-logging=stderr`` as ``INFO:CONSOLE`` lines.
+traffic; WebGL in software). Console messages come from ``--enable-logging=stderr`` as ``INFO:CONSOLE`` lines.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from PIL import Image
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--enable-logging=stderr",
-         "--virtual-time-budget=15000"]
+         "--virtual-time-budget=15000",
+         "--enable-unsafe-swiftshader"]  # software WebGL (the parallel-coordinates plot) without a deprecation notice
+
+# Performance notes of the software GL driver (a WebGL plot read back by plotly.js), not the page's:
+GL_DRIVER_NOTE = re.compile(r"^\"\[\.WebGL-[0-9a-fx]+\]GL Driver Message \(OpenGL, Performance,")
 
 
 def chromium() -> str | None:
@@ -42,7 +46,8 @@ def load(url: str, profile: Path) -> Page:
     """The DOM once scripts ran, and every console message the page produced."""
     r = _run(url, "--dump-dom", profile=profile)
     assert r.returncode == 0, r.stderr[-2000:]
-    console = [m.group(1) for m in re.finditer(r"INFO:CONSOLE[^\]]*\] (.*)", r.stderr)]
+    console = [m.group(1) for m in re.finditer(r"INFO:CONSOLE[^\]]*\] (.*)", r.stderr)
+               if not GL_DRIVER_NOTE.match(m.group(1))]
     return Page(r.stdout, console)
 
 

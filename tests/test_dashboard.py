@@ -22,6 +22,7 @@ import pytest
 from optuna_dashboard import get_note
 
 from conftest import Finished, Work
+from hpsearch.importance import param_importances
 from hpsearch.publish import PUBLISHED_ATTR
 from hpsearch.retrain import RETRAIN_ATTR
 
@@ -81,6 +82,14 @@ def test_retrain_publishes_note_and_artifacts_that_the_dashboard_serves(searched
         assert [t["number"] for t in detail["trials"]] == [0, 1, 2]
         note = detail["note"]["body"]
         assert f"## Retrained result (hpsearch): trial {rec['trial']}" in note
+        assert "Artifacts tab" not in note  # optuna-dashboard 0.21 has none: the card is on the study's main page
+        assert "under **Study Artifacts** at the bottom of this study's main page" in note
+        assert "Importance panel (PED-ANOVA) rested on 3 completed trials when this note was written: not reliable " \
+               "below 50." in note
+        retrained = next(t for t in detail["trials"] if t["number"] == rec["trial"])  # linked back to its retrain
+        assert retrained["note"]["body"].startswith("## Retrained (hpsearch, round 1)")
+        assert f"with 2 fresh seeds × {rec['epochs']} epochs" in retrained["note"]["body"]
+        assert all(t["note"]["body"] == "" for t in detail["trials"] if t["number"] != rec["trial"])
         for run in rec["runs"]:  # one row per seed, with its test top-1 as recorded
             assert f"| {run['seed']} | {run['test_loss']:.4f} | {100 * run['test_top1']:.2f} % |" in note
         names = {a["filename"]: a for a in detail["artifacts"]}
@@ -103,6 +112,21 @@ def test_retrain_publishes_note_and_artifacts_that_the_dashboard_serves(searched
     assert study.user_attrs[PUBLISHED_ATTR]["round"] == 2 and len(list((work.path / "arts").iterdir())) == 6
     note = get_note(study)
     assert all(str(s) in note for s in study.user_attrs[RETRAIN_ATTR]["seeds"])
+
+
+def test_the_report_ranks_parameters_as_the_dashboard_does(work: Work, tiny_search: Finished) -> None:
+    """The report's importances are the numbers the running dashboard's importance panel shows,
+    parameter for parameter, in the same order: a reader never sees two rankings."""
+    work.adopt(tiny_search)
+    ours = param_importances(optuna.load_study(study_name="tiny", storage=work.url))
+    dash = Dashboard(work)
+    try:
+        got = api(dash.port, f"/api/studies/{dash.studies[0]['study_id']}/param_importances")["param_importances"][0]
+    finally:
+        dash.stop()
+    assert ours.completed == 4 and len(ours.values) == 2
+    assert [d["name"] for d in got] == list(ours.values)
+    assert {d["name"]: d["importance"] for d in got} == pytest.approx(ours.values)
 
 
 def test_dashboard_bad_inputs_are_one_line(work: Work, tmp_path: Path, searched: tuple[Work, Path]) -> None:

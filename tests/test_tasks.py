@@ -3,6 +3,7 @@ and reconstruct / segment / encoder transfer end to end through real runs and re
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from pathlib import Path
@@ -22,6 +23,7 @@ from hpsearch.models import build
 from hpsearch.publish import note_markdown
 from hpsearch.retrain import RETRAIN_ATTR, load_checkpoint
 from hpsearch.study import StoredSettings
+from hpsearch.tasks._classify import mistakes as classify_mistakes
 from hpsearch.tasks._reconstruct import per_image as recon_per_image
 from hpsearch.tasks._segment import per_image as seg_per_image
 
@@ -99,6 +101,38 @@ def test_classify_metrics_are_the_old_evaluate() -> None:
     got = tasks.classify().evaluate(nn.Flatten(), data, Info((1, 1, 3), ("a", "b", "c")))
     expected = torch.nn.functional.cross_entropy(x.view(3, 3), torch.tensor([0, 2, 0])).item()
     assert got == pytest.approx({"loss": expected, "top1": 1 / 3, "topk": None})
+
+
+class Fixed(nn.Module):
+    """A classifier whose answers are given: image i (first pixel 10·i of 255) is predicted as ``preds[i]``."""
+
+    def __init__(self, preds: list[int], classes: int) -> None:
+        super().__init__()
+        self.table = torch.nn.functional.one_hot(torch.tensor(preds), classes).float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.table[(x[:, 0, 0, 0] * 25.5).round().long()]
+
+
+def test_classify_keeps_each_seeds_confusion_and_the_first_models_mistakes_most_missed_first() -> None:
+    """Two 'seeds' with known answers: per-seed matrices sum to the test set, the sum is what 0.3
+    stored, and the kept mistakes are exactly the first model's, the one both missed first."""
+    y = torch.tensor([0, 1, 2, 0, 1])
+    x = (10 * torch.arange(5, dtype=torch.uint8)).view(5, 1, 1, 1).expand(5, 1, 2, 2).contiguous()
+    test = Tensors(x, y, torch.zeros(1), torch.ones(1))
+    info = Info((1, 2, 2), ("a", "b", "c"))
+    task = tasks.classify()
+    first = task.test_model(Fixed([0, 2, 2, 1, 1], 3), test, info, 0)   # wrong at 1 and 3
+    second = task.test_model(Fixed([1, 2, 2, 0, 1], 3), test, info, 1)  # wrong at 0 and 1
+    rec = task.test_record([first, second], test, info)
+    assert [sum(map(sum, m)) for m in rec["confusion_per_seed"]] == [5, 5]
+    assert rec["confusion"] == (torch.tensor(rec["confusion_per_seed"]).sum(0)).tolist()
+    kept = rec["mistakes"]
+    assert kept["indices"] == [1, 3] and kept["total"] == 2 and kept["models"] == 2  # index 1: both missed it
+    assert kept["labels"] == [1, 0] and kept["predicted"] == [2, 1] and kept["wrong_in"] == [2, 1]
+    pixels = np.frombuffer(base64.b64decode(kept["pixels"]), dtype=np.uint8).reshape(kept["shape"])
+    assert kept["shape"] == [2, 1, 2, 2] and pixels[:, 0, 0, 0].tolist() == [10, 30]  # images 1 and 3
+    assert classify_mistakes([first, second], test, keep=1)["indices"] == [1]
 
 
 # -- settings, errors --------------------------------------------------------------------------

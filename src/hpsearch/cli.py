@@ -52,6 +52,11 @@ class Sampler(str, Enum):  # hpsearch.samplers.KINDS but grid (which needs its c
     nsga2 = "nsga2"
 
 
+class PlotlyJS(str, Enum):  # hpsearch.report.PLOTLYJS_MODES
+    inline = "inline"
+    cdn = "cdn"
+
+
 class Format(str, Enum):
     table = "table"
     csv = "csv"
@@ -418,6 +423,8 @@ def report(
                                                   show_default="STUDY-report.html")] = None,
     by: Annotated[str | None, typer.Option("--by", help="Add a comparison section grouped by these parameters "
                                            "(comma-separated; a grid study has one by its dimensions).")] = None,
+    plotlyjs: Annotated[PlotlyJS, typer.Option(help="inline: opens offline (~5 MB); cdn: small file, loads plotly.js "
+                                               "from cdn.plot.ly.")] = PlotlyJS.inline,
     storage: StorageOpt = None,
 ) -> None:
     """Write one self-contained HTML report (plots, retrain result) that opens offline."""
@@ -429,7 +436,7 @@ def report(
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
     path = out_file or Path(f"{safe_name(st.study_name)}-report.html")
-    sections = write_report(st, path, [p.strip() for p in by.split(",") if p.strip()] if by else None)
+    sections = write_report(st, path, [p.strip() for p in by.split(",") if p.strip()] if by else None, plotlyjs.value)
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {sections} plots); open it in a browser",
               highlight=False, soft_wrap=True)
 

@@ -1,10 +1,14 @@
-"""Put a retrain result where optuna-dashboard shows it: a study note and study artifacts.
+"""Put a retrain result where optuna-dashboard shows it: a study note, a trial note and study artifacts.
 
 The retrain record (``hpsearch:retrain``) is the source of truth; this module only copies it
-into the two places the dashboard renders — the note (markdown) and the artifact store
-(checkpoints and a learning-curve plot). Which record round was published is remembered in
-``hpsearch:published``, so publishing is idempotent: an interrupted publish is finished by the
-next ``hpsearch best STUDY --retrain`` without touching the test split again.
+into the places the dashboard renders — the study's note (markdown, the study's Note page), a
+short note on the retrained trial pointing to it (shown with the trial on the Trials pages: a
+finished trial's user attributes cannot change, its note can), and the artifact store
+(checkpoints and a learning-curve plot, listed under "Study Artifacts" at the bottom of the
+study's main page in optuna-dashboard 0.21, which has no Artifacts tab). Which record round
+was published is remembered in ``hpsearch:published``, so publishing is idempotent: an
+interrupted publish is finished by the next ``hpsearch best STUDY --retrain`` without touching
+the test split again.
 
 The artifact store is a folder. By default it sits beside a SQLite file
 (``hpsearch.db`` → ``hpsearch-artifacts/``); with Postgres it is ``./hpsearch-artifacts``
@@ -19,10 +23,12 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.trial import TrialState
 from optuna_dashboard import save_note
 
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import is_pct, mean_std, num
+from hpsearch.importance import RELIABLE_TRIALS
 from hpsearch.storage import sqlite_path
 from hpsearch.tasks import from_dict as task_from_dict
 
@@ -66,14 +72,18 @@ def publish(study: optuna.Study, record: dict[str, Any], folder: Path) -> list[d
             mimetype = "image/png" if path.suffix == ".png" else "application/octet-stream"
             aid = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study, mimetype=mimetype)
             uploaded.append({"artifact_id": aid, "filename": path.name})
-    save_note(study, note_markdown(study.study_name, record, [u["filename"] for u in uploaded]))
+    completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    save_note(study, note_markdown(study.study_name, record, [u["filename"] for u in uploaded], completed))
+    save_note(_trial(study, record["trial"]), trial_note_markdown(record))
     study.set_user_attr(PUBLISHED_ATTR, {"round": record.get("rounds"), "artifacts": uploaded,
                                          "folder": str(folder.resolve())})
     return uploaded
 
 
-def note_markdown(study_name: str, rec: dict[str, Any], files: list[str]) -> str:
-    """The study note: the three-way comparison, one row per seed (the task's metrics), the parameters."""
+def note_markdown(study_name: str, rec: dict[str, Any], files: list[str], completed: int | None = None) -> str:
+    """The study note: the three-way comparison, one row per seed (the task's metrics), the parameters;
+    with ``completed`` (the study's completed trials now), how far the dashboard's importance panel
+    can be trusted — it cannot say so itself."""
     task = task_from_dict(rec.get("task"))  # records from before tasks are classify
     cols = task.columns(rec)
     head = task.headline_column(rec)
@@ -87,7 +97,8 @@ def note_markdown(study_name: str, rec: dict[str, Any], files: list[str]) -> str
         f"Trial {rec['trial']}'s parameters retrained from scratch with {n} fresh seeds for "
         f"{rec['epochs']} epochs each on `{rec['device']}`, then evaluated on the held-out test split "
         f"**once** per model (test split looked at {rec['test_looks']} time(s) in this study)"
-        + ("." if task.kind == "classify" else f"; task: {task.kind}."),
+        + ("." if task.kind == "classify" else f"; task: {task.kind}.")
+        + f" Trial {rec['trial']}'s own note (Trials pages) points back here.",
         "",
         f"| {base} | value |",
         "|---|---|",
@@ -114,9 +125,42 @@ def note_markdown(study_name: str, rec: dict[str, Any], files: list[str]) -> str
     lines += ["", "### Parameters", "", "| parameter | value |", "|---|---|"]
     lines += [f"| {p} | {v:.4g} |" if isinstance(v, float) else f"| {p} | {v} |" for p, v in rec["params"].items()]
     if files:
-        lines += ["", "Artifacts (this study's Artifacts tab): " + ", ".join(f"`{f}`" for f in files)]
-    lines += ["", f"`hpsearch report {study_name}` writes all of this, with plots, to one HTML file."]
+        lines += ["", "Artifacts, under **Study Artifacts** at the bottom of this study's main page (each with a "
+                  "download button): " + ", ".join(f"`{f}`" for f in files)]
+    if completed is not None:
+        lines += ["", f"The dashboard's Hyperparameter Importance panel (PED-ANOVA) rested on {completed} completed "
+                  f"trial{'s' if completed != 1 else ''} when this note was written"
+                  + ("." if completed >= RELIABLE_TRIALS else f": not reliable below {RELIABLE_TRIALS}.")]
+    lines += ["", f"`hpsearch report {study_name}` writes all of this, with plots, to one HTML file "
+              "(importances with the current count of completed trials)."]
     return "\n".join(lines) + "\n"
+
+
+def trial_note_markdown(rec: dict[str, Any]) -> str:
+    """The retrained trial's note: that it was retrained, the test result in one line, where the rest is."""
+    task = task_from_dict(rec.get("task"))
+    base = rec["metric"].removeprefix("val_")
+    pct = is_pct(base)
+    n = len(rec["runs"])
+    label = next((c.label for c in task.columns(rec) if c.key == base), base)
+    refit = " on train + validation" if rec.get("refit") else ""
+    return (f"## Retrained (hpsearch, round {rec.get('rounds', 1)})\n\n"
+            f"This trial's parameters were retrained{refit} with {n} fresh seeds × {rec['epochs']} epochs and each "
+            f"model evaluated once on the test split: test {label} **{mean_std(rec['test'].get(base), pct)}** "
+            f"(search score here: {num(rec['search_value'], pct)}, one seed).\n\n"
+            "The study's **Note** page has the per-seed table; the checkpoints are under **Study Artifacts** on "
+            "the study's main page.\n")
+
+
+def _trial(study: optuna.Study, number: int) -> optuna.Trial:
+    """A handle on finished trial ``number`` for optuna-dashboard's ``save_note``, which takes an
+    ``optuna.Trial``. Constructing one calls the sampler's ``before_trial``; a RandomSampler's does
+    nothing, so the study's own sampler (a grid's, say) never acts on a finished trial. The note
+    itself is a study system attribute: nothing of the finished trial changes."""
+    view = optuna.load_study(study_name=study.study_name, storage=study._storage,
+                             sampler=optuna.samplers.RandomSampler())
+    trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == number)
+    return optuna.Trial(view, trial_id)
 
 
 def curves_png(rec: dict[str, Any], path: Path) -> None:

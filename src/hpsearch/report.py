@@ -3,6 +3,10 @@
 The file is meant to be mailed, attached to a report or opened years later, so it carries
 everything: the search plots, and the retrain result (search score vs re-scored validation vs
 test), which is read from the study's retrain record. The report never loads a dataset.
+
+plotly.js is most of the file (4.8 of its 5 MB) and is written once, in the head; every plot
+is a div drawn by it. ``plotlyjs="cdn"`` links the same version from cdn.plot.ly instead: a
+file of a few hundred kilobytes for readers who are online.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from optuna.trial import TrialState
 from hpsearch import figures
 from hpsearch.compare import compare
 from hpsearch.fmt import is_pct, mean_std, num, summary
+from hpsearch.importance import METHOD, RELIABLE_TRIALS, TOP_QUANTILE, param_importances
 from hpsearch.inspect_study import objective_names, pareto_front, recorded, settings_of
 from hpsearch.paths import check_output, write_atomically
 from hpsearch.samplers import SEED_PARAM
@@ -34,7 +39,8 @@ h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #
 table { border-collapse: collapse; margin: .6rem 0; } td, th { border: 1px solid #ddd; padding: .25rem .6rem; }
 th { background: #f4f4f4; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .muted { color: #666; } .missing { background: #fff8e1; border: 1px solid #f0d48a; padding: .6rem 1rem; }
-.plot { margin: .5rem 0 1.2rem; overflow-x: auto; }
+.plot { margin: .5rem 0 1.2rem; }
+.caveat { background: #fff3f0; border-left: 4px solid #d62728; padding: .4rem .8rem; }
 """
 
 
@@ -69,11 +75,27 @@ class _Page:
         self.parts.append(f'<div class="plot">{div}</div>')
 
 
-def write_report(study: optuna.Study, path: Path, by: list[str] | None = None) -> int:
+PLOTLYJS_MODES = ("inline", "cdn")
+
+
+def plotlyjs_tag(mode: str) -> str:
+    """The one script tag that loads plotly.js: embedded (works offline) or from its CDN, pinned
+    to the version plotly.py was built with (the figures' JSON is written for that version)."""
+    if mode == "inline":
+        return f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>'
+    if mode == "cdn":
+        url = f"https://cdn.plot.ly/plotly-{plotly.offline.get_plotlyjs_version()}.min.js"
+        return f'<script src="{url}" charset="utf-8"></script>'
+    raise ValueError(f"plotlyjs must be one of {', '.join(PLOTLYJS_MODES)}, not {mode!r}")
+
+
+def write_report(study: optuna.Study, path: Path, by: list[str] | None = None, plotlyjs: str = "inline") -> int:
     """Write the report; return how many plots it holds. A bad target (a device, a directory)
     is refused before the plots are built, and again just before the write. ``by``: the
-    parameters of a comparison section (default: a grid's dimensions but the seed)."""
+    parameters of a comparison section (default: a grid's dimensions but the seed); ``plotlyjs``:
+    ``inline`` (default, offline) or ``cdn``."""
     check_output(path)
+    script = plotlyjs_tag(plotlyjs)
     page = _Page()
     settings = settings_of(study)
     metric = settings.metric
@@ -112,16 +134,18 @@ def write_report(study: optuna.Study, path: Path, by: list[str] | None = None) -
     page.h2("Optimization history", "Each completed trial's score and the best so far.")
     page.plot(lambda: figures.optimization_history(study))
     page.h2("Learning curves", "Validation score after every epoch; the median pruner stops trials (grey) "
-            "whose curve falls below the median of earlier trials at the same epoch.")
+            "whose curve falls below the median of earlier trials at the same epoch. The axis is zoomed to "
+            "where the better three quarters of the completed trials end up (a button shows the full range).")
     page.plot(lambda: figures.learning_curves(study, metric))
     page.h2("Score against model size", "Each completed trial's score against its parameters and forward "
             "FLOPs per image (log scales), one colour per model spec: what each extra parameter bought.")
     page.plot(lambda: figures.size_vs_score(study, metric))
-    page.h2("Parallel coordinates", "One line per completed trial across all parameters, coloured by score.")
+    page.h2("Parallel coordinates", "One line per completed trial across the parameters that vary, coloured "
+            "by score (yellow is better); log-scale parameters on log axes. Drag along an axis to filter.")
     page.plot(lambda: figures.parallel_coordinates(study))
-    page.h2("Parameter importances", "fANOVA: how much of the score's variance each parameter explains.")
-    page.plot(lambda: figures.importances(study))
-    page.h2("Slices", "Score against each parameter separately.")
+    _importance_section(page, study)
+    page.h2("Slices", "Score against each parameter separately, one panel per parameter on a shared score "
+            "axis; colour is the score as well (yellow is better).")
     page.plot(lambda: figures.slices(study))
     page.h2("Worker timeline", "Which worker process ran which trial, and when.")
     page.plot(lambda: figures.worker_timeline(study))
@@ -130,7 +154,7 @@ def write_report(study: optuna.Study, path: Path, by: list[str] | None = None) -
     title = html.escape(f"{study.study_name} — hpsearch report")
     doc = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style>'
-           f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script></head>'
+           f"{script}</head>"
            f"<body>\n{body}\n</body></html>\n")
     write_atomically(path, doc)  # never a half-written report under the final name
     return page.plots
@@ -187,13 +211,52 @@ def _retrain_section(page: _Page, rec: dict[str, Any]) -> None:
     elif task.kind == "segment":
         _segment_sections(page, rec)
     else:
-        page.h2("Test confusion matrix", "Computed during the single test evaluation, summed over the seeds.")
+        n = len(rec["runs"])
+        per_seed = " The menu shows each seed's own matrix." if rec.get("confusion_per_seed") and n > 1 else ""
+        page.h2("Test confusion matrix", f"Computed during the single test evaluation: the mean over the {n} "
+                f"seeds' models, so each row sums to that class's test images.{per_seed}")
         page.plot(lambda: figures.confusion(rec))
         _per_class_section(page, rec)
-        page.h2("Test images", "The first 30 test images with predicted labels; mistakes in red.")
-        page.plot(lambda: figures.sample_images(rec))
-    page.h2("First-layer filters", "What the first convolution learned to look for.")
+        _mistakes_section(page, rec)
+    page.h2("First-layer filters", "What the first convolution learned to look for, each filter apart.")
     page.plot(lambda: figures.first_layer_filters(rec))
+
+
+def _importance_section(page: _Page, study: optuna.Study) -> None:
+    """Importances with their evidence: the method (the dashboard's), how many completed trials
+    they rest on, and a caveat below the number at which the method is stable."""
+    imp = param_importances(study)
+    page.h2("Parameter importances", f"{METHOD}. The same numbers as the importance panel of `hpsearch dashboard`.")
+    top = imp.top_trials if imp.completed > 1 else 0
+    line = (f"Computed from {imp.completed} completed trial{'s' if imp.completed != 1 else ''}; the best "
+            f"{TOP_QUANTILE:.0%} is {top} trial{'s' if top != 1 else ''}.")
+    if imp.reliable:
+        page.raw(f"<p>{html.escape(line)}</p>")
+    else:
+        page.raw(f'<p class="caveat">{html.escape(line)} <b>Not reliable below {RELIABLE_TRIALS} completed '
+                 "trials</b> (Optuna advises at least 5 trials in the best 10 % for PED-ANOVA): read this "
+                 "ranking as a hint, not a finding.</p>")
+    page.plot(lambda: figures.importances(study, imp))
+
+
+def _mistakes_section(page: _Page, rec: dict[str, Any]) -> None:
+    """The misclassified test images, which say more than correct ones; records from before
+    hpsearch kept them show their first 30 test images instead, and say so."""
+    seed = rec["runs"][0]["seed"]
+    kept = rec.get("mistakes")
+    if kept is None:
+        page.h2("Test images", "The first 30 test images with predicted labels, mistakes in red (this retrain "
+                "record predates keeping the misclassified images; `hpsearch best --retrain --force` keeps "
+                "them, a new look at the test split).")
+        page.plot(lambda: figures.sample_images(rec))
+        return
+    page.h2("Misclassified test images", f"Test images the seed-{seed} model got wrong ({kept['total']} in all), "
+            f"those the most seeds' models also missed first: predicted label, true label in brackets, then "
+            f"how many of the {kept['models']} models missed it.")
+    if not kept["indices"]:
+        page.raw(f"<p>The seed-{seed} model classified every test image correctly.</p>")
+        return
+    page.plot(lambda: figures.mistakes(rec))
 
 
 def _reconstruct_sections(page: _Page, rec: dict[str, Any]) -> None:

@@ -1,8 +1,11 @@
 """``classify``: one label per image, by cross-entropy (what hpsearch did before tasks existed).
 
-Its record is exactly what 0.3 wrote (per-seed loss, top-1, top-k, a confusion matrix, each
-class's accuracy, the first test images with predictions), so old records and new ones read
-the same everywhere.
+Its record holds what 0.3 wrote (per-seed loss, top-1, top-k, the confusion matrix summed over
+the seeds, each class's accuracy, the first test images with predictions), so old records and
+new ones read the same everywhere. It now adds each seed's confusion matrix
+(``confusion_per_seed``) and the images the first seed's model got wrong (``mistakes``): a report
+shows the mistakes, which say more than the first images (mostly right); readers of an older
+record fall back to the first images.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from hpsearch.data import DatasetInfo, Source, Tensors
 
 SAMPLE_IMAGES = 30  # test images whose predictions are kept for the report's image grid
+MISTAKES = 30  # misclassified test images kept (with their labels and predictions) for the report
 
 
 def topk_for(num_classes: int) -> int | None:
@@ -54,6 +58,24 @@ def evaluate(model: nn.Module, data: Tensors, k: int | None,
         n = len(data)
         loss_sum, correct1, correctk = sums.tolist()
         return loss_sum / n, correct1 / n, (correctk / n if k is not None else None), torch.cat(preds)
+
+
+def mistakes(results: list[ModelTest], test: Tensors, keep: int = MISTAKES) -> dict[str, Any]:
+    """The first model's misclassified test images, at most ``keep``: those the most models missed
+    first (a mistake every seed makes is about the data or the task, one seed's is noise), then by
+    index. ``total`` counts them all; ``wrong_in`` is how many of the ``models`` missed each."""
+    import torch
+
+    y = test.y.cpu()
+    missed = torch.stack([r.keep["predicted"] != y for r in results]).sum(0)
+    first = results[0].keep["predicted"]
+    wrong = (first != y).nonzero().flatten().tolist()
+    chosen = sorted(wrong, key=lambda i: (-int(missed[i]), i))[:keep]
+    pixels = (torch.cat([test.pixels(slice(i, i + 1)) for i in chosen]) if chosen
+              else test.pixels(slice(0, 0)))
+    return {"total": len(wrong), "models": len(results), "indices": chosen, "labels": y[chosen].tolist(),
+            "predicted": first[chosen].tolist(), "wrong_in": missed[chosen].tolist(), "shape": list(pixels.shape),
+            "pixels": base64.b64encode(pixels.numpy().tobytes()).decode("ascii")}
 
 
 @dataclass(frozen=True)
@@ -101,16 +123,18 @@ class Classify(Task):
         return ModelTest({"loss": loss, "top1": top1, "topk": topk},
                          {"test_per_class_top1": [round(v, 6) for v in per_class.tolist()],
                           "sample_predictions": pred[:SAMPLE_IMAGES].tolist()},
-                         {"confusion": confusion})
+                         {"confusion": confusion, "predicted": pred.cpu()})
 
     def test_record(self, results: list[ModelTest], test: Tensors, info: DatasetInfo) -> dict[str, Any]:
         pixels = test.pixels(slice(0, SAMPLE_IMAGES))
         return {
             "topk_k": topk_for(info.num_classes),
-            "confusion": sum(r.keep["confusion"] for r in results).tolist(),  # summed over the seeds
+            "confusion": sum(r.keep["confusion"] for r in results).tolist(),  # summed over the seeds (as in 0.3)
+            "confusion_per_seed": [r.keep["confusion"].tolist() for r in results],
             "classes": list(info.classes),
             "samples": {"labels": test.y[:SAMPLE_IMAGES].cpu().tolist(), "shape": list(pixels.shape),
                         "pixels": base64.b64encode(pixels.numpy().tobytes()).decode("ascii")},
+            "mistakes": mistakes(results, test),
         }
 
     def columns(self, rec: dict[str, Any]) -> list[Column]:
