@@ -29,6 +29,7 @@ from optuna_dashboard import save_note
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import is_pct, mean_std, num
 from hpsearch.importance import RELIABLE_TRIALS
+from hpsearch.optuna_compat import storage_of, trial_id
 from hpsearch.storage import sqlite_path
 from hpsearch.tasks import from_dict as task_from_dict
 
@@ -157,10 +158,9 @@ def _trial(study: optuna.Study, number: int) -> optuna.Trial:
     ``optuna.Trial``. Constructing one calls the sampler's ``before_trial``; a RandomSampler's does
     nothing, so the study's own sampler (a grid's, say) never acts on a finished trial. The note
     itself is a study system attribute: nothing of the finished trial changes."""
-    view = optuna.load_study(study_name=study.study_name, storage=study._storage,
+    view = optuna.load_study(study_name=study.study_name, storage=storage_of(study),
                              sampler=optuna.samplers.RandomSampler())
-    trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == number)
-    return optuna.Trial(view, trial_id)
+    return optuna.Trial(view, next(trial_id(t) for t in study.get_trials(deepcopy=False) if t.number == number))
 
 
 def curves_png(rec: dict[str, Any], path: Path) -> None:
