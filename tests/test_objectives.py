@@ -10,11 +10,12 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import Finished, Work
 from optuna.trial import TrialState
 
-from conftest import Finished, Work
 from hpsearch import ModelConfig, OptimConfig, Study, TrialConfig, samplers
 from hpsearch.data import DataSpec, load_search_data
+from hpsearch.records import repeat_curves_of
 from hpsearch.seeds import trial_seed
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
 from hpsearch.train import Training, fit
@@ -70,7 +71,7 @@ def test_repeats_score_a_config_by_its_seed_mean_and_prune_on_the_running_mean(w
     for t in done:
         seeds = t.user_attrs["seeds"]
         assert len(set(seeds)) == 2 and seeds[0] == t.user_attrs["seed"] == trial_seed(0, t.number)
-        per_seed = t.user_attrs["repeat_curves"]["val_top1"]
+        per_seed = repeat_curves_of(t)["val_top1"]
         # what the pruner saw after every epoch is the mean over the seeds at that epoch
         assert [t.intermediate_values[e] for e in (1, 2, 3)] == pytest.approx(
             [statistics.fmean(c[e] for c in per_seed) for e in range(3)])

@@ -1,16 +1,18 @@
 """`hpsearch run` end to end: real spawned workers, a real SQLite file, digits or fake MNIST."""
 
+import json
 import re
 from pathlib import Path
 
 import optuna
 import pytest
 import torch
+from conftest import Finished, Work
 from optuna.trial import TrialState
 
-from conftest import Finished, Work
 from hpsearch import TrialConfig
 from hpsearch.data import DataSpec, load_search_data
+from hpsearch.records import CONFIG, CURVES, config_of, curves_of_trial
 from hpsearch.train import fit
 
 pytestmark = pytest.mark.slow
@@ -49,14 +51,18 @@ def test_an_interrupted_budget_is_topped_up(store: Work, tiny_search: Finished) 
 def test_each_trial_records_its_evidence_and_its_seed_reproduces_it(work: Work) -> None:
     work.cli("run", "tiny", "--workers", "1", "--n-trials", "2", "--seed", "11")
     t = trials(work)[1]
-    assert set(t.user_attrs) >= {"curves", "n_params", "seconds", "device", "seed", "config", "epochs", "threads"}
-    assert len(t.user_attrs["curves"]["val_top1"]) == 3 == len(t.intermediate_values)
+    assert set(t.user_attrs) >= {"n_params", "seconds", "device", "seed", "epochs", "threads"}
+    # the bulky records are system attributes: optuna-dashboard's trial page stays readable
+    assert not {"curves", "config"} & set(t.user_attrs) and {CONFIG, CURVES} <= set(t.system_attrs)
+    curves = curves_of_trial(t)
+    assert len(curves["val_top1"]) == 3 == len(t.intermediate_values)
+    assert max(len(json.dumps(v)) for v in t.user_attrs.values()) < 200
     torch.set_num_threads(t.user_attrs["threads"])
     data = load_search_data(DataSpec("digits"), Path("."))
-    again = fit(TrialConfig.from_dict(t.user_attrs["config"]), data, epochs=3, seed=t.user_attrs["seed"],
+    again = fit(TrialConfig.from_dict(config_of(t)), data, epochs=3, seed=t.user_attrs["seed"],
                 device=torch.device("cpu"))
-    assert again.curves()["train_loss"] == t.user_attrs["curves"]["train_loss"]
-    assert again.curves()["val_top1"] == t.user_attrs["curves"]["val_top1"]
+    assert again.curves()["train_loss"] == curves["train_loss"]
+    assert again.curves()["val_top1"] == curves["val_top1"]
 
 
 def test_the_test_split_is_never_needed_by_run(work: Work, fake_mnist: Path) -> None:

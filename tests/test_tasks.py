@@ -12,15 +12,16 @@ import numpy as np
 import optuna
 import pytest
 import torch
+from conftest import Finished, Work, write_idx
 from torch import nn
 
-from conftest import Finished, Work, write_idx
 from hpsearch import CAE, OptimConfig, Study, TrialConfig, UNet, datasets, tasks
 from hpsearch.data import Tensors
 from hpsearch.errors import InfeasibleModel, TestSplitForbidden
 from hpsearch.inspect_study import SETTINGS_ATTR
 from hpsearch.models import build
 from hpsearch.publish import note_markdown
+from hpsearch.records import config_of
 from hpsearch.retrain import RETRAIN_ATTR, load_checkpoint
 from hpsearch.study import StoredSettings
 from hpsearch.tasks._classify import mistakes as classify_mistakes
@@ -278,6 +279,6 @@ def test_encoder_transfer_fine_tunes_a_real_cae_fashion_checkpoint(work: Work, m
     assert all(t.state.name == "COMPLETE" for t in trials)
     frozen = next(t for t in trials if t.params["arm"] == "frozen")
     assert frozen.user_attrs["n_trainable"] < frozen.user_attrs["n_params"]  # only the head trains
-    config = frozen.user_attrs["config"]["model"]
+    config = config_of(frozen)["model"]
     assert config["name"] == "encoder" and config["trunk"]["model"]["name"] == "cae"
     assert config["encoder_from"] == str(ckpt.resolve())

@@ -107,7 +107,7 @@ def test_max_params_rejects_configs_before_any_training_step(work: Work) -> None
         assert "max_params 2,000" in t.user_attrs["rejected"]
     assert all(t.state == TrialState.COMPLETE and t.user_attrs["n_params"] <= 2000 for t in small)
     assert all(t.user_attrs["flops"] > 0 for t in trials)
-    table = work.cli("trials", "capped").output
+    table = work.cli("trials", "capped", "--columns", "number,state,params,flops,error").output
     assert "params" in table and "flops" in table and "rejected before" not in table
     rows = json.loads(work.cli("trials", "capped", "--format", "json").output)
     assert {r["model"] for r in rows} == {"mlp"} and all(r["flops"] for r in rows)

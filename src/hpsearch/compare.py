@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import summary
+from hpsearch.records import curves_of_trial
 
 
 @dataclass
@@ -41,14 +42,14 @@ class Group:
         it says whether training ran past its best."""
         out = []
         for t in self.trials:
-            curve = [v for v in (t.user_attrs.get("curves") or {}).get(metric) or [] if v is not None]
+            curve = [v for v in curves_of_trial(t).get(metric) or [] if v is not None]
             if curve:
                 best = max(curve) if maximize else min(curve)
                 out.append(curve.index(best) + 1)
         return out
 
     def curves(self, metric: str) -> list[list[float]]:
-        return [c for t in self.trials if (c := (t.user_attrs.get("curves") or {}).get(metric))]
+        return [c for t in self.trials if (c := curves_of_trial(t).get(metric))]
 
 
 @dataclass

@@ -29,6 +29,7 @@ from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.fmt import summary
 from hpsearch.inspect_study import LOOKS_ATTR, settings_of, test_looks
 from hpsearch.provenance import evidence
+from hpsearch.records import config_of
 from hpsearch.storage import try_exclusive
 from hpsearch.study_code import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.train import fit
@@ -54,7 +55,7 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
     settings = settings_of(study)
     trials = [t for g in comparison.groups for t in g.trials]
     stored_fp = study.user_attrs.get(FINGERPRINT_ATTR, {})
-    ensure_specs([t.user_attrs["config"] for t in trials], settings, stored_fp, studies_dir)
+    ensure_specs([config_of(t) for t in trials], settings, stored_fp, studies_dir)
     ensure_data_code(settings, stored_fp, studies_dir)
     warning = check_data_hash(settings, prepare(settings.data, data_root), False, f"study {study.study_name!r}")
     if warning:
@@ -63,7 +64,7 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
     models: dict[int, list[torch.nn.Module]] = {}  # a trial with repeats trained one model per seed
     reproduced = 0
     for i, t in enumerate(trials, 1):
-        config = TrialConfig.from_dict(t.user_attrs["config"])
+        config = TrialConfig.from_dict(config_of(t))
         epochs = int(t.user_attrs.get("epochs") or settings.max_epochs)
         seeds = [int(s) for s in t.user_attrs.get("seeds") or [t.user_attrs["seed"]]]
         results = [fit(config, data, epochs=epochs, seed=seed, device=device, task=settings.task) for seed in seeds]

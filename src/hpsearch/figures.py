@@ -18,7 +18,12 @@ from typing import Any
 import numpy as np
 import optuna
 import plotly.graph_objects as go
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from plotly.subplots import make_subplots
@@ -27,6 +32,7 @@ from hpsearch.fmt import is_pct
 from hpsearch.importance import RELIABLE_TRIALS, Importances, param_importances
 from hpsearch.inspect_study import objective_names
 from hpsearch.models import LEGACY_MODEL
+from hpsearch.records import curves_of_trial
 
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#b0b0b0", "FAIL": "#d62728", "RUNNING": "#2ca02c",
                 "WAITING": "#9467bd"}
@@ -296,7 +302,7 @@ def _epochs(t: FrozenTrial, metric: str) -> dict[int, float]:
     reports nothing) its recorded curve."""
     if t.intermediate_values:
         return dict(t.intermediate_values)
-    curve = (t.user_attrs.get("curves") or {}).get(metric) or []
+    curve = curves_of_trial(t).get(metric) or []
     return {i: v for i, v in enumerate(curve, 1) if v is not None}
 
 

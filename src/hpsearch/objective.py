@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import optuna
 import torch
 
+from hpsearch import records
 from hpsearch.data import SearchData
 from hpsearch.errors import InfeasibleModel
 from hpsearch.models import Size, measure
@@ -52,7 +53,7 @@ class Objective:
         trial.set_user_attr("device", str(self.device))
         trial.set_user_attr("threads", torch.get_num_threads())
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        trial.set_user_attr("config", config.to_dict())
+        records.put(trial, records.CONFIG, config.to_dict())
         trial.set_user_attr("model", config.model.name)
         try:
             size = measure(config.model, self.data.info)  # a throwaway CPU copy, no weights read
@@ -141,8 +142,8 @@ def _record_curves(trial: optuna.Trial, history: list[EpochMetrics], per_seed: l
     show the spread behind the mean (``repeat_curves``, ``repeat_values``: each seed's last)."""
     if not history:
         return
-    trial.set_user_attr("curves", curves_of(history))
+    records.put(trial, records.CURVES, curves_of(history))
     trial.set_user_attr("epochs", len(history))
     if per_seed is not None:
-        trial.set_user_attr("repeat_curves", {metric: per_seed})
+        records.put(trial, records.REPEAT_CURVES, {metric: per_seed})
         trial.set_user_attr("repeat_values", [v[-1] for v in per_seed if v])

@@ -17,6 +17,7 @@ from hpsearch.hints import command
 from hpsearch.inspect_study import StudyLine, primary_value
 from hpsearch.listing import Listing, value_of
 from hpsearch.models import LEGACY_MODEL
+from hpsearch.records import config_of
 from hpsearch.tasks import from_dict as task_from_dict
 
 if TYPE_CHECKING:  # search imports torch; listings must not
@@ -161,12 +162,21 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{100 * v:.2f}"
 
 
+def _has_config(trial: FrozenTrial) -> bool:
+    try:
+        config_of(trial)
+    except KeyError:
+        return False
+    return True
+
+
 def best_json(study_name: str, trial: FrozenTrial, rec: dict[str, Any] | None) -> str:
     out: dict[str, Any] = {
         "study": study_name,
         "best_trial": {"number": trial.number, "value": primary_value(trial),
                        "params": dict(trial.params),
-                       "user_attrs": {k: v for k, v in trial.user_attrs.items() if k != "curves"}},
+                       "user_attrs": {**{k: v for k, v in trial.user_attrs.items() if k != "curves"},
+                                      **({"config": config_of(trial)} if _has_config(trial) else {})}},
     }
     if rec is not None:
         out["retrain"] = _retrain_json(rec)

@@ -48,6 +48,7 @@ from hpsearch.inspect_study import (
 )
 from hpsearch.paths import safe_name
 from hpsearch.provenance import evidence
+from hpsearch.records import config_of
 from hpsearch.seeds import retrain_seeds
 from hpsearch.storage import try_exclusive
 from hpsearch.study import StoredSettings
@@ -133,7 +134,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     settings = settings_of(study)
     candidates = [chosen_trial(study, req.trial)] if req.trial is not None else ranked_trials(study)[: req.top_k]
     stored_fp = study.user_attrs.get(FINGERPRINT_ATTR, {})
-    ensure_specs([t.user_attrs["config"] for t in candidates], settings, stored_fp,
+    ensure_specs([config_of(t) for t in candidates], settings, stored_fp,
                  req.studies_dir, req.allow_module_change)
     ensure_data_code(settings, stored_fp, req.studies_dir, req.allow_module_change)
     warning = check_data_hash(settings, prepare(settings.data, req.data_root), req.allow_data_change,
@@ -152,7 +153,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     scoring = candidates if len(candidates) > 1 or not req.refit else []  # a refit has no validation to rank by
     pace = _Pace(tick, (len(scoring) + req.refit) * req.seeds, epochs)
     for trial in scoring:
-        config = TrialConfig.from_dict(trial.user_attrs["config"])
+        config = TrialConfig.from_dict(config_of(trial))
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
         fits = _fit_seeds(config, data, seeds, epochs, req.device, task, pace.of(f"trial {trial.number}",
                                                                                settings.metric),
@@ -166,7 +167,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     if req.refit:  # the chosen config again, on train + validation, with the same seeds
         trial = leader[0] if leader is not None else candidates[0]
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
-        config = TrialConfig.from_dict(trial.user_attrs["config"])
+        config = TrialConfig.from_dict(config_of(trial))
         train_val = refit_data(data)
         say(f"refit: trial {trial.number} on train + validation ({len(train_val.train)} images), {epochs} epochs")
         fits = _fit_seeds(config, train_val, seeds, epochs, req.device, task,
@@ -191,7 +192,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         "search_values": dict(zip(objective_names(study), trial.values or [])),
         "metric": settings.metric,
         "params": dict(trial.params),
-        "model": TrialConfig.from_dict(trial.user_attrs["config"]).model.to_dict(),  # exactly what was retrained
+        "model": TrialConfig.from_dict(config_of(trial)).model.to_dict(),  # exactly what was retrained
         "n_params": fits[0].n_params,
         "epochs": epochs,
         "refit": req.refit,  # trained on train + validation: "val" is empty, the test split is all there is
@@ -275,7 +276,7 @@ def _test_once(fits: list[FitResult], seeds: list[int], test: Tensors, data: Sea
     runs, results = [], []
     folder = out_dir / safe_name(study_name)  # a name another tool stored may hold '/' or '..'
     folder.mkdir(parents=True, exist_ok=True)
-    config = TrialConfig.from_dict(trial.user_attrs["config"])
+    config = TrialConfig.from_dict(config_of(trial))
     for i, (seed, f) in enumerate(zip(seeds, fits)):
         result = evaluate(task, f.model, test, data.info, i)
         results.append(result)
