@@ -169,6 +169,18 @@ def test_run_view_fits_80_columns_and_shows_rate_and_eta() -> None:
     assert "2.0 trials/min" in text and "eta 5m00s" in text  # the 10-minute timeout comes before the budget's 15
 
 
+def test_finished_trial_lines_when_piped_fit_the_width() -> None:
+    state = RunState("digits", "val_top1", 20, 20, finished=3, best=0.9812, best_number=2, finished_at_start=0)
+    state.t0 -= 120
+    for width, n_lines in ((120, 1), (80, 2), (50, 2)):  # 3 finished in 2 minutes: 1.5/min, 17 to go
+        c = console(width)
+        RunView(state, c).trial_ended(17, "COMPLETE", 0.97654321)
+        lines = lines_of(c)
+        fits(lines, width)
+        assert len(lines) == n_lines and lines[0].startswith("[3/20] trial 17 complete val_top1=0.9765")
+        assert "best 0.9812 (#2)" in " ".join(lines) and lines[-1].endswith("1.5/min · eta 11m20s")
+
+
 def test_retrain_progress_lines_when_piped() -> None:
     c = console(80)
     with RetrainView(c) as view:

@@ -109,14 +109,12 @@ class RunView:
             return
         s = self.state
         rate = s.per_minute
-        self.console.print(
-            f"[{s.finished}/{s.total}] trial {number} {state.lower()} "
-            f"{s.metric}={_fmt(value)} · best {_fmt(s.best)}"
-            + (f" (#{s.best_number})" if s.best_number is not None else "")
-            + (f" · {rate:.1f}/min · eta {duration(s.eta)}" if rate is not None else ""),
-            highlight=False,
-            overflow="fold",
-        )
+        parts = [f"[{s.finished}/{s.total}] trial {number} {state.lower()} {s.metric}={_fmt(value)}",
+                 f"· best {_fmt(s.best)}" + (f" (#{s.best_number})" if s.best_number is not None else ""),
+                 *([f"· {rate:.1f}/min · eta {duration(s.eta)}"] if rate is not None else [])]
+        for line in pack([" ".join(parts)] if len(" ".join(parts)) <= self.console.width else parts,
+                         self.console.width):
+            self.console.print(line, highlight=False, overflow="fold")
 
     def message(self, text: str) -> None:
         self.console.print(text, highlight=False, overflow="fold")
