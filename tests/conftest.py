@@ -254,21 +254,22 @@ def write_image_folder(root: Path, classes: int = 3, train: int = 24, test: int 
     return root
 
 
+def _searched_and_retrained(factory: pytest.TempPathFactory, study: str, n_trials: int) -> Finished:
+    """``study`` searched by 1 worker (no pruning), then `best --retrain --seeds 2`, in a folder of its own."""
+    with pytest.MonkeyPatch.context() as mp:
+        work = _project(factory.mktemp(f"{study}-retrained"), mp)
+        work.cli("run", study, "--n-trials", str(n_trials), "--pruner", "none")
+        work.cli("best", "--retrain", "--seeds", "2")
+    return Finished(study, work.path)
+
+
 @pytest.fixture(scope="session")
 def cae_retrained(tmp_path_factory: pytest.TempPathFactory) -> Finished:
-    """`tiny_cae` (reconstruct, digits): 3 trials by 1 worker, then `best --retrain --seeds 2`, once per session."""
-    with pytest.MonkeyPatch.context() as mp:
-        work = _project(tmp_path_factory.mktemp("cae-retrained"), mp)
-        work.cli("run", "tiny_cae", "--n-trials", "3", "--pruner", "none")
-        work.cli("best", "--retrain", "--seeds", "2")
-    return Finished("tiny_cae", work.path)
+    """`tiny_cae` (reconstruct, digits): 3 trials, then `best --retrain --seeds 2`, once per session."""
+    return _searched_and_retrained(tmp_path_factory, "tiny_cae", 3)
 
 
 @pytest.fixture(scope="session")
 def unet_retrained(tmp_path_factory: pytest.TempPathFactory) -> Finished:
     """`tiny_unet` (segment, 120 generated shapes): 2 trials, then `best --retrain --seeds 2`, once per session."""
-    with pytest.MonkeyPatch.context() as mp:
-        work = _project(tmp_path_factory.mktemp("unet-retrained"), mp)
-        work.cli("run", "tiny_unet", "--n-trials", "2", "--pruner", "none")
-        work.cli("best", "--retrain", "--seeds", "2")
-    return Finished("tiny_unet", work.path)
+    return _searched_and_retrained(tmp_path_factory, "tiny_unet", 2)
