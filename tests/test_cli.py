@@ -67,3 +67,27 @@ def test_debug_shows_the_traceback(work: Work) -> None:
 def app_with_debug():  # noqa: ANN201
     from hpsearch.cli import app
     return app
+
+
+def test_a_worker_crash_names_debug_and_debug_prints_the_workers_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor reports a worker's unexpected error as one line; the traceback it came with
+    (from the worker process, where it happened) is what --debug shows."""
+    import typer
+    from typer.testing import CliRunner
+
+    from hpsearch import cli
+    from hpsearch.errors import TrialsFailing
+
+    @cli.guarded
+    def failing() -> None:
+        raise TrialsFailing("worker 1: KeyError: 'x'", detail='Traceback (most recent call last):\n  File "w.py"\n')
+
+    app = typer.Typer()
+    app.command()(failing)
+    monkeypatch.setitem(cli._state, "debug", False)  # an earlier --debug invocation in this process set it
+    r = CliRunner().invoke(app, [])
+    assert r.exit_code == 3 and "rerun with --debug for the worker's traceback" in r.output
+    assert "Traceback" not in r.output
+    monkeypatch.setitem(cli._state, "debug", True)
+    r = CliRunner().invoke(app, [])
+    assert 'File "w.py"' in r.output and isinstance(r.exception, TrialsFailing)

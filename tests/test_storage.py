@@ -98,3 +98,41 @@ def test_a_budget_lock_whose_session_dies_does_not_ask_twice(pg, monkeypatch: py
     assert isinstance(trial, optuna.Trial)
     assert [t.number for t in study.get_trials()] == [trial.number]
     assert next_trial(study, storage, url, n_trials=5).number == trial.number + 1  # the lock works again
+
+
+@pytest.mark.postgres
+def test_a_trial_read_whose_connection_dies_mid_transaction_is_retried(pg) -> None:  # noqa: ANN001
+    """A server restart can end a connection between checkout and query.
+
+    Optuna's trial read catches that first OperationalError as "too many IN variables", logs
+    "Falling back to a slower alternative" and queries again on the same dead session: that
+    raises ``PendingRollbackError``, which Optuna wraps as "An exception is raised during the
+    commit". It is the same outage and must be retried like one (it failed a worker in the
+    Postgres-restart recovery test).
+    """
+    import optuna
+    import psycopg
+    import sqlalchemy
+
+    url = pg.create_database()
+    storage = open_storage(url, create=True)
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.enqueue_trial({"x": 1.0})
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    ended: list[tuple[bool]] = []
+
+    def end_own_connection(conn, cursor, statement, *_):  # noqa: ANN001, ANN002, ANN202
+        # only the trial query of _get_trials, once: as a restart between checkout and query
+        if ended or "FROM trials" not in statement or "trials.trial_id >" not in statement:
+            return
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=postgres password={PASSWORD} dbname=postgres",
+                             autocommit=True) as admin:
+            ended.extend(admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchall())
+
+    sqlalchemy.event.listen(storage.engine, "before_cursor_execute", end_own_connection)
+    sid = storage.get_study_id_from_name("s")
+    trials = storage._get_trials(sid, states=None, included_trial_ids={trial._trial_id}, trial_id_greater_than=0)
+    assert ended == [(True,)]  # the connection really was ended under the read
+    assert [t.number for t in trials] == [0]

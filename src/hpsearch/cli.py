@@ -89,8 +89,11 @@ def guarded(fn: F) -> F:
             return fn(*args, **kwargs)
         except HpsearchError as e:
             if _state["debug"]:
+                if e.detail:
+                    err.print(e.detail, highlight=False, soft_wrap=True, markup=False)
                 raise
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            hint = " (rerun with --debug for the worker's traceback)" if e.detail else ""
+            err.print(f"[bold red]error:[/] {e}{hint}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where a command handles it (run)
             from hpsearch.interrupts import exit_code

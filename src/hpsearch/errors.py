@@ -8,9 +8,17 @@ from __future__ import annotations
 
 
 class HpsearchError(Exception):
-    """A problem the user can fix; ``str(err)`` is the one line we show them."""
+    """A problem the user can fix; ``str(err)`` is the one line we show them.
+
+    ``detail`` is what ``--debug`` adds: the traceback of the process where it really happened
+    (a worker's, when the supervisor reports a worker's failure).
+    """
 
     exit_code = 1
+
+    def __init__(self, *args: object, detail: str | None = None) -> None:
+        super().__init__(*args)
+        self.detail = detail
 
 
 class StudyModuleError(HpsearchError):

@@ -229,7 +229,7 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
     pool = WorkerPool()
     for job in jobs:
         pool.start(job)
-    errors: list[str] = []
+    errors: list[tuple[str, str | None]] = []  # (one line, the worker's traceback if it crashed)
     restarts = 0
     with RunView(state, console) as view:
         try:
@@ -272,12 +272,13 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
     for i, p in pool.procs.items():
         p.join()
         if (p.exitcode or 0) > 0 and p.exitcode not in (130, 143) and not errors and not result.interrupted:
-            errors.append(f"worker {i} exited with code {p.exitcode}")
+            errors.append((f"worker {i} exited with code {p.exitcode}", None))
     if slot_tmp is not None:
         slot_tmp.cleanup()
     _finish(study, state, result)
     if errors and not result.interrupted:
-        raise TrialsFailing(errors[0])
+        message, trace = errors[0]
+        raise TrialsFailing(message, detail=trace)
     return result
 
 
@@ -309,7 +310,7 @@ def _forget_running(state: RunState, worker: int) -> None:
         del state.running[number]
 
 
-def _drain(events: Any, study: optuna.Study, state: RunState, view: RunView, errors: list[str],
+def _drain(events: Any, study: optuna.Study, state: RunState, view: RunView, errors: list[tuple[str, str | None]],
            result: RunResult, timeout: float) -> bool:
     """Apply every queued worker event to the view state; True if anything arrived."""
     got = False
@@ -332,7 +333,7 @@ def _drain(events: Any, study: optuna.Study, state: RunState, view: RunView, err
             _poll(study, state)
             view.trial_ended(evt[2], evt[3], evt[4])
         elif kind == "error":
-            errors.append(evt[2])
+            errors.append((evt[2], evt[3] if len(evt) > 3 else None))
 
 
 def _poll(study: optuna.Study, state: RunState) -> None:

@@ -229,6 +229,11 @@ def _transient(err: BaseException) -> bool:
     real cause (:func:`fatal_reason` names the ones we can explain).
     """
     cause = _cause(err)
+    if isinstance(cause, sqlalchemy.exc.PendingRollbackError):
+        # the session's connection died mid-transaction and the code went on using it (Optuna's
+        # trial read does: it takes the first error for "too many IN variables" and queries
+        # again); the error that ended the transaction is the one that says what happened
+        return _transient(cause.__context__) if cause.__context__ is not None else True
     if _grpc_unavailable(cause):  # the storage proxy is restarting, or the network between
         return True
     if isinstance(cause, (sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)):
