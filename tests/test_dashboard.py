@@ -22,6 +22,7 @@ import pytest
 from optuna_dashboard import get_note
 
 from conftest import Finished, Work
+from hpsearch.records import study_get
 from hpsearch.importance import param_importances
 from hpsearch.publish import PUBLISHED_ATTR
 from hpsearch.retrain import RETRAIN_ATTR
@@ -70,7 +71,7 @@ def test_retrain_publishes_note_and_artifacts_that_the_dashboard_serves(searched
     r = work.cli("best", "--retrain", "--seeds", "2", "--data-root", str(root), "--artifacts", "arts")
     assert "study note written, 3 artifacts uploaded" in r.output
     study = optuna.load_study(study_name="tiny_mnist", storage=work.url)
-    rec, published = study.user_attrs[RETRAIN_ATTR], study.user_attrs[PUBLISHED_ATTR]
+    rec, published = study_get(study, RETRAIN_ATTR), study_get(study, PUBLISHED_ATTR)
     assert published["round"] == 1 and len(list((work.path / "arts").iterdir())) == 3
 
     dash = Dashboard(work, "--artifacts", "arts")
@@ -81,6 +82,11 @@ def test_retrain_publishes_note_and_artifacts_that_the_dashboard_serves(searched
         assert len(detail["trials"]) == len(study.trials) == 3
         assert [t["number"] for t in detail["trials"]] == [0, 1, 2]
         note = detail["note"]["body"]
+        # the study page lists short lines, not the settings / fingerprint / retrain JSON
+        shown = {a["key"]: a["value"] for a in detail["user_attrs"]}
+        assert set(shown) == {"retrain", "hpsearch:test_looks"}, shown
+        assert shown["retrain"].startswith(f"trial {rec['trial']}: test top1 ") and "over 2 seeds (test look 1)" in shown["retrain"]
+        assert all(len(a["value"]) < 200 for t in detail["trials"] for a in t["user_attrs"])  # nor do trial pages
         assert f"## Retrained result (hpsearch): trial {rec['trial']}" in note
         assert "Artifacts tab" not in note  # optuna-dashboard 0.21 has none: the card is on the study's main page
         assert "under **Study Artifacts** at the bottom of this study's main page" in note
@@ -109,9 +115,9 @@ def test_retrain_publishes_note_and_artifacts_that_the_dashboard_serves(searched
     assert len(list((work.path / "arts").iterdir())) == 3
     work.cli("best", "--retrain", "--force", "--seeds", "2", "--data-root", str(root), "--artifacts", "arts")
     study = optuna.load_study(study_name="tiny_mnist", storage=work.url)
-    assert study.user_attrs[PUBLISHED_ATTR]["round"] == 2 and len(list((work.path / "arts").iterdir())) == 6
+    assert study_get(study, PUBLISHED_ATTR)["round"] == 2 and len(list((work.path / "arts").iterdir())) == 6
     note = get_note(study)
-    assert all(str(s) in note for s in study.user_attrs[RETRAIN_ATTR]["seeds"])
+    assert all(str(s) in note for s in study_get(study, RETRAIN_ATTR)["seeds"])
 
 
 def test_the_report_ranks_parameters_as_the_dashboard_does(work: Work, tiny_search: Finished) -> None:
@@ -142,7 +148,7 @@ def test_dashboard_bad_inputs_are_one_line(work: Work, tmp_path: Path, searched:
     blocker.write_text("")
     bad = work.cli("best", "--retrain", "--artifacts", str(blocker / "sub"), expect=1)
     assert bad.output.startswith("error: cannot use artifact folder") and len(bad.output.splitlines()) == 1
-    assert RETRAIN_ATTR not in optuna.load_study(study_name="tiny_mnist", storage=work.url).user_attrs
+    assert study_get(optuna.load_study(study_name="tiny_mnist", storage=work.url), RETRAIN_ATTR) is None
 
 
 def _request(port: int, method: str, path: str, host: str | None = None) -> tuple[int, str]:

@@ -15,6 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import Work
+from hpsearch.records import study_get
 from hpsearch import samplers
 from hpsearch.samplers import CELL_ATTR, SamplerSpec
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
@@ -78,7 +79,7 @@ def test_two_runs_at_once_share_one_grid_each_cell_exactly_once(store: Work) -> 
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 6
     assert cells_of(trials) == Counter(CELLS)
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING, TrialState.PRUNED)]
-    assert StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR]).sampler.kind == "grid"
+    assert StoredSettings.from_dict(study_get(study, SETTINGS_ATTR)).sampler.kind == "grid"
 
     again = work.cli("run", "grid6").output  # nothing missing: nothing runs
     assert "budget reached (6/6 finished)" in again
@@ -163,7 +164,7 @@ def test_best_retrains_any_trial_and_a_different_one_needs_force(work: Work) -> 
     shown = work.cli("best", "grid6", "--retrain", "--trial", str(other.number), "--seeds", "1",
                      "--epochs", "6").output
     assert "test look 1" in shown
-    rec = optuna.load_study(study_name="grid6", storage=work.url).user_attrs["hpsearch:retrain"]
+    rec = study_get(optuna.load_study(study_name="grid6", storage=work.url), "hpsearch:retrain")
     assert rec["trial"] == other.number and rec["epochs"] == 6 and rec["search_epochs"] == 4
     assert len(rec["runs"][0]["curves"]["val_top1"]) == 6
     again = work.cli("best", "grid6", "--retrain", "--trial", str(study.best_trial.number), expect=1).output
@@ -175,7 +176,7 @@ def test_best_retrains_any_trial_and_a_different_one_needs_force(work: Work) -> 
 def test_the_sampler_is_stored_and_a_join_with_another_is_refused(work: Work) -> None:
     work.cli("run", "tiny", "--n-trials", "2", "--sampler", "random")
     study = optuna.load_study(study_name="tiny", storage=work.url)
-    assert study.user_attrs[SETTINGS_ATTR]["sampler"] == {"kind": "random"}
+    assert study_get(study, SETTINGS_ATTR)["sampler"] == {"kind": "random"}
     work.cli("run", "tiny", "--n-trials", "3")  # the module names no sampler: it joins with the stored one
     out = work.cli("run", "tiny", "--n-trials", "4", "--sampler", "qmc", expect=1).output
     assert "sampler: stored {'kind': 'random'}" in out and "--name NEW_NAME" in out

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from hpsearch import ModelConfig, OptimConfig, Study, TrialConfig, samplers
 from hpsearch.data import DataSpec, load_search_data
-from hpsearch.records import repeat_curves_of
+from hpsearch.records import study_get, repeat_curves_of
 from hpsearch.seeds import trial_seed
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
 from hpsearch.train import Training, fit
@@ -102,7 +102,7 @@ def test_a_pareto_front_is_listed_drawn_and_any_point_retrained(work: Work) -> N
 
     refused = work.cli("best", "pareto", "--retrain", expect=1).output
     assert "no single best trial" in refused and f"trial{'s' if len(front) > 1 else ''} {front[0]}" in refused
-    assert "Traceback" not in refused and "hpsearch:retrain" not in study.user_attrs
+    assert "Traceback" not in refused and study_get(study, "hpsearch:retrain") is None
 
     pick = front[-1]
     rec = json.loads(work.cli("best", "pareto", "--retrain", "--trial", str(pick), "--seeds", "1", "--json").stdout)
@@ -125,7 +125,7 @@ def test_a_refit_trains_on_train_and_validation_and_says_so(work: Work, tiny_sea
     assert rec["refit"] is True and rec["test_looks"] == 1 and rec["val"] == {}
     run = rec["runs"][0]
     assert run["trained_on"] == "train+val" and run["val_top1"] is None and run["test_top1"] > 0.3
-    settings = StoredSettings.from_dict(optuna.load_study(study_name="tiny", storage=work.url).user_attrs[SETTINGS_ATTR])
+    settings = StoredSettings.from_dict(study_get(optuna.load_study(study_name="tiny", storage=work.url), SETTINGS_ATTR))
     data = load_search_data(settings.data, Path("."))
     ckpt = torch.load(run["checkpoint"], weights_only=False)
     assert ckpt["metrics"]["trained_on"] == "train+val"

@@ -16,6 +16,7 @@ from optuna.trial import create_trial
 
 import browser
 from conftest import Finished, Work
+from hpsearch.records import study_get, study_put
 from hpsearch import figures
 from hpsearch.data import DataSpec, load_test_data
 from hpsearch.importance import RELIABLE_TRIALS
@@ -230,7 +231,7 @@ def test_confusion_is_the_mean_over_seeds_and_the_images_are_the_mistakes(
     the same study with an old-shaped record (no per-seed matrices, no mistakes) still renders."""
     work.adopt(tiny_retrained)
     study = optuna.load_study(study_name="tiny", storage=work.url)
-    rec = study.user_attrs[RETRAIN_ATTR]
+    rec = study_get(study, RETRAIN_ATTR)
     model, test = _test_split(rec, Path(rec["runs"][0]["checkpoint"]))
     pred = evaluate(model, test, None)[3].cpu()
     y = test.y.cpu()
@@ -254,7 +255,7 @@ def test_confusion_is_the_mean_over_seeds_and_the_images_are_the_mistakes(
     html = new.read_text()
     assert "Misclassified test images" in html and "mean over the 2 seeds" in html and "First 30" not in html
 
-    study.set_user_attr(RETRAIN_ATTR, {k: v for k, v in rec.items() if k not in ("confusion_per_seed", "mistakes")})
+    study_put(study, RETRAIN_ATTR, {k: v for k, v in rec.items() if k not in ("confusion_per_seed", "mistakes")})
     old = work.path / "old.html"
     work.cli("report", "tiny", "--out", str(old))
     page = _rendered(old, tmp_path)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import Finished, Work
+from hpsearch.records import study_get
 from hpsearch.data import DataSpec, load_search_data, load_test_data
 from hpsearch.retrain import RETRAIN_ATTR, load_checkpoint
 from hpsearch.train import evaluate
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def record(work: Work, name: str = "tiny_mnist") -> dict:
-    return optuna.load_study(study_name=name, storage=work.url).user_attrs[RETRAIN_ATTR]
+    return study_get(optuna.load_study(study_name=name, storage=work.url), RETRAIN_ATTR)
 
 
 def test_retrain_evaluates_once_then_shows_the_record_until_forced(searched_any: tuple[Work, Path]) -> None:
@@ -91,7 +92,7 @@ def test_digits_retrain_reaches_a_sensible_accuracy(tiny_retrained: Finished) ->
     """A real (small) search + retrain on digits (the session's, 4 trials by 2 workers, 2 seeds):
     the test score is measured, not assumed."""
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tiny_retrained.db}")
-    rec = study.user_attrs[RETRAIN_ATTR]
+    rec = study_get(study, RETRAIN_ATTR)
     assert rec["test_looks"] == 1 and len(rec["runs"]) == 2 and rec["test"]["top1"]["mean"] > 0.8
 
 
@@ -120,8 +121,8 @@ def test_a_retrain_killed_during_its_test_evaluation_still_counts_the_look(searc
                             env={**os.environ, "HPSEARCH_STORAGE": work.url}, capture_output=True, text=True)
     assert killed.returncode == 137, killed.stdout + killed.stderr
     first = list((work.path / "runs" / "tiny_mnist").glob("*.pt"))
-    assert len(first) == 1 and RETRAIN_ATTR not in optuna.load_study(study_name="tiny_mnist",
-                                                                      storage=work.url).user_attrs
+    assert len(first) == 1 and study_get(optuna.load_study(study_name="tiny_mnist",
+                                                                      storage=work.url), RETRAIN_ATTR) is None
     before = first[0].stat().st_mtime_ns
     r = work.cli(*args)
     assert "killed during test look 1; that look counts" in r.output and "test split looked at 2 times" in r.output

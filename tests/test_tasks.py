@@ -21,7 +21,7 @@ from hpsearch.errors import InfeasibleModel, TestSplitForbidden
 from hpsearch.inspect_study import SETTINGS_ATTR
 from hpsearch.models import build
 from hpsearch.publish import note_markdown
-from hpsearch.records import config_of
+from hpsearch.records import study_get, config_of
 from hpsearch.retrain import RETRAIN_ATTR, load_checkpoint
 from hpsearch.study import StoredSettings
 from hpsearch.tasks._classify import mistakes as classify_mistakes
@@ -227,7 +227,7 @@ def test_segmentation_folder_reads_pairs_and_names_a_missing_mask(tmp_path: Path
 # -- end to end: real workers, a real SQLite file, one look at the test split -------------------
 
 def _record(work: Work, name: str) -> dict:
-    return optuna.load_study(study_name=name, storage=work.url).user_attrs[RETRAIN_ATTR]
+    return study_get(optuna.load_study(study_name=name, storage=work.url), RETRAIN_ATTR)
 
 
 @pytest.mark.slow
@@ -239,14 +239,14 @@ def test_reconstruct_search_and_retrain_report_psnr_and_mse(work: Work, cae_retr
     assert 5 < out["test"]["psnr"]["mean"] < 60 and out["test"]["mse"]["mean"] > 0 and out["test"]["psnr"]["std"] >= 0
     assert out["metric"] == "val_psnr" and "confusion" not in out
     table = work.cli("best", "tiny_cae", "--retrain").output
-    assert "test PSNR dB" in table and "test MSE" in table and "test top-1" not in table
-    settings = optuna.load_study(study_name="tiny_cae", storage=work.url).user_attrs[SETTINGS_ATTR]
+    assert "PSNR" in table and "MSE" in table and "top-1" not in table  # headers wrap at 80 columns
+    settings = study_get(optuna.load_study(study_name="tiny_cae", storage=work.url), SETTINGS_ATTR)
     assert settings["task"] == {"kind": "reconstruct", "loss": "mse"}
     model, ckpt = load_checkpoint(out["runs"][0]["checkpoint"])
     assert ckpt["task"]["kind"] == "reconstruct" and model(torch.zeros(1, 1, 8, 8)).shape == (1, 1, 8, 8)
     note = note_markdown("tiny_cae", _record(work, "tiny_cae"), [])  # the dashboard note `--retrain` published
     assert "| seed | test loss (MSE) | test MSE | test PSNR dB | test SSIM | val PSNR dB | seconds |" in note
-    assert f"| **test** (2 seeds) | **{out['test']['psnr']['mean']:.4f} ± {out['test']['psnr']['std']:.4f}** |" in note
+    assert f"| test (2 seeds, mean ± std) | **{out['test']['psnr']['mean']:.4f} ± {out['test']['psnr']['std']:.4f}** |" in note
 
 
 @pytest.mark.slow

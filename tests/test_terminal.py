@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 
 from conftest import Finished, Work
+from hpsearch.records import study_get
 from hpsearch import render
 from hpsearch.listing import select
 from hpsearch.progress import RetrainView, RunState, RunView, tick_line
@@ -132,7 +133,7 @@ def test_trials_top_and_sort_from_the_command_line(work: Work, tiny_search: Fini
 @pytest.mark.slow
 def test_studies_names_the_retrain_state(work: Work, tiny_retrained: Finished) -> None:
     work.adopt(tiny_retrained)
-    rec = optuna.load_study(study_name="tiny", storage=work.url).user_attrs["hpsearch:retrain"]
+    rec = study_get(optuna.load_study(study_name="tiny", storage=work.url), "hpsearch:retrain")
     text = " ".join(work.cli("studies").stdout.split())
     assert f"retrained #{rec['trial']}: test top1 {rec['test']['top1']['mean']:.4f}" in text and "(1 look)" in text
 
@@ -208,3 +209,29 @@ def test_help_fits_80_columns(command: str) -> None:
     lines = r.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80 and not any("…" in line for line in lines)
     assert "--help" in r.stdout
+
+
+def test_a_narrowing_terminal_leaves_no_stale_status_line() -> None:
+    """A reflowing terminal (tmux) turns the last status line of 90 characters into 3 rows at 40
+    columns: the redraw must climb all of them (2 cursor-ups), not the 1 row rich drew."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from hpsearch.progress import ReflowSafeLive
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100, height=40, color_system=None)
+    with ReflowSafeLive(Text("x" * 90), console=console, auto_refresh=False, transient=True) as live:
+        live.refresh()
+        console.width = 40
+        out.seek(0)
+        out.truncate()
+        live.update(Text("y" * 30), refresh=True)
+        redraw = out.getvalue()
+        assert redraw.count("\x1b[1A") == 2, repr(redraw)
+        out.seek(0)
+        out.truncate()
+        live.update(Text("z" * 30), refresh=True)  # same width: one line drawn, none to climb
+        assert out.getvalue().count("\x1b[1A") == 0

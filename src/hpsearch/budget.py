@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from hpsearch.optuna_compat import trial_id
 from hpsearch.proxy_client import ProxyStorage
+from hpsearch.records import study_put
 from hpsearch.rows import state_counts
 from hpsearch.samplers import CELL_ATTR, SamplerSpec, next_cell
 from hpsearch.storage import budget_lock
@@ -85,7 +86,7 @@ def reclaim(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str)
 def create_if_absent(storage: optuna.storages.BaseStorage, url: str, name: str, directions: list[str],
                      metric_names: list[str], attrs: dict[str, Any]) -> bool:
     """Create study ``name`` (one direction per objective, each named: optuna-dashboard labels
-    its axes with the names) with user attributes ``attrs`` unless it exists; True if created."""
+    its axes with the names) with the study records ``attrs`` unless it exists; True if created."""
     if isinstance(storage, ProxyStorage):
         return storage.create_if_absent(name, directions, metric_names, attrs)
     with budget_lock(storage, url, name):
@@ -96,7 +97,7 @@ def create_if_absent(storage: optuna.storages.BaseStorage, url: str, name: str, 
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(metric_names)
         for key, value in attrs.items():
-            study.set_user_attr(key, value)
+            study_put(study, key, value)
         return True
 
 

@@ -29,12 +29,12 @@ from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.fmt import summary
 from hpsearch.inspect_study import LOOKS_ATTR, settings_of, test_looks
 from hpsearch.provenance import evidence
-from hpsearch.records import config_of
+from hpsearch.records import COMPARE_TEST, config_of, study_get, study_put
 from hpsearch.storage import try_exclusive
 from hpsearch.study_code import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.train import fit
 
-COMPARE_TEST_ATTR = "hpsearch:compare_test"  # every compare --test, with its look number and scores
+COMPARE_TEST_ATTR = COMPARE_TEST
 
 
 def test_groups(study: optuna.Study, comparison: Comparison, *, data_root: Path, device: torch.device,
@@ -54,7 +54,7 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
                  studies_dir: Path | None, say: Callable[[str], None]) -> dict[str, Any]:
     settings = settings_of(study)
     trials = [t for g in comparison.groups for t in g.trials]
-    stored_fp = study.user_attrs.get(FINGERPRINT_ATTR, {})
+    stored_fp = study_get(study, FINGERPRINT_ATTR, {})
     ensure_specs([config_of(t) for t in trials], settings, stored_fp, studies_dir)
     ensure_data_code(settings, stored_fp, studies_dir)
     warning = check_data_hash(settings, prepare(settings.data, data_root), False, f"study {study.study_name!r}")
@@ -87,5 +87,5 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
                           for k in task.METRICS if scores and scores[0].get(k) is not None}})
     record = {"look": look, "by": comparison.by, "metric": comparison.metric, "groups": groups,
               "reproduced": reproduced, "retrained": len(trials), "device": str(device), **evidence()}
-    study.set_user_attr(COMPARE_TEST_ATTR, [*study.user_attrs.get(COMPARE_TEST_ATTR, []), record])
+    study_put(study, COMPARE_TEST_ATTR, [*study_get(study, COMPARE_TEST_ATTR, []), record])
     return record

@@ -14,10 +14,11 @@ from typing import Any
 import optuna
 
 from hpsearch.config import TrialConfig
+from hpsearch.records import FINGERPRINT
 from hpsearch.study import Study
 
 PROBES = 64
-FINGERPRINT_ATTR = "hpsearch:fingerprint"  # study user attribute holding fingerprint()
+FINGERPRINT_ATTR = FINGERPRINT  # the study record holding fingerprint() (records.study_get reads it)
 
 
 def _sampled(study: Study, probes: int) -> Iterator[tuple[TrialConfig, optuna.trial.FrozenTrial]]:

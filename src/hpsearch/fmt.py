@@ -1,8 +1,9 @@
-"""Number formatting shared by the study note and the HTML report (one convention for both)."""
+"""Number formatting: one convention for the terminal, the study note and the HTML report."""
 
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -21,16 +22,40 @@ def is_pct(metric: str) -> bool:
     return metric.removeprefix("val_").removeprefix("test_").removeprefix("train_") in PCT_METRICS
 
 
-def num(v: float | None, pct: bool) -> str:
-    if v is None:
-        return "—"
-    return f"{100 * v:.2f} %" if pct else f"{v:.4f}"
+@dataclass(frozen=True)
+class Num:
+    """A number cell: one value, or a mean with its standard deviation (``std`` set)."""
+
+    value: float | None
+    std: float | None = None
+    pct: bool = False
+    digits: int = 4
+    strong: bool = False  # the result the table exists for (the test score)
+
+    @classmethod
+    def summary(cls, s: dict[str, Any] | None, pct: bool, strong: bool = False) -> Num:
+        """From a stored ``{"mean", "std", "values"}`` (``fmt.summary``); empty if absent."""
+        return cls(s["mean"], s["std"], pct, strong=strong) if s else cls(None, pct=pct)
+
+    def text(self, compact: bool = False) -> str:
+        if self.value is None:
+            return "—"
+        scale, digits = (100.0, 2) if self.pct else (1.0, self.digits)
+        unit = "" if compact or not self.pct else " %"
+        if self.std is None:
+            return f"{scale * self.value:.{digits}f}{unit}"
+        sep = "±" if compact else " ± "
+        return f"{scale * self.value:.{digits}f}{sep}{scale * self.std:.{digits}f}{unit}"
+
+
+def num(v: float | None, pct: bool, digits: int = 4) -> str:
+    """``0.0712``, ``97.12 %`` (accuracies), ``—`` when there is none."""
+    return Num(v, pct=pct, digits=digits).text()
 
 
 def mean_std(s: dict[str, Any] | None, pct: bool) -> str:
-    if not s:
-        return "—"
-    return f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f} %" if pct else f"{s['mean']:.4f} ± {s['std']:.4f}"
+    """A stored :func:`summary` as ``0.0712 ± 0.0031`` or ``97.12 ± 0.31 %``."""
+    return Num.summary(s, pct).text()
 
 
 def duration(seconds: float | None) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -15,6 +16,33 @@ from hpsearch.fmt import duration, pack
 
 if TYPE_CHECKING:  # retrain imports torch; the run view must not
     from hpsearch.retrain import Tick
+
+
+class ReflowSafeLive(Live):
+    """A rich ``Live`` that leaves no stale status line when the terminal narrows.
+
+    Before each redraw ``Live`` moves the cursor up by as many lines as it drew last time. A
+    terminal that reflows on resize (tmux, VTE, iTerm2) has turned each of those lines into
+    several rows by then, so the cursor stopped short and the old status line stayed on screen
+    above the new one. Here the last drawing's line lengths are kept, and on a narrower terminal
+    the rows they now occupy are what the cursor climbs. (rich keeps that count in the private
+    ``LiveRender._shape``; tests/test_terminal.py pins the behaviour.)
+    """
+
+    _drawn: list[int] | None = None  # lengths of the lines of the last drawing
+    _drawn_width = 0
+
+    def refresh(self) -> None:
+        with self._lock:
+            width = self.console.width
+            shape = self._live_render._shape
+            if shape is not None and self._drawn and width < self._drawn_width:
+                rows = sum(max(1, -(-length // width)) for length in self._drawn)
+                self._live_render._shape = (shape[0], rows)
+            super().refresh()
+            if self.console.is_terminal:
+                lines = self.console.render_lines(self._live_render.renderable, self.console.options, pad=False)
+                self._drawn, self._drawn_width = [Segment.get_line_length(line) for line in lines], width
 
 
 @dataclass
@@ -91,7 +119,7 @@ class RunView:
 
     def __enter__(self) -> RunView:
         if self.console.is_terminal:
-            self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
+            self.live = ReflowSafeLive(self._render(), console=self.console, refresh_per_second=4, transient=True)
             self.live.__enter__()
         return self
 
@@ -147,7 +175,7 @@ class RetrainView:
 
     def __enter__(self) -> RetrainView:
         if self.console.is_terminal:
-            self.live = Live(Text(""), console=self.console, refresh_per_second=4, transient=True)
+            self.live = ReflowSafeLive(Text(""), console=self.console, refresh_per_second=4, transient=True)
             self.live.__enter__()
         return self
 

@@ -37,9 +37,10 @@ from hpsearch.optuna_compat import (
     study_id,
     trial_id,
 )
+from hpsearch.records import ELAPSED
 from hpsearch.rows import completed_ids
 
-ELAPSED_ATTR = "hpsearch:elapsed"  # [[step, seconds since the trial started], ...]
+ELAPSED_ATTR = ELAPSED  # [[step, seconds since the trial started], ...]
 
 PRUNERS = ("median", "median-time", "hyperband", "none")  # the CLI's choices list them too (it stays optuna-free)
 

@@ -30,10 +30,12 @@ from hpsearch.errors import HpsearchError
 from hpsearch.fmt import is_pct, mean_std, num
 from hpsearch.importance import RELIABLE_TRIALS
 from hpsearch.optuna_compat import storage_of, trial_id
+from hpsearch import tables
+from hpsearch.records import PUBLISHED, study_get, study_put
 from hpsearch.storage import sqlite_path
 from hpsearch.tasks import from_dict as task_from_dict
 
-PUBLISHED_ATTR = "hpsearch:published"
+PUBLISHED_ATTR = PUBLISHED
 
 
 def artifact_dir(url: str, explicit: Path | None = None) -> Path:
@@ -57,7 +59,7 @@ def artifact_store(folder: Path) -> FileSystemArtifactStore:
 
 
 def needs_publishing(study: optuna.Study, record: dict[str, Any]) -> bool:
-    done = study.user_attrs.get(PUBLISHED_ATTR) or {}
+    done = study_get(study, PUBLISHED) or {}
     return done.get("round") != record.get("rounds")
 
 
@@ -76,7 +78,7 @@ def publish(study: optuna.Study, record: dict[str, Any], folder: Path) -> list[d
     completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     save_note(study, note_markdown(study.study_name, record, [u["filename"] for u in uploaded], completed))
     save_note(_trial(study, record["trial"]), trial_note_markdown(record))
-    study.set_user_attr(PUBLISHED_ATTR, {"round": record.get("rounds"), "artifacts": uploaded,
+    study_put(study, PUBLISHED, {"round": record.get("rounds"), "artifacts": uploaded,
                                          "folder": str(folder.resolve())})
     return uploaded
 
@@ -86,11 +88,6 @@ def note_markdown(study_name: str, rec: dict[str, Any], files: list[str], comple
     with ``completed`` (the study's completed trials now), how far the dashboard's importance panel
     can be trusted — it cannot say so itself."""
     task = task_from_dict(rec.get("task"))  # records from before tasks are classify
-    cols = task.columns(rec)
-    head = task.headline_column(rec)
-    metric = rec["metric"]                      # e.g. val_top1
-    base = metric.removeprefix("val_")          # top1
-    pct = is_pct(base)
     n = len(rec["runs"])
     lines = [
         f"## Retrained result (hpsearch): trial {rec['trial']}",
@@ -101,23 +98,10 @@ def note_markdown(study_name: str, rec: dict[str, Any], files: list[str], comple
         + ("." if task.kind == "classify" else f"; task: {task.kind}.")
         + f" Trial {rec['trial']}'s own note (Trials pages) points back here.",
         "",
-        f"| {base} | value |",
-        "|---|---|",
-        f"| search score (trial {rec['trial']}, one seed) | {num(rec['search_value'], pct)} |",
-        f"| re-scored validation ({n} fresh seeds) | {mean_std(rec['val'].get(base), pct)} |",
-        f"| **test** ({n} seeds) | **{mean_std(rec['test'].get(base), pct)}** |",
-        "",
-        "### Per seed",
-        "",
-        "| seed |" + "".join(f" test {c.label} |" for c in cols) + f" val {head.label} | seconds |",
-        "|---|" + "---|" * len(cols) + "---|---|",
     ]
-    for r in rec["runs"]:
-        lines.append(f"| {r['seed']} |" + "".join(f" {num(r.get(f'test_{c.key}'), c.pct)} |" for c in cols)
-                     + f" {num(r.get(f'val_{head.key}'), head.pct)} | {r['seconds']:.1f} |")
-    t = rec["test"]
-    lines.append("| **mean ± std** |" + "".join(f" {mean_std(t.get(c.key), c.pct)} |" for c in cols)
-                 + f" {mean_std(rec['val'].get(head.key), head.pct)} | |")
+    lines += tables.to_markdown(tables.retrain_summary(rec))
+    lines += ["", "### Per seed", ""]
+    lines += tables.to_markdown(tables.retrain_seeds(rec))
     if rec.get("model"):  # records from 0.1 have none: the CNN
         spec = dict(rec["model"])
         name = spec.pop("name")

@@ -12,28 +12,20 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from hpsearch.fmt import is_pct, mean_std, pack
+from hpsearch.fmt import Num, is_pct, mean_std, pack
 from hpsearch.hints import command
 from hpsearch.inspect_study import StudyLine, primary_value
 from hpsearch.listing import Listing, value_of
 from hpsearch.models import LEGACY_MODEL
+from hpsearch import tables
 from hpsearch.records import config_of
-from hpsearch.tasks import from_dict as task_from_dict
 
 if TYPE_CHECKING:  # search imports torch; listings must not
     from hpsearch.search import RunResult
 
 
 def _f(v: float | None, digits: int = 4) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
-
-
-def _pm(s: dict[str, Any] | None, pct: bool = False) -> str:
-    if not s:
-        return "—"
-    if pct:
-        return f"{100 * s['mean']:.2f}±{100 * s['std']:.2f}"
-    return f"{s['mean']:.4f}±{s['std']:.4f}"
+    return Num(v, digits=digits).text()
 
 
 def run_summary(console: Console, r: RunResult) -> None:
@@ -117,49 +109,22 @@ def front_json(study_name: str, objectives: list[str], front: list[FrozenTrial],
 
 
 def retrain_record(console: Console, rec: dict[str, Any], *, fresh: bool) -> None:
-    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
-    cols = task.columns(rec)
-    head = task.headline_column(rec)
-    if len(rec.get("candidates", [])) > 1:
+    candidates = tables.retrain_candidates(rec)
+    if candidates is not None:
         console.print("re-scored on the validation split (fresh seeds):", soft_wrap=True)
-        c = Table()
-        for col in ("trial", f"search {rec['metric']}", "re-scored mean ± std", "chosen"):
-            c.add_column(col, justify="right")
-        for cand in rec["candidates"]:
-            c.add_row(str(cand["trial"]), _f(cand["search_value"]), _pm(cand),
-                      "✓" if cand["trial"] == rec["trial"] else "")
-        console.print(c)
+        console.print(tables.to_rich(candidates))
     on = " on train + validation (refit)" if rec.get("refit") else ""
     console.print(f"trial {rec['trial']} retrained with {len(rec['seeds'])} seeds × {rec['epochs']} epochs{on}, "
                   "evaluated once on the test split:", soft_wrap=True, highlight=False)
-    t = Table()
-    pct = " %"
-    for col in ["seed", f"val {head.label}{pct if head.pct else ''}",
-                *(f"test {c.label}{pct if c.pct else ''}" for c in cols)]:
-        t.add_column(col, justify="right")
-    for r in rec["runs"]:
-        t.add_row(str(r["seed"]), _cell_of(r.get(f"val_{head.key}"), head.pct),
-                  *(_cell_of(r.get(f"test_{c.key}"), c.pct) for c in cols))
-    val, test = rec["val"], rec["test"]
-    t.add_row("mean ± std", _pm(val.get(head.key), head.pct), *(_pm(test.get(c.key), c.pct) for c in cols),
-              style="bold")
-    console.print(t)
-    unit = " %" if head.pct else ""
-    console.print(f"search {rec['metric']} {_f(rec['search_value'])} · re-scored val {head.label} "
-                  f"{_pm(val.get(head.key), head.pct)}{unit} · test {head.label} {_pm(test.get(head.key), head.pct)}{unit}",
+    console.print(tables.to_rich(tables.retrain_seeds(rec)))
+    summary = tables.retrain_summary(rec)
+    console.print(" · ".join(f"{label.split(' (')[0]} {cell.text()}" for label, cell in summary.rows
+                             if isinstance(label, str) and isinstance(cell, tables.Num)),
                   highlight=False, soft_wrap=True)
     looks = rec["test_looks"]
     console.print(f"test split looked at {looks} time{'s' if looks != 1 else ''}"
                   + ("" if fresh else " (recorded result shown; --force evaluates again)")
                   + f"; checkpoints in {rec['runs'][0]['checkpoint'].rsplit('/', 1)[0]}/", highlight=False, soft_wrap=True)
-
-
-def _cell_of(v: float | None, pct: bool) -> str:
-    return _pct(v) if pct else _f(v)
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.2f}"
 
 
 def _has_config(trial: FrozenTrial) -> bool:
@@ -351,10 +316,10 @@ def comparison(console: Console, c: dict[str, Any]) -> None:
     for head in heads:
         table.add_column(head, justify="right")
     for g in c["groups"]:
-        epochs = f"{_num(g['best_epoch'], 1)}/{_num(g['final_epoch'], 0)}"
+        epochs = f"{_f(g['best_epoch'], 1)}/{_f(g['final_epoch'], 0)}"
         test = [mean_std(g["test"].get(test_key), is_pct(test_key))] if tested else []
         table.add_row(*[_param(g["params"][p]) for p in c["by"]], str(g["n"]), mean_std(g, pct), *test, epochs,
-                      _num(g["seconds"], 1), _count(None if g["n_params"] is None else int(g["n_params"])))
+                      _f(g["seconds"], 1), _count(None if g["n_params"] is None else int(g["n_params"])))
     console.print(table)
     if tested:
         console.print(f"test split: look {c['test_look']} at this study's test split (every look is counted; "
@@ -366,7 +331,3 @@ def comparison(console: Console, c: dict[str, Any]) -> None:
         console.print(f"left out (not trained to the end): {left}", highlight=False)
     console.print("validation scores: pick a row here; `hpsearch best STUDY --retrain` looks at the test split once",
                   highlight=False)
-
-
-def _num(v: float | None, digits: int) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"

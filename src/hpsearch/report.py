@@ -23,9 +23,9 @@ import plotly.io
 import plotly.offline
 from optuna.trial import TrialState
 
-from hpsearch import figures
+from hpsearch import figures, tables
 from hpsearch.compare import compare
-from hpsearch.fmt import is_pct, mean_std, num, summary
+from hpsearch.fmt import is_pct, mean_std, summary
 from hpsearch.importance import METHOD, RELIABLE_TRIALS, TOP_QUANTILE, param_importances
 from hpsearch.inspect_study import objective_names, pareto_front, recorded, settings_of
 from hpsearch.paths import check_output, write_atomically
@@ -176,33 +176,19 @@ def _front_section(page: _Page, study: optuna.Study) -> None:
 
 
 def _retrain_section(page: _Page, rec: dict[str, Any]) -> None:
-    metric = rec["metric"]
-    base = metric.removeprefix("val_")
-    pct = is_pct(base)
     n = len(rec["runs"])
     on = " on train + validation (a refit: no validation score)" if rec.get("refit") else ""
     page.raw(f"<p>Trial {rec['trial']} retrained with {n} seeds × {rec['epochs']} epochs{on} on "
              f"{html.escape(str(rec['device']))}; test split looked at {rec['test_looks']} time(s) in this "
              "study.</p>")
-    page.raw(_table([base, "value"], [
-        [f"search score (trial {rec['trial']}, one seed)", num(rec["search_value"], pct)],
-        [f"re-scored validation, mean ± std over {n} fresh seeds", mean_std(rec["val"].get(base), pct)],
-        [f"test, mean ± std over {n} seeds", f"<b>{mean_std(rec['test'].get(base), pct)}</b>"],
-    ], escape=False))
-    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
-    cols = task.columns(rec)
-    hl = task.headline_column(rec)
-    head = ["seed", *(f"test {c.label}" for c in cols), f"val {hl.label}", "seconds"]
-    rows = [[str(r["seed"]), *(num(r.get(f"test_{c.key}"), c.pct) for c in cols), num(r.get(f"val_{hl.key}"), hl.pct),
-             f"{r['seconds']:.1f}"] for r in rec["runs"]]
-    t = rec["test"]
-    rows.append(["mean ± std", *(mean_std(t.get(c.key), c.pct) for c in cols), mean_std(rec["val"].get(hl.key), hl.pct),
-                 ""])
-    page.raw(_table(head, rows))
-    if len(rec.get("candidates", [])) > 1:
+    page.raw(tables.to_html(tables.retrain_summary(rec)))
+    page.raw(tables.to_html(tables.retrain_seeds(rec)))
+    candidates = tables.retrain_candidates(rec)
+    if candidates is not None:
         page.raw("<p>Candidates re-scored on validation before choosing (top-k):</p>")
-        page.raw(_table(["trial", "search score", "re-scored mean ± std"],
-                        [[str(c["trial"]), num(c["search_value"], pct), mean_std(c, pct)] for c in rec["candidates"]]))
+        page.raw(tables.to_html(candidates))
+    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
+    hl = task.headline_column(rec)
 
     page.h2("Retrain learning curves", f"Every seed's loss and validation {hl.label} per epoch.")
     page.plot(lambda: figures.retrain_curves(rec))

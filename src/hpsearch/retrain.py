@@ -43,12 +43,13 @@ from hpsearch.inspect_study import (
     primary_value,
     ranked_trials,
     recorded,
+    retrain_line,
     settings_of,
     test_looks,
 )
 from hpsearch.paths import safe_name
 from hpsearch.provenance import evidence
-from hpsearch.records import config_of
+from hpsearch.records import RETRAIN_LINE, config_of, study_get, study_put
 from hpsearch.seeds import retrain_seeds
 from hpsearch.storage import try_exclusive
 from hpsearch.study import StoredSettings
@@ -133,7 +134,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         say(f"an earlier retrain was killed during test look {lost['look']}; that look counts")
     settings = settings_of(study)
     candidates = [chosen_trial(study, req.trial)] if req.trial is not None else ranked_trials(study)[: req.top_k]
-    stored_fp = study.user_attrs.get(FINGERPRINT_ATTR, {})
+    stored_fp = study_get(study, FINGERPRINT_ATTR, {})
     ensure_specs([config_of(t) for t in candidates], settings, stored_fp,
                  req.studies_dir, req.allow_module_change)
     ensure_data_code(settings, stored_fp, req.studies_dir, req.allow_module_change)
@@ -180,7 +181,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
 
     def count_look() -> None:  # write-ahead: the gate calls this before the first test image is read
         study.set_user_attr(LOOKS_ATTR, look)
-        study.set_user_attr(PENDING_ATTR, {"look": look, "trial": trial.number, "seeds": seeds})
+        study_put(study, PENDING_ATTR, {"look": look, "trial": trial.number, "seeds": seeds})
 
     test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device, look=count_look)
     say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look})")
@@ -212,8 +213,9 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         "rounds": round_ + 1,
         **evidence(),
     }
-    study.set_user_attr(RETRAIN_ATTR, record)
-    study.set_user_attr(PENDING_ATTR, None)
+    study_put(study, RETRAIN_ATTR, record)
+    study_put(study, RETRAIN_LINE, retrain_line(record))
+    study_put(study, PENDING_ATTR, None)
     return record
 
 

@@ -33,6 +33,7 @@ from hpsearch.fmt import pack
 from hpsearch.inspect_study import pareto_front, recorded
 from hpsearch.paths import check_name
 from hpsearch.progress import Running, RunState, RunView
+from hpsearch.records import study_get
 from hpsearch.samplers import SamplerSpec, check_grid
 from hpsearch.seeds import derive_seed
 from hpsearch.storage import grace_period, mask, open_storage
@@ -135,12 +136,12 @@ def _create_or_join(storage: optuna.storages.BaseStorage, req: RunRequest, loade
                                {SETTINGS_ATTR: settings.to_dict(), FINGERPRINT_ATTR: fp}):
         return settings, True
     study = optuna.load_study(study_name=name, storage=storage)
-    if SETTINGS_ATTR not in study.user_attrs:
+    if study_get(study, SETTINGS_ATTR) is None:
         raise StorageError(f"study {name!r} in {mask(req.storage)} was not created by hpsearch; "
                            "pass --name NEW_NAME to start a separate study")
-    stored = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
+    stored = StoredSettings.from_dict(study_get(study, SETTINGS_ATTR))
     _check_compatible(stored, loaded, req, name)
-    _check_fingerprint(study.user_attrs.get(FINGERPRINT_ATTR, {}), fp, loaded, req, name)
+    _check_fingerprint(study_get(study, FINGERPRINT_ATTR, {}), fp, loaded, req, name)
     warning = check_data_hash(stored, data_hash, req.allow_data_change, f"study {name!r}")
     if warning:
         print(warning, file=sys.stderr)

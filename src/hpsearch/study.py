@@ -10,11 +10,12 @@ import optuna
 
 from hpsearch.config import TrialConfig
 from hpsearch.data import DataSpec, DatasetInfo, Source
+from hpsearch.records import SETTINGS
 from hpsearch.samplers import SEED_PARAM, SamplerSpec
 from hpsearch.tasks import Task, classify
 from hpsearch.tasks import from_dict as task_from_dict
 
-SETTINGS_ATTR = "hpsearch:settings"  # user attribute holding StoredSettings.to_dict()
+SETTINGS_ATTR = SETTINGS  # the study record holding StoredSettings.to_dict() (records.study_get reads it)
 
 Direction = Literal["maximize", "minimize"]
 

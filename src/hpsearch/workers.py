@@ -36,6 +36,7 @@ from hpsearch.inspect_study import primary_value  # a pruned trial's is its last
 from hpsearch.objective import Objective
 from hpsearch.optuna_compat import trial_id
 from hpsearch.pruners import make_pruner
+from hpsearch.records import study_get
 from hpsearch.samplers import SamplerSpec
 from hpsearch.storage import Heartbeat, heartbeat_interval, open_storage, with_retry
 from hpsearch.study import SETTINGS_ATTR, StoredSettings
@@ -149,9 +150,9 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     loaded = discover.load(job.study_path)
     storage = open_storage(job.storage_url, create=False)
     study = optuna.load_study(study_name=job.study_name, storage=storage)
-    settings = StoredSettings.from_dict(study.user_attrs[SETTINGS_ATTR])
+    settings = StoredSettings.from_dict(study_get(study, SETTINGS_ATTR))
     study.sampler = settings.sampler.build(job.sampler_seed, job.n_trials)  # what the study stored
-    created_from = study.user_attrs.get(FINGERPRINT_ATTR, {}).get("source_sha256")
+    created_from = study_get(study, FINGERPRINT_ATTR, {}).get("source_sha256")
     if created_from != loaded.source_sha256 and not job.allow_module_change:
         raise StudyModuleError(f"{loaded.path} changed since study {job.study_name!r} was created; "
                                "restart the run (it will say what differs) or pass --allow-module-change")

@@ -56,7 +56,6 @@ def upsample_block(c_in: int, c_out: int, mode: str) -> list[nn.Module]:
 
 @functools.cache  # one class per process: checkpoints reload into the same type
 def _autoencoder_classes() -> tuple[type, type]:
-    import torch
     from torch import nn
 
     class AutoEncoder(nn.Module):

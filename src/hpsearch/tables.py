@@ -1,0 +1,126 @@
+"""The retrain's tables, built once and drawn three ways: terminal, dashboard note, HTML report.
+
+Before, each of ``render``, ``publish`` and ``report`` wrote its own per-seed table from the raw
+record, with its own column order and number format, and they had drifted apart (the terminal
+put validation first, the note and the report last). Here a table is data — a header and rows
+of :class:`Num` cells that know whether they are a percentage or a mean ± std — and the three
+renderers differ only in layout: the terminal is compact (``97.12±0.31`` under a ``top1 %``
+header, so six columns fit 80), the note and the report spell the unit in every cell.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+from rich import box
+from rich.table import Table as RichTable
+
+from hpsearch.fmt import Num, is_pct
+from hpsearch.tasks import from_dict as task_from_dict
+
+
+Cell = str | Num
+
+
+@dataclass(frozen=True)
+class Table:
+    head: list[str]
+    rows: list[list[Cell]]
+    total: list[Cell] | None = None  # the "mean ± std" row under the per-run rows
+
+    def _pct_columns(self) -> list[bool]:
+        """Columns whose every number is a percentage: the terminal names the unit once, in the header."""
+        cells = [*self.rows, *([self.total] if self.total else [])]
+        return [any(isinstance(r[i], Num) for r in cells) and all(r[i].pct for r in cells if isinstance(r[i], Num))
+                for i in range(len(self.head))]
+
+
+def _text(cell: Cell, compact: bool) -> str:
+    return cell.text(compact) if isinstance(cell, Num) else cell
+
+
+def to_rich(t: Table) -> RichTable:
+    """What the terminal prints: compact cells, the unit once in the header, no vertical rules,
+    and the total row as two rows, the means (bold) over the standard deviations, so that a
+    task's seven columns fit 80 characters without cutting a number."""
+    out = RichTable(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for name, pct in zip(t.head, t._pct_columns()):
+        out.add_column(f"{name} %" if pct else name, justify="right")
+    for row in t.rows:
+        out.add_row(*(_text(c, True) for c in row))
+    if t.total:
+        label, *cells = t.total
+        means = [Num(c.value, pct=c.pct, digits=c.digits).text(True) if isinstance(c, Num) else c for c in cells]
+        stds = ["±" + Num(c.std, pct=c.pct, digits=c.digits).text(True) if isinstance(c, Num) and c.std is not None
+                else "" for c in cells]
+        out.add_row(_text(label, True).replace("± std", "").strip() or "mean", *means, style="bold")
+        out.add_row("± std", *stds)
+    return out
+
+
+def _md(cell: Cell, bold: bool = False) -> str:
+    text = _text(cell, False)
+    return f"**{text}**" if text and (bold or (isinstance(cell, Num) and cell.strong)) else text
+
+
+def to_markdown(t: Table) -> list[str]:
+    """Lines of a GitHub-flavoured table (the dashboard renders study notes as Markdown)."""
+    lines = ["| " + " | ".join(t.head) + " |", "|" + "---|" * len(t.head)]
+    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in t.rows]
+    if t.total:
+        lines.append("| " + " | ".join(_md(c, bold=True) for c in t.total) + " |")
+    return lines
+
+
+def to_html(t: Table) -> str:
+    """An HTML table; number cells right-aligned (class ``num``), the total row in bold."""
+    def td(cell: Cell, bold: bool) -> str:
+        text = html.escape(_text(cell, False))
+        if bold or (isinstance(cell, Num) and cell.strong):
+            text = f"<b>{text}</b>" if text else text
+        return f'<td class="{"num" if isinstance(cell, Num) else ""}">{text}</td>'
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in t.head)
+    trs = "".join("<tr>" + "".join(td(c, False) for c in row) + "</tr>" for row in t.rows)
+    if t.total:
+        trs += "<tr>" + "".join(td(c, True) for c in t.total) + "</tr>"
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+def retrain_summary(rec: dict[str, Any]) -> Table:
+    """Search score vs re-scored validation vs test, on the study metric: the three-way comparison."""
+    base = str(rec["metric"]).removeprefix("val_")
+    pct, n = is_pct(base), len(rec["runs"])
+    return Table([base, "value"], [
+        [f"search score (trial {rec['trial']}, one seed)", Num(rec.get("search_value"), pct=pct)],
+        [f"re-scored validation ({n} fresh seeds, mean ± std)", Num.summary(rec["val"].get(base), pct)],
+        [f"test ({n} seeds, mean ± std)", Num.summary(rec["test"].get(base), pct, strong=True)],
+    ])
+
+
+def retrain_seeds(rec: dict[str, Any]) -> Table:
+    """One row per seed with the task's test metrics, the validation headline and the time; the
+    mean ± std row last."""
+    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
+    cols, hl = task.columns(rec), task.headline_column(rec)
+    head = ["seed", *(f"test {c.label}" for c in cols), f"val {hl.label}", "seconds"]
+    rows: list[list[Cell]] = [
+        [str(r["seed"]), *(Num(r.get(f"test_{c.key}"), pct=c.pct) for c in cols),
+         Num(r.get(f"val_{hl.key}"), pct=hl.pct), Num(r.get("seconds"), digits=1)]
+        for r in rec["runs"]]
+    total: list[Cell] = ["mean ± std", *(Num.summary(rec["test"].get(c.key), c.pct) for c in cols),
+                         Num.summary(rec["val"].get(hl.key), hl.pct), ""]
+    return Table(head, rows, total)
+
+
+def retrain_candidates(rec: dict[str, Any]) -> Table | None:
+    """With ``--top-k``: each candidate's search score and its re-scored validation; None otherwise."""
+    candidates = rec.get("candidates") or []
+    if len(candidates) < 2:
+        return None
+    base = str(rec["metric"]).removeprefix("val_")
+    pct = is_pct(base)
+    return Table(["trial", f"search {base}", "re-scored mean ± std", "chosen"], [
+        [str(c["trial"]), Num(c.get("search_value"), pct=pct), Num.summary(c, pct),
+         "✓" if c["trial"] == rec["trial"] else ""] for c in candidates])
