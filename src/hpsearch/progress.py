@@ -37,7 +37,7 @@ class ReflowSafeLive(Live):
             width = self.console.width
             shape = self._live_render._shape
             if shape is not None and self._drawn and width < self._drawn_width:
-                rows = sum(max(1, -(-length // width)) for length in self._drawn)
+                rows = min(sum(max(1, -(-length // width)) for length in self._drawn), self.console.height)
                 self._live_render._shape = (shape[0], rows)
             super().refresh()
             if self.console.is_terminal:
