@@ -166,9 +166,9 @@ def run(
 
     Ctrl-C or SIGTERM marks running trials failed and exits 130 or 143; rerun to resume."""
     from hpsearch import render, search
-    from hpsearch.fuse_env import fuse_setting
+    from hpsearch.switches import check_switches
 
-    fuse_setting()  # a bad HPSEARCH_FUSE is one line here, not a failed trial in every worker
+    check_switches()  # a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE is one line here, not a failed trial per worker
     result = search.run(search.RunRequest(
         study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers,
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
@@ -239,14 +239,14 @@ def best(
     top = chosen_trial(st, trial) if settings.multi and trial is not None else best_trial(st)
     fresh = False
     if retrain:  # torch, the trainer and the dashboard's writer load only when needed
-        from hpsearch.fuse_env import fuse_setting
+        from hpsearch.switches import check_switches
         from hpsearch.publish import artifact_dir, artifact_store, needs_publishing, publish
         from hpsearch.retrain import RetrainRequest, retrain as do_retrain
         from hpsearch.train import resolve_device
 
         folder = artifact_dir(url, artifacts)
         artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
-        fuse_setting()  # and so does a bad HPSEARCH_FUSE
+        check_switches()  # and so does a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE
     if retrain and refit and rec is not None and not rec.get("refit") and not force:
         raise HpsearchError("the retrain record was trained on train only, not refit; --refit --force refits "
                             "on train + validation (a new look at the test split, counted)")

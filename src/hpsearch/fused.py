@@ -39,9 +39,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from hpsearch.capture import Captured, capture_wanted
 from hpsearch.config import TrialConfig
 from hpsearch.data import SearchData
-from hpsearch.fuse_env import FUSE_ENV, fuse_setting
+from hpsearch.switches import FUSE_ENV, fuse_setting
 from hpsearch.models import ModelSpec
 from hpsearch.tasks import Task, classify
 from hpsearch.train import Diverged, EpochMetrics, FitResult, Training
@@ -118,6 +119,7 @@ class Fused(Group):
         # from the members' seeds (set by the last Training built), so a fused run reproduces
         self._rng = torch.get_rng_state()
         self._cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        self.step_forward = Captured(self._forward, capture_wanted(self.device))  # CUDA graphs if asked
 
     # -- the fused step -------------------------------------------------------------------
 
@@ -186,7 +188,7 @@ class Fused(Group):
                     x = m.augment(x, m.gen)
                 xs.append(x.contiguous(memory_format=m.fmt))
                 ys.append(data.train.y[idx])
-            out = self._forward(self._params(active), buffers, torch.stack(xs))
+            out = self.step_forward(self._params(active), buffers, torch.stack(xs))
             losses = []
             for j in range(k):
                 if epoch == 1 and s == 0:

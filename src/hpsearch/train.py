@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hpsearch.capture import Captured, capture_wanted
 from hpsearch.config import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OptimConfig, TrialConfig
 from hpsearch.data import AUGMENTS, SearchData
 from hpsearch.models import build, count_parameters
@@ -177,6 +178,8 @@ class Training:
         model = build(spec, data.info)
         spec.prepare(model)
         self.model = model.to(device=device, memory_format=self.fmt)
+        # the training forward (and its backward): captured in CUDA graphs if asked, else the model itself
+        self.forward = Captured(self.model, capture_wanted(device))
         self.opt = make_optimizer(spec.param_groups(self.model, config.optim.lr), config.optim)
         self.n = len(data.train)
         self.bs = min(config.batch_size, self.n)
@@ -213,7 +216,7 @@ class Training:
             if self.augment is not None:
                 x = self.augment(x, self.gen)
             x = x.contiguous(memory_format=self.fmt)
-            out = model(x)
+            out = self.forward(x)
             if epoch == 1 and s == 0:
                 task.check_output(out, x, y)
             loss = task.loss(out, x, y, data.train)
