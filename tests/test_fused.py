@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,16 @@ CPU = torch.device("cpu")
 EPOCHS = 3
 LOSS_TOL = 2e-3
 SEEDS = [11, 12, 13]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One thread: the curves are compared, not timed, and two threads on a shared 2-core machine
+    spend most of each tiny digits op waiting for each other (measured: 10× slower under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -138,7 +138,9 @@ def _data_root(root: Path | None) -> Path:
 @guarded
 def run(
     study: Annotated[str, typer.Argument(help="Study module name in ./studies, or a path to a .py file.")],
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes pulling trials.")] = 1,
+    workers: Annotated[str, typer.Option("--workers", "-w", help="Worker processes pulling trials, or auto: one "
+                                         "per core on a CPU; on CUDA as many per card as earlier trials' measured "
+                                         "peak memory allows (one per card until measured).")] = "1",
     n_trials: Annotated[int | None, typer.Option(
         "--n-trials", "-n", help="Global budget: finished (complete + pruned) trials in the study, "
         "across all workers and machines. Default: the study's n_trials.")] = None,
@@ -169,8 +171,10 @@ def run(
     from hpsearch.switches import check_switches
 
     check_switches()  # a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE is one line here, not a failed trial per worker
+    if workers != "auto" and not workers.strip().isdigit():
+        raise HpsearchError(f"--workers must be >= 1 or auto, got {workers!r}")
     result = search.run(search.RunRequest(
-        study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers,
+        study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers if workers == "auto" else int(workers),
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
         name=name, pruner=pruner.value, allow_module_change=allow_module_change,
         allow_data_change=allow_data_change, sampler=sampler.value if sampler else None,

@@ -115,6 +115,9 @@ class Fused(Group):
         self.template = copy.deepcopy(first.model)  # whose code runs; its own tensors are never used
         self.param_names = [n for n, _ in first.model.named_parameters()]
         self.buffer_names = [n for n, _ in first.model.named_buffers()]
+        # each member's tensors in name order, looked up once (stacked every step)
+        self._member_params = [[p for _, p in m.model.named_parameters()] for m in members]
+        self._member_buffers = [[b for _, b in m.model.named_buffers()] for m in members]
         # dropout under vmap draws from the global RNG: the group keeps its own stream, seeded
         # from the members' seeds (set by the last Training built), so a fused run reproduces
         self._rng = torch.get_rng_state()
@@ -124,12 +127,12 @@ class Fused(Group):
     # -- the fused step -------------------------------------------------------------------
 
     def _params(self, active: Sequence[int]) -> dict[str, torch.Tensor]:
-        per = [dict(self.members[i].model.named_parameters()) for i in active]
-        return {n: torch.stack([p[n] for p in per]) for n in self.param_names}
+        per = [self._member_params[i] for i in active]
+        return {n: torch.stack([p[j] for p in per]) for j, n in enumerate(self.param_names)}
 
     def _buffers(self, active: Sequence[int]) -> dict[str, torch.Tensor]:
-        per = [dict(self.members[i].model.named_buffers()) for i in active]
-        return {n: torch.stack([b[n] for b in per]) for n in self.buffer_names}
+        per = [self._member_buffers[i] for i in active]
+        return {n: torch.stack([b[j] for b in per]) for j, n in enumerate(self.buffer_names)}
 
     def _forward(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
                  x: torch.Tensor) -> torch.Tensor:
@@ -209,8 +212,8 @@ class Fused(Group):
         if self._cuda_rng is not None:
             self._cuda_rng = torch.cuda.get_rng_state(device)
         with torch.no_grad():
-            for j, m in enumerate(members):
-                for name, b in m.model.named_buffers():
+            for j, i in enumerate(active):
+                for name, b in zip(self.buffer_names, self._member_buffers[i]):
                     b.copy_(buffers[name][j])
         share = (time.perf_counter() - t0) / k  # a member's seconds: its share of the fused pass
         out_: dict[int, Outcome] = {}

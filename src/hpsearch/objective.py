@@ -45,6 +45,10 @@ class Objective:
     on_epoch: EpochHook | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | Sequence[float]:
+        # where it runs, first: a trial out of GPU memory asks which others share its device (hpsearch.oom)
+        trial.set_user_attr("device", str(self.device))
+        trial.set_user_attr("threads", torch.get_num_threads())
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         seeds = self.seeds(trial)
         config = self.study.space(trial)
         history: list[EpochMetrics] = []
@@ -52,9 +56,6 @@ class Objective:
         trial.set_user_attr("seed", seeds[0])
         if len(seeds) > 1:
             trial.set_user_attr("seeds", seeds)
-        trial.set_user_attr("device", str(self.device))
-        trial.set_user_attr("threads", torch.get_num_threads())
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         records.put(trial, records.CONFIG, config.to_dict())
         trial.set_user_attr("model", config.model.name)
         try:
@@ -74,6 +75,8 @@ class Objective:
         epochs = self.settings.max_epochs
         task = self.settings.task
         # the repeats train fused where that is wanted and they can (hpsearch.fused), else in turn
+        if self.device.type == "cuda":  # what --workers auto packs by (workers.GPU_PEAK_ATTR)
+            torch.cuda.reset_peak_memory_stats(self.device)
         runs = train_together([config] * len(seeds), self.data, epochs=epochs, seeds=seeds, device=self.device,
                               task=task)
         if runs.fused:
@@ -100,6 +103,8 @@ class Objective:
             raise optuna.TrialPruned(str(err)) from None
         finally:
             _record_curves(trial, history, per_seed if len(seeds) > 1 else None, metric)
+            if self.device.type == "cuda":
+                trial.set_user_attr("gpu_peak_bytes", torch.cuda.max_memory_allocated(self.device))
         seconds = runs.seconds
         trial.set_user_attr("seconds", round(seconds, 3))
         value = float(getattr(history[-1], metric))
