@@ -2,11 +2,11 @@
 
 The tolerance: fused members run grouped convolutions and batched matmuls, which add the same
 products in another order than a single model's kernels (forward outputs differ by ~5e-7).
-Adam divides by the root of tiny second moments and amplifies that over the steps of an epoch,
-so after three epochs a member's losses may differ by a few 1e-4 (measured: at most 4e-4 on these
-configs) and a validation image near a class boundary may flip. Losses must agree within 2e-3
-(relative and absolute) and accuracies within two images; a swapped seed moves the first epoch's
-loss by ~0.1 and fails both (checked below, so the comparison can fail).
+Adam's division by the root of tiny second moments, and SGD with momentum, amplify that over
+the steps of an epoch: measured on these configs at 1 thread, losses differ by up to 2.2e-3
+(relative, or absolute below 1) and validation top-1 by up to two images. Losses must agree
+within 5e-3 and accuracies within three images; a swapped seed moves the first epoch's losses
+by 2–6e-2 and fails (checked below, so the comparison can fail).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from hpsearch.train import Diverged, FitResult, fit
 
 CPU = torch.device("cpu")
 EPOCHS = 3
-LOSS_TOL = 2e-3
+LOSS_TOL = 5e-3
+VAL_IMAGES = 3  # a validation image near a class boundary may flip
 SEEDS = [11, 12, 13]
 
 
@@ -85,7 +86,7 @@ def differences(a: FitResult, b: FitResult, n_val: int) -> list[str]:
             if "loss" in key:
                 ok = math.isclose(x, y, rel_tol=LOSS_TOL, abs_tol=LOSS_TOL)
             else:
-                ok = abs(x - y) <= 2 / n_val + 1e-9 if key.startswith("val_") else abs(x - y) <= 2e-3
+                ok = abs(x - y) <= VAL_IMAGES / n_val + 1e-9 if key.startswith("val_") else abs(x - y) <= LOSS_TOL
             if not ok:
                 bad.append(f"{key}@{epoch}: {x} vs {y}")
     if len(ca["train_loss"]) != len(cb["train_loss"]):
@@ -105,7 +106,9 @@ def test_fused_cnn_runs_equal_separate_runs_curve_for_curve(digits: SearchData,
     for i, sep in enumerate(cnn_separate):
         fused_bn = dict(group.result(i).model.named_buffers())
         for name, buf in sep.model.named_buffers():
-            assert torch.allclose(fused_bn[name].float(), buf.float(), rtol=1e-2, atol=1e-3), (i, name)
+            # statistics of activations that differ by the float noise above; never copied back, they
+            # would still be BatchNorm's initial zeros and ones
+            assert torch.allclose(fused_bn[name].float(), buf.float(), rtol=5e-2, atol=3e-2), (i, name)
 
 
 def test_a_swapped_seed_is_caught(digits: SearchData, cnn_separate: list[FitResult]) -> None:
