@@ -141,7 +141,9 @@ def _data_root(root: Path | None) -> Path:
 @guarded
 def run(
     study: Annotated[str, typer.Argument(help="Study module name in ./studies, or a path to a .py file.")],
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes pulling trials.")] = 1,
+    workers: Annotated[str, typer.Option("--workers", "-w", help="Worker processes pulling trials, or auto: one "
+                                         "per core on a CPU; on CUDA as many per card as earlier trials' measured "
+                                         "peak memory allows (one per card until measured).")] = "1",
     n_trials: Annotated[int | None, typer.Option(
         "--n-trials", "-n", help="Global budget: finished (complete + pruned) trials in the study, "
         "across all workers and machines. Default: the study's n_trials.")] = None,
@@ -169,9 +171,13 @@ def run(
 
     Ctrl-C or SIGTERM marks running trials failed and exits 130 or 143; rerun to resume."""
     from hpsearch import render, search
+    from hpsearch.switches import check_switches
 
+    check_switches()  # a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE is one line here, not a failed trial per worker
+    if workers != "auto" and not workers.strip().isdigit():
+        raise HpsearchError(f"--workers must be >= 1 or auto, got {workers!r}")
     result = search.run(search.RunRequest(
-        study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers,
+        study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers if workers == "auto" else int(workers),
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
         name=name, pruner=pruner.value, allow_module_change=allow_module_change,
         allow_data_change=allow_data_change, sampler=sampler.value if sampler else None,
@@ -240,12 +246,14 @@ def best(
     top = chosen_trial(st, trial) if settings.multi and trial is not None else best_trial(st)
     fresh = False
     if retrain:  # torch, the trainer and the dashboard's writer load only when needed
+        from hpsearch.switches import check_switches
         from hpsearch.publish import artifact_dir, artifact_store, needs_publishing, publish
         from hpsearch.retrain import RetrainRequest, retrain as do_retrain
         from hpsearch.train import resolve_device
 
         folder = artifact_dir(url, artifacts)
         artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
+        check_switches()  # and so does a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE
     if retrain and refit and rec is not None and not rec.get("refit") and not force:
         raise HpsearchError("the retrain record was trained on train only, not refit; --refit --force refits "
                             "on train + validation (a new look at the test split, counted)")

@@ -27,6 +27,7 @@ from hpsearch.data import load_search_data, load_test_data, prepare
 from hpsearch.errors import HpsearchError
 from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.fmt import summary
+from hpsearch.fused import fit_together
 from hpsearch.inspect_study import LOOKS_ATTR, settings_of, test_looks
 from hpsearch.provenance import evidence
 from hpsearch.records import COMPARE_TEST, config_of, study_get, study_put
@@ -67,7 +68,11 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
         config = TrialConfig.from_dict(config_of(t))
         epochs = int(t.user_attrs.get("epochs") or settings.max_epochs)
         seeds = [int(s) for s in t.user_attrs.get("seeds") or [t.user_attrs["seed"]]]
-        results = [fit(config, data, epochs=epochs, seed=seed, device=device, task=settings.task) for seed in seeds]
+        if t.user_attrs.get("fused"):  # its repeats trained as one model: retrained the same way, they reproduce
+            results = fit_together([config] * len(seeds), data, epochs=epochs, seeds=seeds, device=device,
+                                   task=settings.task, fuse=True)
+        else:
+            results = [fit(config, data, epochs=epochs, seed=seed, device=device, task=settings.task) for seed in seeds]
         again = statistics.fmean(float(getattr(r.history[-1], settings.metric)) for r in results)
         searched = float(t.values[0])
         reproduced += math.isclose(again, searched, rel_tol=1e-6, abs_tol=1e-9)

@@ -4,7 +4,8 @@ Turns a trial into a config (via the study's space), trains it, reports the stud
 Optuna after every epoch, prunes when the pruner says so, and records the evidence each
 trial carries as user attributes: curves, parameter count, seconds, device and seed.
 
-With ``repeats`` r > 1 the config trains with r seeds, an epoch of each in turn: after every
+With ``repeats`` r > 1 the config trains with r seeds, an epoch of each in turn (or of all r at
+once, fused into one model, where :func:`hpsearch.fused.fusion_wanted` says so): after every
 epoch the pruner sees the mean over the seeds so far trained that far (a config that is good
 on one lucky seed is not kept alive by it), and the trial's value is the mean at the end.
 A multi-objective study returns one value per objective and is never pruned (Optuna's
@@ -25,11 +26,12 @@ import torch
 from hpsearch import records
 from hpsearch.data import SearchData
 from hpsearch.errors import InfeasibleModel
+from hpsearch.fused import train_together
 from hpsearch.models import Size, measure
 from hpsearch.samplers import SEED_PARAM
 from hpsearch.seeds import derive_seed, trial_seed
 from hpsearch.study import COST_ATTRS, StoredSettings, Study
-from hpsearch.train import Diverged, EpochMetrics, Training, curves_of
+from hpsearch.train import Diverged, EpochMetrics, curves_of
 
 EpochHook = Callable[[int, EpochMetrics], None]  # (trial number, metrics)
 
@@ -43,6 +45,10 @@ class Objective:
     on_epoch: EpochHook | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | Sequence[float]:
+        # where it runs, first: a trial out of GPU memory asks which others share its device (hpsearch.oom)
+        trial.set_user_attr("device", str(self.device))
+        trial.set_user_attr("threads", torch.get_num_threads())
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         seeds = self.seeds(trial)
         config = self.study.space(trial)
         history: list[EpochMetrics] = []
@@ -50,9 +56,6 @@ class Objective:
         trial.set_user_attr("seed", seeds[0])
         if len(seeds) > 1:
             trial.set_user_attr("seeds", seeds)
-        trial.set_user_attr("device", str(self.device))
-        trial.set_user_attr("threads", torch.get_num_threads())
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         records.put(trial, records.CONFIG, config.to_dict())
         trial.set_user_attr("model", config.model.name)
         try:
@@ -71,10 +74,20 @@ class Objective:
         metric = self.settings.metric
         epochs = self.settings.max_epochs
         task = self.settings.task
-        runs = [Training(config, self.data, epochs=epochs, seed=s, device=self.device, task=task) for s in seeds]
+        # the repeats train fused where that is wanted and they can (hpsearch.fused), else in turn
+        if self.device.type == "cuda":  # what --workers auto packs by (workers.GPU_PEAK_ATTR)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        runs = train_together([config] * len(seeds), self.data, epochs=epochs, seeds=seeds, device=self.device,
+                              task=task)
+        if runs.fused:
+            trial.set_user_attr("fused", len(seeds))
         try:
             for _ in range(epochs):
-                each = [run.epoch() for run in runs]
+                outcomes = runs.epoch()
+                diverged = next((o for o in outcomes.values() if isinstance(o, Diverged)), None)
+                if diverged is not None:
+                    raise diverged
+                each = [o for o in outcomes.values() if isinstance(o, EpochMetrics)]
                 for values, m in zip(per_seed, each):
                     values.append(float(getattr(m, metric)))
                 m = mean_metrics(each)
@@ -90,7 +103,9 @@ class Objective:
             raise optuna.TrialPruned(str(err)) from None
         finally:
             _record_curves(trial, history, per_seed if len(seeds) > 1 else None, metric)
-        seconds = sum(run.seconds for run in runs)
+            if self.device.type == "cuda":
+                trial.set_user_attr("gpu_peak_bytes", torch.cuda.max_memory_allocated(self.device))
+        seconds = runs.seconds
         trial.set_user_attr("seconds", round(seconds, 3))
         value = float(getattr(history[-1], metric))
         if not self.settings.multi:

@@ -55,7 +55,8 @@ from hpsearch.storage import try_exclusive
 from hpsearch.study import StoredSettings
 from hpsearch.study_code import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.tasks import ModelTest, Task
-from hpsearch.train import EpochMetrics, FitResult, fit
+from hpsearch.fused import fusion_wanted, train_together, why_not_fusable
+from hpsearch.train import Diverged, EpochMetrics, FitResult, fit
 
 __all__ = ["RETRAIN_ATTR", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
 
@@ -240,12 +241,33 @@ class _Pace:
 def _fit_seeds(config: TrialConfig, data: SearchData, seeds: list[int], epochs: int, device: torch.device,
                task: Task, on_epoch: Callable[[int, int, EpochMetrics], None],
                done: Callable[[int, EpochMetrics], None]) -> list[FitResult]:
-    """One run per seed, one after another; ``on_epoch(i, K, metrics)`` after every epoch of seed i
-    of K, ``done(seed, last epoch)`` after each run."""
+    """One run per seed; ``on_epoch(i, K, metrics)`` after every epoch of seed i of K, ``done(seed,
+    last epoch)`` after each run.
+
+    Where fusion is wanted (:func:`~hpsearch.fused.fusion_wanted`: on CUDA, or ``HPSEARCH_FUSE=1``)
+    and the K runs can fuse, they train as one model, epoch by epoch (seeds 1..K after each epoch,
+    then ``done`` for each seed in order); otherwise one after another, as they always have.
+    """
+    k = len(seeds)
+    if k > 1 and fusion_wanted(device) and why_not_fusable([config] * k) is None:
+        group = train_together([config] * k, data, epochs=epochs, seeds=seeds, device=device, task=task, fuse=True)
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            for i, outcome in group.epoch().items():
+                if isinstance(outcome, Diverged):
+                    raise outcome
+                on_epoch(i + 1, k, outcome)
+        wall = time.perf_counter() - t0
+        fits = [group.result(i) for i in range(k)]
+        for seed, f in zip(seeds, fits):
+            if group.fused:
+                f.seconds, f.fused = wall / k, True  # each run's share of the fused wall time
+            done(seed, f.history[-1])
+        return fits
     fits = []
     for i, seed in enumerate(seeds, 1):
         fits.append(fit(config, data, epochs=epochs, seed=seed, device=device, task=task,
-                        report=lambda m, i=i: on_epoch(i, len(seeds), m)))
+                        report=lambda m, i=i: on_epoch(i, k, m)))
         done(seed, fits[-1].history[-1])
     return fits
 
@@ -286,7 +308,7 @@ def _test_once(fits: list[FitResult], seeds: list[int], test: Tensors, data: Sea
         run = {
             "seed": seed, **{f"val_{m}": last.val.get(f"val_{m}") for m in task.METRICS},
             **{f"test_{m}": v for m, v in result.metrics.items()}, "seconds": round(f.seconds, 2),
-            "trained_on": "train+val" if refit else "train", **result.run, "curves": f.curves(),
+            "trained_on": "train+val" if refit else "train", "fused": f.fused, **result.run, "curves": f.curves(),
         }
         path = (folder / f"trial{trial.number}-seed{seed}.pt").resolve()
         save_checkpoint(path, f, config, trial, seed, settings, data, study_name, run)

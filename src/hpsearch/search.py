@@ -44,6 +44,7 @@ from hpsearch.workers import (
     FINISHED_STATES,
     WorkerJob,
     WorkerPool,
+    auto_workers,
     cpu_cores,
     threads_per_worker,
     worker_devices,
@@ -58,7 +59,7 @@ class RunRequest:
     study: str
     storage: str
     data_root: Path
-    workers: int = 1
+    workers: int | str = 1  # or "auto" (workers.auto_workers)
     n_trials: int | None = None
     timeout: float | None = None
     seed: int | None = None
@@ -95,8 +96,8 @@ def run(req: RunRequest, console: Console | None = None) -> RunResult:
 
 
 def _run(req: RunRequest, console: Console) -> RunResult:
-    if req.workers < 1:
-        raise HpsearchError(f"--workers must be >= 1, got {req.workers}")
+    if req.workers != "auto" and (not isinstance(req.workers, int) or req.workers < 1):
+        raise HpsearchError(f"--workers must be >= 1 or auto, got {req.workers}")
     if req.n_trials is not None and req.n_trials < 1:
         raise HpsearchError(f"--n-trials must be >= 1, got {req.n_trials}")
     if req.timeout is not None and not req.timeout > 0:  # `not >` also refuses NaN
@@ -205,7 +206,8 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
         console.print(f"{study.study_name}: {running} running trial(s) hold the rest of the budget "
                       f"({finished}/{total} finished); one worker waits for them (a trial without a heartbeat "
                       f"for {grace_period()}s is failed and retried)", highlight=False, soft_wrap=True)
-    n = min(req.workers, max(1, remaining))
+    wanted = auto_workers(req.device, study) if req.workers == "auto" else int(req.workers)
+    n = min(wanted, max(1, remaining))
     deadline = None if req.timeout is None else time.time() + req.timeout
     existing = len(study.get_trials(deepcopy=False))
     devices = worker_devices(req.device, n)

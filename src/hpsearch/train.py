@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hpsearch.capture import Captured, capture_wanted
 from hpsearch.config import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OptimConfig, TrialConfig
 from hpsearch.data import AUGMENTS, SearchData
 from hpsearch.models import build, count_parameters
@@ -72,6 +73,7 @@ class FitResult:
     history: list[EpochMetrics] = field(default_factory=list)
     n_params: int = 0
     seconds: float = 0.0
+    fused: bool = False  # trained fused with other runs of its shape (hpsearch.fused); seconds is its share
 
     def curves(self) -> dict[str, list[float | None]]:
         return curves_of(self.history)
@@ -176,6 +178,8 @@ class Training:
         model = build(spec, data.info)
         spec.prepare(model)
         self.model = model.to(device=device, memory_format=self.fmt)
+        # the training forward (and its backward): captured in CUDA graphs if asked, else the model itself
+        self.forward = Captured(self.model, capture_wanted(device))
         self.opt = make_optimizer(spec.param_groups(self.model, config.optim.lr), config.optim)
         self.n = len(data.train)
         self.bs = min(config.batch_size, self.n)
@@ -212,7 +216,7 @@ class Training:
             if self.augment is not None:
                 x = self.augment(x, self.gen)
             x = x.contiguous(memory_format=self.fmt)
-            out = model(x)
+            out = self.forward(x)
             if epoch == 1 and s == 0:
                 task.check_output(out, x, y)
             loss = task.loss(out, x, y, data.train)
@@ -225,18 +229,27 @@ class Training:
                 self.sched.step()
             loss_sum += loss.detach()
         loss_total, *count_totals = torch.stack([loss_sum, *counts.values()]).tolist()  # the one host sync of the epoch
-        train_loss = loss_total / max(1, self.steps)
         t_train = time.perf_counter() - t0
         self._rng = torch.get_rng_state()
         if self._cuda_rng is not None:
             self._cuda_rng = torch.cuda.get_rng_state(device)
+        return self.close_epoch(epoch, loss_total, dict(zip(counts, count_totals)), t_train)
+
+    def close_epoch(self, epoch: int, loss_total: float, count_totals: dict[str, float],
+                    train_seconds: float) -> EpochMetrics:
+        """Validate after an epoch's training pass and record it: shared with the fused trainer
+        (:mod:`hpsearch.fused`), which trains several runs' passes as one, so a fused run's
+        metrics are made exactly as a separate run's are."""
+        train_loss = loss_total / max(1, self.steps)
         if not math.isfinite(train_loss):
             raise Diverged(epoch)
-        val = task.evaluate(model, data.val, data.info) if len(data.val) else dict.fromkeys(task.METRICS)
-        seen = max(1, self.steps * bs)
+        task = self.task
+        t_val = time.perf_counter()
+        val = task.evaluate(self.model, self.data.val, self.data.info) if len(self.data.val) else dict.fromkeys(task.METRICS)
+        seen = max(1, self.steps * self.bs)
         metrics = EpochMetrics(epoch, train_loss, {f"val_{k}": val.get(k) for k in task.METRICS},
-                               time.perf_counter() - t0, t_train,
-                               {f"train_{k}": v / seen for k, v in zip(counts, count_totals)})
+                               train_seconds + time.perf_counter() - t_val, train_seconds,
+                               {f"train_{k}": v / seen for k, v in count_totals.items()})
         self.history.append(metrics)
         self.seconds += metrics.seconds
         return metrics

@@ -27,7 +27,7 @@ import torch
 from filelock import FileLock, Timeout
 from optuna.trial import TrialState
 
-from hpsearch import discover, interrupts
+from hpsearch import discover, interrupts, oom
 from hpsearch.budget import FINISHED_STATES, WAIT, decide, fail_stale  # noqa: F401 - re-exported for callers
 from hpsearch.data import load_search_data, seal
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
@@ -43,6 +43,7 @@ from hpsearch.study import SETTINGS_ATTR, StoredSettings
 from hpsearch.train import warm_up
 
 MAX_CONSECUTIVE_FAILURES = 3
+REQUEUED = "re-queued"  # run_trial's error for a trial failed only to run again (out of memory beside others)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,32 @@ class CpuSlots:
                 return
             time.sleep(0.05)
         yield False
+
+
+GPU_PEAK_ATTR = "gpu_peak_bytes"  # a CUDA trial's torch.cuda.max_memory_allocated (objective.py records it)
+MEMORY_HEADROOM = 0.8  # of a card's memory that --workers auto plans to fill (allocator cache, cuDNN workspaces)
+MAX_PER_GPU = 8  # --workers auto never puts more trials than this on one card
+
+
+def workers_for_memory(card_bytes: int, peaks: list[int], gpus: int) -> int:
+    """Trials per card that fit: ``card × headroom // largest measured peak`` (1 to
+    :data:`MAX_PER_GPU`), times the cards; one per card while nothing is measured yet."""
+    per_card = 1 if not peaks else max(1, min(MAX_PER_GPU, int(card_bytes * MEMORY_HEADROOM) // max(1, max(peaks))))
+    return per_card * max(1, gpus)
+
+
+def auto_workers(device: str, study: optuna.Study) -> int:
+    """``--workers auto``. On a CPU: one worker per core (what the CPU slots allow to train at once).
+    On CUDA: from the peak memory earlier trials of this study measured (:func:`workers_for_memory`);
+    a fresh study starts with one per card and its first trials measure. Untested on a GPU: none
+    was lent to the session that wrote it."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not device.startswith("cuda"):
+        return cpu_cores()
+    peaks = [int(t.user_attrs[GPU_PEAK_ATTR]) for t in study.get_trials(deepcopy=False)
+             if t.user_attrs.get(GPU_PEAK_ATTR)]
+    return workers_for_memory(torch.cuda.get_device_properties(0).total_memory, peaks, torch.cuda.device_count())
 
 
 def worker_devices(device: str, workers: int) -> list[str]:
@@ -194,7 +221,7 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
             continue
         state, value, error = outcome
         events.put(("end", job.index, trial.number, state.name, value))
-        if state != TrialState.FAIL:
+        if state != TrialState.FAIL or error == REQUEUED:  # a re-queued trial runs again: no failure streak
             failures = 0
             continue
         failures += 1
@@ -228,6 +255,8 @@ def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: 
         trial.set_user_attr("error", f"interrupted ({interrupts.describe(getattr(err, 'signum', signal.SIGINT))})")
         study.tell(trial, state=TrialState.FAIL)
         raise
+    except torch.OutOfMemoryError as err:  # not a crash: re-queued if co-tenants took the memory (hpsearch.oom)
+        out_of_memory = oom.handle(study, trial, err)
     except Exception as err:  # noqa: BLE001 - a crashing trial is data, recorded with its cause
         signum = interrupts.received()
         if signum is not None:  # the signal surfaced as another error: psycopg turns a Ctrl-C during a
@@ -240,8 +269,15 @@ def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: 
         trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL, None, message
-    frozen = study.tell(trial, value)
-    return frozen.state, primary_value(frozen), None
+    else:
+        frozen = study.tell(trial, value)
+        return frozen.state, primary_value(frozen), None
+    # out of memory, handled here, outside the except: the failed step's frames and tensors are released now
+    message, requeued = out_of_memory
+    trial.set_user_attr("error", message)
+    oom.free_cuda_memory()
+    study.tell(trial, state=TrialState.FAIL)
+    return TrialState.FAIL, None, REQUEUED if requeued else message
 
 
 def _parent_alive() -> bool:
