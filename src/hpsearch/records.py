@@ -61,6 +61,7 @@ class SeedRun(TypedDict, total=False):
     seed: int
     seconds: float  # training wall time
     trained_on: str  # "train", or "train+val" for a refit
+    fused: bool  # trained as one model with the other seeds (hpsearch.fused); seconds is its share
     checkpoint: str  # absolute path of the .pt written before the next seed trained
     curves: dict[str, list[float | None]]  # per epoch, as a trial's curves
     # val_loss, val_top1, test_loss, test_top1, test_topk (classify); val_psnr, test_ssim, … (others)
@@ -146,6 +147,8 @@ class TrialAttrs(TypedDict, total=False):
     seconds: float  # training + validation time, all repeats
     epochs: int  # epochs trained (fewer when pruned)
     repeat_values: list[float]  # with repeats: each seed's last metric value
+    fused: int  # with repeats trained as one model (hpsearch.fused): how many
+    gpu_peak_bytes: int  # on CUDA: peak memory allocated while it trained (what --workers auto packs by)
     error: str  # a failed trial's cause in one line ("interrupted (SIGTERM)", "KeyError: 'x'")
     traceback: str  # the failure's traceback, last 4,000 characters
 
