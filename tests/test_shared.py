@@ -26,15 +26,16 @@ def test_two_machines_share_one_budget(store: Work, tmp_path_factory: pytest.Tem
     for box in ("box-a", "box-b"):
         d = tmp_path_factory.mktemp(box)
         shutil.copytree(REPO / "studies", d / "studies")
-        shutil.copy(FIXTURE_STUDIES / "slow.py", d / "studies" / "slow.py")
+        shutil.copy(FIXTURE_STUDIES / "paired.py", d / "studies" / "paired.py")
         dirs.append(d)
     # One worker per box (how many each box runs is not the point; fewer processes on 2 cores).
-    # Trials of a few seconds: one worker alone needs far longer for 4 of them than the other
-    # box's worker takes to start (imports, data, warm-up), so both boxes take trials.
-    procs = [run_cmd(d, store.url, "slow", "--workers", "1", "--n-trials", "4", "--pruner", "none") for d in dirs]
+    # `paired`'s trial 0 waits until a second trial is RUNNING: the box that took it cannot take
+    # another, so the other box's worker must, however late it starts on a loaded machine (with
+    # `slow` trials one box sometimes finished all four before the other had imported torch).
+    procs = [run_cmd(d, store.url, "paired", "--workers", "1", "--n-trials", "4", "--pruner", "none") for d in dirs]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    trials = optuna.load_study(study_name="slow", storage=store.url).get_trials()
+    trials = optuna.load_study(study_name="paired", storage=store.url).get_trials()
     assert len(trials) == 4 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     pids = {t.user_attrs["worker"] for t in trials}
     assert len(pids) == 2  # the one worker of each box took trials
