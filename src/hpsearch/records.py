@@ -149,6 +149,8 @@ class TrialAttrs(TypedDict, total=False):
     repeat_values: list[float]  # with repeats: each seed's last metric value
     fused: int  # with repeats trained as one model (hpsearch.fused): how many
     gpu_peak_bytes: int  # on CUDA: peak memory allocated while it trained (what --workers auto packs by)
+    oom_requeued_from: int  # re-queued after that trial ran out of GPU memory beside co-tenants (hpsearch.oom)
+    oom_requeues: int  # how many times these parameters were re-queued so far
     error: str  # a failed trial's cause in one line ("interrupted (SIGTERM)", "KeyError: 'x'")
     traceback: str  # the failure's traceback, last 4,000 characters
 

@@ -55,8 +55,8 @@ from hpsearch.storage import try_exclusive
 from hpsearch.study import StoredSettings
 from hpsearch.study_code import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.tasks import ModelTest, Task
-from hpsearch.fused import fusion_wanted, train_together, why_not_fusable
-from hpsearch.train import Diverged, EpochMetrics, FitResult, fit
+from hpsearch.fused import fit_together, fusion_wanted, why_not_fusable
+from hpsearch.train import EpochMetrics, FitResult, fit
 
 __all__ = ["RETRAIN_ATTR", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
 
@@ -250,18 +250,9 @@ def _fit_seeds(config: TrialConfig, data: SearchData, seeds: list[int], epochs: 
     """
     k = len(seeds)
     if k > 1 and fusion_wanted(device) and why_not_fusable([config] * k) is None:
-        group = train_together([config] * k, data, epochs=epochs, seeds=seeds, device=device, task=task, fuse=True)
-        t0 = time.perf_counter()
-        for _ in range(epochs):
-            for i, outcome in group.epoch().items():
-                if isinstance(outcome, Diverged):
-                    raise outcome
-                on_epoch(i + 1, k, outcome)
-        wall = time.perf_counter() - t0
-        fits = [group.result(i) for i in range(k)]
+        fits = fit_together([config] * k, data, epochs=epochs, seeds=seeds, device=device, task=task, fuse=True,
+                            report=lambda i, m: on_epoch(i + 1, k, m))
         for seed, f in zip(seeds, fits):
-            if group.fused:
-                f.seconds, f.fused = wall / k, True  # each run's share of the fused wall time
             done(seed, f.history[-1])
         return fits
     fits = []
