@@ -61,7 +61,9 @@ def test_report_renders_before_and_after_retrain(work: Work, tmp_path: Path, mon
     assert f"{SEARCH_PLOTS} plots" in r.output
     html = before.read_text()
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html)  # nothing to fetch: works offline
-    assert "Not retrained yet: run `hpsearch best tiny --retrain`" in html and "Not shown" not in html
+    assert "Not retrained yet: run <code>hpsearch best tiny --retrain</code>" in html and "Not shown" not in html
+    prose = re.sub(r"<script.*?</script>", "", html.split("<body", 1)[1], flags=re.DOTALL)
+    assert "`" not in prose, "a caption shows a literal backtick"
     page = _rendered(before, tmp_path)
     assert drawn(page) == SEARCH_PLOTS
 

@@ -12,6 +12,7 @@ file of a few hundred kilobytes for readers who are online.
 from __future__ import annotations
 
 import html
+import re
 import statistics
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -40,8 +41,15 @@ table { border-collapse: collapse; margin: .6rem 0; } td, th { border: 1px solid
 th { background: #f4f4f4; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .muted { color: #666; } .missing { background: #fff8e1; border: 1px solid #f0d48a; padding: .6rem 1rem; }
 .plot { margin: .5rem 0 1.2rem; }
+code { background: #f4f4f4; padding: 0 .2rem; border-radius: 3px; }
 .caveat { background: #fff3f0; border-left: 4px solid #d62728; padding: .4rem .8rem; }
 """
+
+
+def _text(text: str) -> str:
+    """Escaped prose whose `command` spans become <code>: the captions are written once, in the
+    Markdown-ish form the terminal and the dashboard note show as is."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 class _Page:
@@ -54,13 +62,13 @@ class _Page:
     def h2(self, title: str, why: str = "") -> None:
         self.parts.append(f"<h2>{html.escape(title)}</h2>")
         if why:
-            self.parts.append(f'<p class="muted">{html.escape(why)}</p>')
+            self.parts.append(f'<p class="muted">{_text(why)}</p>')
 
     def raw(self, markup: str) -> None:
         self.parts.append(markup)
 
     def missing(self, text: str) -> None:
-        self.parts.append(f'<p class="missing">{html.escape(text)}</p>')
+        self.parts.append(f'<p class="missing">{_text(text)}</p>')
 
     def plot(self, draw: Callable[[], figures.Figure]) -> None:
         try:

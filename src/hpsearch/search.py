@@ -267,8 +267,9 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
             result.interrupted, result.exit_code = True, interrupts.exit_code(err)
             view.message(f"interrupted ({interrupts.describe(result.exit_code - 128)}): stopping workers and "
                          "marking their running trials failed …")
-            pool.interrupt(STOP_GRACE_S)
+            killed = pool.interrupt(STOP_GRACE_S)
             _drain(pool.events, study, state, view, errors, result, timeout=0.0)
+            _fail_left_running(study, state, killed, f"interrupted ({interrupts.describe(result.exit_code - 128)})")
         except BaseException:
             pool.interrupt(STOP_GRACE_S)  # never leave workers behind when the supervisor fails
             raise
@@ -306,6 +307,19 @@ def cpu_slots(device: str, workers: int) -> int:
     0 lifts the limit), or 0 when no limit is needed (GPU workers, or no more workers than that)."""
     limit = int(os.environ.get("HPSEARCH_CPU_SLOTS", cpu_cores()))
     return limit if device == "cpu" and 0 < limit < workers else 0
+
+
+def _fail_left_running(study: optuna.Study, state: RunState, killed: list[int], error: str) -> None:
+    """Fail the trials of workers killed after the stop grace, as they would have themselves.
+
+    Without this a worker too slow to stop (a loaded machine) left its trial RUNNING until a
+    later run found its heartbeat stale; the supervisor knows that worker is dead now.
+    """
+    numbers = {n for n, r in state.running.items() if r.worker in killed}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number in numbers:
+            study._storage.set_trial_user_attr(t._trial_id, "error", error)
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 def _forget_running(state: RunState, worker: int) -> None:

@@ -323,8 +323,12 @@ class WorkerPool:
         return [i for i, p in self.procs.items() if not p.is_alive()
                 and ((p.exitcode or 0) < 0 or p.exitcode == interrupts.exit_code(signal.SIGTERM))]
 
-    def interrupt(self, grace: float) -> None:
-        """Ask every worker to stop now (their running trials get marked failed), then wait."""
+    def interrupt(self, grace: float) -> list[int]:
+        """Ask every worker to stop now (their running trials get marked failed), then wait.
+
+        Returns the workers still alive after ``grace`` and killed: on a loaded machine a worker
+        can take longer to write its trial's failure, and the supervisor marks that trial itself.
+        """
         self.stop.set()
         for p in self.procs.values():
             if p.is_alive() and p.pid is not None:
@@ -332,7 +336,10 @@ class WorkerPool:
         deadline = time.monotonic() + grace
         for p in self.procs.values():
             p.join(max(0.0, deadline - time.monotonic()))
-        for p in self.procs.values():
+        killed = []
+        for i, p in self.procs.items():
             if p.is_alive():
                 p.kill()
                 p.join()
+                killed.append(i)
+        return killed
