@@ -124,7 +124,8 @@ def test_ctrl_c_stops_quickly_leaves_nothing_running_and_resumes(store: Work) ->
     # the supervisor gives workers STOP_GRACE_S (10 s), then kills them: the limit only bounds a hang
     # (a wall-clock bound here failed under load; what matters is that no worker outlives the run)
     out, _ = proc.communicate(timeout=120)
-    assert not group_alive(proc.pid), "a worker outlived the interrupted run"
+    # the group empties: multiprocessing's resource tracker leaves a moment after the supervisor
+    wait_for(lambda: not group_alive(proc.pid), timeout=60)
     assert proc.returncode == 130, out
     assert "interrupted (Ctrl-C): stopping workers" in out
     assert "rerun the same command to resume" in out and "Traceback" not in out
