@@ -71,9 +71,11 @@ DataRootOpt = Annotated[Path | None, typer.Option(
     "--data-root", envvar="HPSEARCH_DATA", show_default="~/.cache/hpsearch/data",
     help="Folder with the datasets (torchvision layout); downloads land here when online.")]
 ArtifactsOpt = Annotated[Path | None, typer.Option(
-    "--artifacts", envvar="HPSEARCH_ARTIFACTS", show_default="beside a SQLite file, named after it (hpsearch.db → "
-    "hpsearch-artifacts/), else ./hpsearch-artifacts", help="Artifact folder (Optuna's FileSystemArtifactStore) that retrain uploads to "
-    "and the dashboard serves; with Postgres, a folder every machine can reach.")]
+    "--artifacts", envvar="HPSEARCH_ARTIFACTS",
+    show_default="beside a SQLite file, named after it (hpsearch.db → hpsearch-artifacts/), "
+    "else ./hpsearch-artifacts",
+    help="Artifact folder (Optuna's FileSystemArtifactStore) that retrain uploads to and the dashboard serves; "
+    "with Postgres, a folder every machine can reach.")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to train: auto picks CUDA when available.")]
 
 
