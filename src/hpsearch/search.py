@@ -265,11 +265,11 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
                     break
         except KeyboardInterrupt as err:
             result.interrupted, result.exit_code = True, interrupts.exit_code(err)
-            view.message(f"interrupted ({interrupts.describe(result.exit_code - 128)}): stopping workers and "
-                         "marking their running trials failed …")
+            reason = f"interrupted ({interrupts.describe(result.exit_code - 128)})"  # as workers record it
+            view.message(f"{reason}: stopping workers and marking their running trials failed …")
             killed = pool.interrupt(STOP_GRACE_S)
             _drain(pool.events, study, state, view, errors, result, timeout=0.0)
-            _fail_left_running(study, state, killed, f"interrupted ({interrupts.describe(result.exit_code - 128)})")
+            _fail_left_running(study, state, killed, reason)
         except BaseException:
             pool.interrupt(STOP_GRACE_S)  # never leave workers behind when the supervisor fails
             raise
