@@ -15,6 +15,10 @@ Measures, on the first CUDA device:
 4. ``search``: ``hpsearch run studies/fashion_mnist.py --device cuda --timeout T`` with 1 and 4
    workers on a fresh SQLite study; epochs finished per minute. Target ≥ 3 × issue 19's 4-worker
    figure (157 epochs in 75 s).
+5. ``pack``: a variant × seed grid of the study's trunk (4 learning rates × 2 seeds, 2 epochs each,
+   same shapes) run three ways on a fresh SQLite study: one worker one trial at a time, four
+   workers sharing the card, and one worker with ``--trials-per-worker 8`` (the eight trials
+   fused into one model). Wall seconds and the ratios to one-at-a-time.
 
 Data: ``--root DIR`` holding ``DIR/FashionMNIST/raw/train-images-idx3-ubyte`` and
 ``train-labels-idx1-ubyte`` (torchvision's layout, uncompressed: gunzip the ``.gz`` files
@@ -23,7 +27,8 @@ torchvision downloads; 47 MB). Nothing else is read; no test split.
     python benchmarks/gpu.py --root DIR --json benchmarks/results/gpu.json
 
 Without a CUDA device it says so in one line and exits 2. ``--device cpu --quick`` runs every part
-on a few hundred images (one digits trial for the search; the retrain fused, as on CUDA) to check
+on a few hundred images (one digits trial for the search, a 4-cell digits grid for the pack,
+fused as on CUDA; the retrain fused, as on CUDA) to check
 the script itself, not to measure.
 """
 
@@ -176,6 +181,52 @@ def search_throughput(root: Path, device: str, workers: int, timeout: float, qui
             "epochs": epochs, "epochs_per_min": round(epochs / wall * 60, 1)}
 
 
+PACK_STUDY = """
+from hpsearch import CNN, OptimConfig, Study, TrialConfig, samplers
+
+GRID = {{"lr": {lrs}, "seed": [0, 1]}}
+
+
+def search_space(trial):
+    return TrialConfig(CNN(blocks=3, filters=32, organisation="double", activation="gelu", dropout=0.3, dense=128),
+                       OptimConfig(name="adamw", lr=trial.suggest_categorical("lr", GRID["lr"]), weight_decay=1e-4),
+                       128)
+
+
+study = Study(dataset="{dataset}", space=search_space, max_epochs={epochs}, val_fraction={val},
+              sampler=samplers.grid(GRID))
+"""
+
+
+def pack_seconds(root: Path, device: str, quick: bool) -> dict[str, Any]:
+    """The grid of :data:`PACK_STUDY` (8 same-shaped trials; 4 with ``quick``) one at a time, 4 workers,
+    and 8 per worker."""
+    import optuna
+    out: dict[str, Any] = {}
+    ways = {"one_at_a_time": ["--workers", "1"], "workers_4": ["--workers", "4"],
+            "trials_per_worker_8": ["--workers", "1", "--trials-per-worker", "8"]}
+    for name, extra in ways.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            module = Path(tmp) / "pack.py"
+            module.write_text(PACK_STUDY.format(dataset="digits" if quick else "fashion_mnist",
+                                                lrs=[1e-3, 2e-3] if quick else [5e-4, 1e-3, 2e-3, 4e-3],
+                                                epochs=1 if quick else 2, val=0.2 if quick else VAL / 60000))
+            url = f"sqlite:///{tmp}/bench.db"
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "hpsearch", "run", str(module), "--storage", url, "--device", device,
+                            "--data-root", str(root), "--pruner", "none", *extra],
+                           check=True, capture_output=True, text=True, cwd=tmp,
+                           env={**os.environ, **({"HPSEARCH_FUSE": "1"} if quick else {})})  # quick: the CUDA path
+            wall = time.perf_counter() - t0
+            trials = optuna.load_study(study_name="pack", storage=url).get_trials(deepcopy=False)
+            out[name] = {"wall_s": round(wall, 1), "complete": sum(t.state.name == "COMPLETE" for t in trials),
+                         "fused": sum(bool(t.user_attrs.get("fused_with")) for t in trials),
+                         "train_s": round(sum(float(t.user_attrs.get("seconds") or 0) for t in trials), 1)}
+    base = out["one_at_a_time"]["wall_s"]
+    out["speedup"] = {k: round(base / v["wall_s"], 2) for k, v in out.items() if k != "one_at_a_time"}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", type=Path, required=True, help="folder with FashionMNIST/raw/train-*-ubyte")
@@ -184,8 +235,8 @@ def main() -> None:
     p.add_argument("--k", type=int, default=5, help="fused seeds (default 5)")
     p.add_argument("--retrain-epochs", type=int, default=3)
     p.add_argument("--search-timeout", type=float, default=60.0)
-    p.add_argument("--parts", nargs="+", default=["epoch", "fused", "retrain", "search"],
-                   choices=["epoch", "fused", "retrain", "search"])
+    p.add_argument("--parts", nargs="+", default=["epoch", "fused", "retrain", "search", "pack"],
+                   choices=["epoch", "fused", "retrain", "search", "pack"])
     p.add_argument("--json", type=Path, help="also write the result here")
     args = p.parse_args()
 
@@ -227,6 +278,8 @@ def main() -> None:
     if "search" in args.parts:
         result["search"] = [part(f"search {w} workers", search_throughput, args.root, args.device, w,
                                  args.search_timeout, args.quick) for w in ((1,) if args.quick else (1, 4))]
+    if "pack" in args.parts:
+        result["pack"] = part("pack", pack_seconds, args.root, args.device, args.quick)
     result["total_s"] = round(time.perf_counter() - t_start, 1)
     emit(result, args.json)
 

@@ -25,10 +25,12 @@ from torch import nn
 
 from conftest import Work
 
-from hpsearch import CNN, MLP, ModelSpec, OptimConfig, TrialConfig, register_model
+from hpsearch import CNN, MLP, ModelSpec, OptimConfig, TrialConfig, discover, register_model
 from hpsearch.data import DataSpec, SearchData, load_search_data
 from hpsearch.fused import FUSE_ENV, Separate, fit_together, fusion_wanted, train_together
-from hpsearch.train import Diverged, FitResult, fit
+from hpsearch.objective import Objective
+from hpsearch.study import StoredSettings
+from hpsearch.train import Diverged, FitResult, curves_of, fit
 
 CPU = torch.device("cpu")
 EPOCHS = 3
@@ -73,7 +75,10 @@ def cnn_separate(digits: SearchData) -> list[FitResult]:
 
 def differences(a: FitResult, b: FitResult, n_val: int) -> list[str]:
     """Every curve point where two runs differ beyond the tolerance (empty: the same run)."""
-    ca, cb = a.curves(), b.curves()
+    return curve_differences(a.curves(), b.curves(), n_val)
+
+
+def curve_differences(ca: dict[str, list[float | None]], cb: dict[str, list[float | None]], n_val: int) -> list[str]:
     bad = []
     for key in ca:
         if key in ("seconds", "train_seconds"):
@@ -278,3 +283,105 @@ def test_a_bad_fuse_setting_is_one_line(work: Work, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(FUSE_ENV, "yes")
     out = work.cli("run", "tiny", expect=1).output
     assert "HPSEARCH_FUSE='yes'" in out and "Traceback" not in out and len(out.strip().splitlines()) == 1
+
+
+# -- trials of one worker trained together (run --trials-per-worker) -------------------------------
+
+STUDIES = Path(__file__).parent / "studies"
+
+
+class PruneAfterFirstEpoch(optuna.pruners.BasePruner):
+    """Prunes the trials named, after their first epoch; no others."""
+
+    def __init__(self, numbers: set[int]) -> None:
+        self.numbers = numbers
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.number in self.numbers and trial.last_step == 1
+
+
+def test_a_pack_of_trials_fuses_and_each_trial_is_pruned_or_finished_on_its_own(
+        digits: SearchData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three grid variants of one model (a worker's pack) train as one model; the pruner stops one
+    after its first epoch while the others go on; each trial's curve equals its run alone."""
+    monkeypatch.setenv(FUSE_ENV, "1")
+    loaded = discover.load("grid6", STUDIES)
+    settings = StoredSettings(data=DataSpec("digits"), max_epochs=EPOCHS, metric="val_top1", seed=0, module="grid6")
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'pack.db'}", pruner=PruneAfterFirstEpoch({1}))
+    for opt in ("adam", "sgd_hi", "sgd_lo"):
+        study.enqueue_trial({"hidden": 8, "opt": opt})
+    ticks: list[tuple[int, int]] = []
+    objective = Objective(loaded.study, settings, digits, CPU, on_epoch=lambda n, m: ticks.append((n, m.epoch)))
+    plans = [objective.plan(study.ask()) for _ in range(3)]
+    settled: list[tuple[int, object, int]] = []
+    objective.train(plans, lambda p, outcome: settled.append((p.number, outcome, len(p.history))))
+
+    assert [(n, type(o).__name__ if isinstance(o, BaseException) else "value", e) for n, o, e in settled] == [
+        (1, "TrialPruned", 1), (0, "value", EPOCHS), (2, "value", EPOCHS)]
+    assert ticks == [(0, 1), (1, 1), (2, 1), (0, 2), (2, 2), (0, 3), (2, 3)]  # trial 1 trained no further
+    for p in plans:
+        assert p.trial.user_attrs["fused_with"] == [q.number for q in plans if q is not p]
+        alone = fit(p.config, digits, epochs=EPOCHS, seed=p.seeds[0], device=CPU).curves()
+        alone = {k: v[:len(p.history)] for k, v in alone.items()}  # the pruned one: its first epoch
+        assert curve_differences(curves_of(p.history), alone, len(digits.val)) == [], p.number
+    values = {n: o for n, o, _ in settled if not isinstance(o, BaseException)}
+    assert values == {p.number: p.history[-1].val_top1 for p in plans if p.number in values}
+
+
+def test_a_pack_that_cannot_fuse_trains_in_turn_each_trial_its_own(
+        digits: SearchData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two widths in one pack: two groups (no ``fused_with``), each trial exactly its run alone, and
+    an error in one trial's epoch fails that trial only."""
+    monkeypatch.setenv(FUSE_ENV, "1")
+    loaded = discover.load("grid6", STUDIES)
+    settings = StoredSettings(data=DataSpec("digits"), max_epochs=2, metric="val_top1", seed=0, module="grid6")
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'pack.db'}")
+    for hidden in (8, 16):
+        study.enqueue_trial({"hidden": hidden, "opt": "adam"})
+    objective = Objective(loaded.study, settings, digits, CPU)
+    plans = [objective.plan(study.ask()) for _ in range(2)]
+    broken = plans[1]
+
+    settled: list[tuple[int, object]] = []
+
+    def crash_second_epoch(*_: object) -> None:
+        if len(broken.history) == 1:
+            raise RuntimeError("boom")
+    objective.on_epoch = lambda n, m: crash_second_epoch() if n == broken.number else None
+    objective.train(plans, lambda p, outcome: settled.append((p.number, outcome)))
+
+    assert [n for n, _ in settled] == [1, 0]
+    assert isinstance(settled[0][1], RuntimeError) and not isinstance(settled[1][1], BaseException)
+    assert all("fused_with" not in p.trial.user_attrs for p in plans)
+    ok = plans[0]
+    alone = fit(ok.config, digits, epochs=2, seed=ok.seeds[0], device=CPU)
+    assert curves_of(ok.history)["train_loss"] == alone.curves()["train_loss"]  # not fused: the same arithmetic
+
+
+@pytest.mark.slow
+def test_run_trials_per_worker_fuses_a_grids_variants_and_scores_as_alone(work: Work,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run --trials-per-worker 3`` on the 2 × 3 grid: the worker's pack is one width's three
+    optimizers, trained as one model; each cell scores what it scores trained alone."""
+    monkeypatch.setenv(FUSE_ENV, "1")
+    out = work.cli("run", "grid6", "--name", "packed", "--trials-per-worker", "3", "--n-trials", "3").output
+    assert "up to 3 trials each at once" in out
+    work.cli("run", "grid6", "--name", "alone", "--n-trials", "3")
+    packed = optuna.load_study(study_name="packed", storage=work.url).get_trials()
+    alone = {tuple(sorted(t.params.items())): t for t in
+             optuna.load_study(study_name="alone", storage=work.url).get_trials()}
+    assert len(packed) == 3 and all(t.state == TrialState.COMPLETE for t in packed)
+    for t in packed:
+        mates = {u.number for u in packed if u.params["hidden"] == t.params["hidden"] and u.number != t.number}
+        assert set(t.user_attrs["fused_with"]) == mates, t.number
+        twin = alone[tuple(sorted(t.params.items()))]
+        assert "fused_with" not in twin.user_attrs
+        # seeds derive from the trial number: the same cell got the same number in both runs
+        assert t.user_attrs["seed"] == twin.user_attrs["seed"]
+        assert abs(t.value - twin.value) <= VAL_IMAGES / len(load_search_data(DataSpec("digits"), Path(".")).val) + 1e-9
+
+
+def test_a_bad_trials_per_worker_is_one_line(work: Work) -> None:
+    out = work.cli("run", "tiny", "--trials-per-worker", "0", expect=1).output
+    assert "--trials-per-worker must be >= 1, got 0" in out and len(out.strip().splitlines()) == 1
+    assert "tiny" not in optuna.get_all_study_names(work.url)

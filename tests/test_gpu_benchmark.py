@@ -47,3 +47,14 @@ def test_quick_cpu_mode_takes_every_training_path(fashion_root: Path, tmp_path: 
     assert not result["epoch"]["captured"]["captured"]  # a CPU never captures
     assert result["fused"]["eager"]["fused"] and result["fused"]["eager"]["k"] == 2
     assert result["retrain"]["seeds_2_fused"] and result["retrain"]["ratio"] > 0
+
+
+def test_quick_cpu_mode_packs_the_grid_into_one_worker(fashion_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gpu.json"
+    r = run("--root", str(fashion_root), "--device", "cpu", "--quick", "--parts", "pack", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    pack = json.loads(out.read_text())["pack"]
+    assert [pack[w]["complete"] for w in ("one_at_a_time", "workers_4", "trials_per_worker_8")] == [4, 4, 4]
+    assert pack["trials_per_worker_8"]["fused"] == 4  # the quick grid's four trials trained as one model
+    assert pack["one_at_a_time"]["fused"] == pack["workers_4"]["fused"] == 0
+    assert set(pack["speedup"]) == {"workers_4", "trials_per_worker_8"}

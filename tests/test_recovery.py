@@ -48,14 +48,15 @@ def wait_for(predicate, timeout: float = 60.0):  # noqa: ANN001, ANN201
     raise AssertionError("condition not reached in time")
 
 
-def wait_running(proc: subprocess.Popen[str], work: Work) -> list[optuna.trial.FrozenTrial]:
-    """Wait until a trial is RUNNING with an epoch reported and a heartbeat recorded; fail with
+def wait_running(proc: subprocess.Popen[str], work: Work, n: int = 1) -> list[optuna.trial.FrozenTrial]:
+    """Wait until ``n`` trials are RUNNING with an epoch reported and a heartbeat recorded; fail with
     the run's output if it ended first. The limit only bounds a hang: a CI run beside a
     32-process benchmark (load average 33 on 2 cores) took over 120 s to start two workers."""
     def check() -> list[optuna.trial.FrozenTrial]:
         if proc.poll() is not None:
             raise AssertionError(f"run ended early ({proc.returncode}):\n{proc.communicate()[0]}")
-        return running_trials(work)
+        running = running_trials(work)
+        return running if len(running) >= n else []
     return wait_for(check, timeout=420)
 
 
@@ -165,11 +166,33 @@ def test_a_worker_too_slow_to_stop_has_its_trial_marked_by_the_supervisor(work: 
     os.kill(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 143, out
+    by_number = assert_failed_as_interrupted(work, frozen, out)
+    assert all(by_number[t.number].user_attrs["error"] == "interrupted (SIGTERM)" for t in frozen), out
+
+
+def test_sigterm_fails_every_trial_a_worker_trains_at_once(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker holding two trials (``--trials-per-worker 2``, fused into one model): SIGTERM marks
+    both failed, not just the one it was training when the signal came."""
+    monkeypatch.setenv("HPSEARCH_FUSE", "1")
+    proc = start_run(work, "slow", "--n-trials", "2", "--trials-per-worker", "2", "--pruner", "none")
+    pack = wait_running(proc, work, n=2)
+    assert len({t.user_attrs["worker"] for t in pack}) == 1 and all("fused_with" in t.user_attrs for t in pack)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    assert_failed_as_interrupted(work, pack, out)
+
+
+def assert_failed_as_interrupted(work: Work, trials: list[optuna.trial.FrozenTrial],
+                                 out: str) -> dict[int, optuna.trial.FrozenTrial]:
+    """Each of ``trials`` failed with an "interrupted" error and nothing is left RUNNING; returns
+    the study's trials by number."""
     by_number = {t.number: t for t in all_trials(work)}
-    for t in frozen:
+    for t in trials:
         assert by_number[t.number].state == TrialState.FAIL, out
-        assert by_number[t.number].user_attrs["error"] == "interrupted (SIGTERM)", out
+        assert str(by_number[t.number].user_attrs["error"]).startswith("interrupted"), out
     assert not [t for t in by_number.values() if t.state == TrialState.RUNNING], out
+    return by_number
 
 
 def test_a_run_killed_with_all_its_workers_resumes(store: Work) -> None:

@@ -168,6 +168,10 @@ def run(
     sampler: Annotated[Sampler | None, typer.Option(
         help="Sampler for a new study (default: the module's, else tpe); stored, so every worker and "
              "machine uses it. A grid is declared in the module: Study(sampler=samplers.grid({...})).")] = None,
+    trials_per_worker: Annotated[int, typer.Option(
+        "--trials-per-worker", help="Trials each worker trains at once (>= 1), each its own budget decision. "
+        "Where fusion is on (CUDA, or HPSEARCH_FUSE=1) those whose model and batch size match train as one "
+        "model, e.g. a grid's optimizer variants; the others take turns, an epoch each.")] = 1,
 ) -> None:
     """Search: N worker processes pull trials from one shared study until the budget is met.
 
@@ -183,6 +187,7 @@ def run(
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
         name=name, pruner=pruner.value, allow_module_change=allow_module_change,
         allow_data_change=allow_data_change, sampler=sampler.value if sampler else None,
+        trials_per_worker=trials_per_worker,
     ), out)
     render.run_summary(out, result)
     if result.interrupted:

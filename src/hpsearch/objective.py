@@ -10,6 +10,12 @@ epoch the pruner sees the mean over the seeds so far trained that far (a config 
 on one lucky seed is not kept alive by it), and the trial's value is the mean at the end.
 A multi-objective study returns one value per objective and is never pruned (Optuna's
 pruners compare one intermediate value; which one of several would be arbitrary).
+
+A worker may hold several trials at once (``run --trials-per-worker K``, HFTA's cross-job
+fusion): :meth:`Objective.train` trains them together, epoch by epoch. Where fusion is wanted,
+trials whose models and batch size match (a grid's optimizer variants, a search's same-shaped
+draws) train as one model with all their seeds; the others train in turn, an epoch each. Each
+trial is still reported, pruned and finished on its own, as soon as its outcome is known.
 """
 
 from __future__ import annotations
@@ -18,15 +24,16 @@ import os
 import socket
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 import torch
 
 from hpsearch import records
+from hpsearch.config import TrialConfig
 from hpsearch.data import SearchData
 from hpsearch.errors import InfeasibleModel
-from hpsearch.fused import train_together
+from hpsearch.fused import Group, Separate, fusion_wanted, train_together, why_not_fusable
 from hpsearch.models import Size, measure
 from hpsearch.samplers import SEED_PARAM
 from hpsearch.seeds import derive_seed, trial_seed
@@ -34,6 +41,27 @@ from hpsearch.study import COST_ATTRS, StoredSettings, Study
 from hpsearch.train import Diverged, EpochMetrics, curves_of
 
 EpochHook = Callable[[int, EpochMetrics], None]  # (trial number, metrics)
+Outcome = float | list[float] | BaseException  # a trial's value(s), or why it has none (optuna.TrialPruned, an error)
+Settle = Callable[["Planned", Outcome], None]
+
+
+@dataclass(eq=False)
+class Planned:
+    """A trial ready to train: what its space gave and what it has trained so far."""
+
+    trial: optuna.Trial
+    config: TrialConfig
+    seeds: list[int]
+    size: Size
+    history: list[EpochMetrics] = field(default_factory=list)
+    per_seed: list[list[float]] = field(default_factory=list)
+    group: Group | None = None  # the runs it trains in (its seeds, and its pack-mates' where they fuse)
+    members: list[int] = field(default_factory=list)  # its seeds' indices in ``group``
+    settled: bool = False
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
 
 
 @dataclass
@@ -45,14 +73,22 @@ class Objective:
     on_epoch: EpochHook | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | Sequence[float]:
+        """The Optuna objective: one trial, trained alone."""
+        outcome: list[Outcome] = []
+        self.train([self.plan(trial)], lambda _, o: outcome.append(o))
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    def plan(self, trial: optuna.Trial) -> Planned:
+        """Everything before training: where it runs, its seeds, its config and size (a config over
+        the study's limits is pruned here, before any step, by raising ``optuna.TrialPruned``)."""
         # where it runs, first: a trial out of GPU memory asks which others share its device (hpsearch.oom)
         trial.set_user_attr("device", str(self.device))
         trial.set_user_attr("threads", torch.get_num_threads())
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         seeds = self.seeds(trial)
         config = self.study.space(trial)
-        history: list[EpochMetrics] = []
-        per_seed: list[list[float]] = [[] for _ in seeds]
         trial.set_user_attr("seed", seeds[0])
         if len(seeds) > 1:
             trial.set_user_attr("seeds", seeds)
@@ -70,49 +106,7 @@ class Objective:
         if too_big:
             trial.set_user_attr("rejected", too_big)
             raise optuna.TrialPruned(f"rejected before training: {too_big}")
-
-        metric = self.settings.metric
-        epochs = self.settings.max_epochs
-        task = self.settings.task
-        # the repeats train fused where that is wanted and they can (hpsearch.fused), else in turn
-        if self.device.type == "cuda":  # what --workers auto packs by (workers.GPU_PEAK_ATTR)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        runs = train_together([config] * len(seeds), self.data, epochs=epochs, seeds=seeds, device=self.device,
-                              task=task)
-        if runs.fused:
-            trial.set_user_attr("fused", len(seeds))
-        try:
-            for _ in range(epochs):
-                outcomes = runs.epoch()
-                diverged = next((o for o in outcomes.values() if isinstance(o, Diverged)), None)
-                if diverged is not None:
-                    raise diverged
-                each = [o for o in outcomes.values() if isinstance(o, EpochMetrics)]
-                for values, m in zip(per_seed, each):
-                    values.append(float(getattr(m, metric)))
-                m = mean_metrics(each)
-                history.append(m)
-                if not self.settings.multi:
-                    trial.report(getattr(m, metric), m.epoch)
-                if self.on_epoch is not None:
-                    self.on_epoch(trial.number, m)
-                if not self.settings.multi and trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after epoch {m.epoch}")
-        except Diverged as err:
-            trial.set_user_attr("diverged_at_epoch", err.epoch)
-            raise optuna.TrialPruned(str(err)) from None
-        finally:
-            _record_curves(trial, history, per_seed if len(seeds) > 1 else None, metric)
-            if self.device.type == "cuda":
-                trial.set_user_attr("gpu_peak_bytes", torch.cuda.max_memory_allocated(self.device))
-        seconds = runs.seconds
-        trial.set_user_attr("seconds", round(seconds, 3))
-        value = float(getattr(history[-1], metric))
-        if not self.settings.multi:
-            return value
-        attrs = {"n_params": size.params, "flops": size.flops, "seconds": seconds}
-        return [float(attrs[COST_ATTRS[name]]) if name in COST_ATTRS else float(getattr(history[-1], name))
-                for name in self.settings.objectives]
+        return Planned(trial, config, seeds, size, per_seed=[[] for _ in seeds])
 
     def seeds(self, trial: optuna.Trial) -> list[int]:
         """The training seeds of this trial: a grid's seed cell, or one per repeat."""
@@ -123,6 +117,139 @@ class Objective:
         return [first, *(derive_seed(self.settings.seed, "repeat", trial.number, i)
                          for i in range(1, self.settings.repeats))]
 
+    def train(self, plans: list[Planned], settle: Settle) -> None:
+        """Train the planned trials together, epoch by epoch, and ``settle`` each one as soon as its
+        outcome is known (pruned, diverged, failed, or its value after the last epoch).
+
+        Each trial's repeats — and, where fusion is wanted and shapes match, its pack-mates' runs —
+        train as one model (:func:`hpsearch.fused.train_together`); trials that cannot fuse train in
+        turn, an epoch each. After every epoch each trial reports the mean over its seeds, and the
+        pruner judges it alone: a pruned trial stops while the others go on. An error in a group's
+        step fails the trials of that group only. A ``KeyboardInterrupt`` propagates (the caller
+        fails the trials not yet settled); their curves so far are recorded first.
+        """
+        if self.device.type == "cuda":  # what --workers auto packs by (workers.GPU_PEAK_ATTR)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        groups = self._groups(plans, settle)
+        try:
+            for _ in range(self.settings.max_epochs):
+                for g, (group, owners) in enumerate(groups):
+                    live = [p for p in owners if not p.settled]
+                    if not live:
+                        continue
+                    try:
+                        outcomes = group.epoch()
+                    except Exception as err:  # noqa: BLE001 - fails this group's trials, recorded with the cause
+                        groups[g] = (Separate([]), [])  # its tensors go with it (an out-of-memory group)
+                        del group
+                        for p in live:
+                            self._end(p, err, settle)
+                        continue
+                    for p in live:
+                        try:
+                            self._after_epoch(p, outcomes)
+                        except Exception as err:  # noqa: BLE001 - pruned, diverged, or its trial went stale
+                            self._end(p, err, settle)
+                if all(p.settled for p in plans):
+                    return
+            for p in plans:
+                if not p.settled:
+                    self._end(p, self._value(p), settle)
+        finally:
+            for p in plans:
+                if not p.settled:  # interrupted: what it trained is still evidence
+                    _record_curves(p.trial, p.history, p.per_seed if len(p.seeds) > 1 else None,
+                                   self.settings.metric)
+
+    def _groups(self, plans: list[Planned], settle: Settle) -> list[tuple[Group, list[Planned]]]:
+        """The plans as groups of runs: where fusion is wanted, plans whose configs can fuse share one
+        (the first that fits); every other plan is a group of its own, so an error stays its own."""
+        buckets: list[list[Planned]] = []
+        pack = len(plans) > 1 and fusion_wanted(self.device)
+        for p in plans:
+            home = next((b for b in buckets if why_not_fusable([b[0].config, p.config]) is None), None) if pack else None
+            if home is None:
+                buckets.append([p])
+            else:
+                home.append(p)
+        groups: list[tuple[Group, list[Planned]]] = []
+        for bucket in buckets:
+            try:
+                group = train_together([p.config for p in bucket for _ in p.seeds], self.data,
+                                       epochs=self.settings.max_epochs, seeds=[s for p in bucket for s in p.seeds],
+                                       device=self.device, task=self.settings.task)
+            except Exception as err:  # noqa: BLE001 - a config that cannot be built fails its own trial
+                if len(bucket) == 1:
+                    self._end(bucket[0], err, settle)
+                else:  # build them one by one, so the error lands on the trial it belongs to
+                    groups += self._groups_alone(bucket, settle)
+                continue
+            if len(bucket) > 1 and not group.fused:  # the probe found an op vmap cannot batch
+                groups += self._groups_alone(bucket, settle)
+                continue
+            start = 0
+            for p in bucket:
+                p.group, p.members = group, list(range(start, start + len(p.seeds)))
+                start += len(p.seeds)
+                if group.fused and len(p.seeds) > 1:  # its own repeats trained as one model
+                    p.trial.set_user_attr("fused", len(p.seeds))
+                if group.fused and len(bucket) > 1:  # ... with other trials' runs
+                    p.trial.set_user_attr("fused_with", [q.number for q in bucket if q is not p])
+            groups.append((group, bucket))
+        return groups
+
+    def _groups_alone(self, bucket: list[Planned], settle: Settle) -> list[tuple[Group, list[Planned]]]:
+        out: list[tuple[Group, list[Planned]]] = []
+        for p in bucket:
+            out += self._groups([p], settle)
+        return out
+
+    def _after_epoch(self, p: Planned, outcomes: dict[int, EpochMetrics | Diverged]) -> None:
+        """Record trial ``p``'s epoch (its seeds' mean), report it, and raise if it ends here."""
+        mine = [outcomes[i] for i in p.members if i in outcomes]
+        diverged = next((o for o in mine if isinstance(o, Diverged)), None)
+        if diverged is not None:
+            p.trial.set_user_attr("diverged_at_epoch", diverged.epoch)
+            raise optuna.TrialPruned(str(diverged))
+        each = [o for o in mine if isinstance(o, EpochMetrics)]
+        metric = self.settings.metric
+        for values, m in zip(p.per_seed, each):
+            values.append(float(getattr(m, metric)))
+        m = mean_metrics(each)
+        p.history.append(m)
+        if not self.settings.multi:
+            p.trial.report(getattr(m, metric), m.epoch)
+        if self.on_epoch is not None:
+            self.on_epoch(p.number, m)
+        if not self.settings.multi and p.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {m.epoch}")
+
+    def _value(self, p: Planned) -> float | list[float]:
+        metric = self.settings.metric
+        if not self.settings.multi:
+            return float(getattr(p.history[-1], metric))
+        attrs = {"n_params": p.size.params, "flops": p.size.flops, "seconds": self._seconds(p)}
+        return [float(attrs[COST_ATTRS[name]]) if name in COST_ATTRS else float(getattr(p.history[-1], name))
+                for name in self.settings.objectives]
+
+    @staticmethod
+    def _seconds(p: Planned) -> float:
+        """Its runs' training and validation time (a fused run's: its share of the fused pass)."""
+        return sum(p.group.members[i].seconds for i in p.members) if p.group is not None else 0.0
+
+    def _end(self, p: Planned, outcome: Outcome, settle: Settle) -> None:
+        """Trial ``p`` trains no further: record its evidence, free its runs, and settle it."""
+        p.settled = True
+        _record_curves(p.trial, p.history, p.per_seed if len(p.seeds) > 1 else None, self.settings.metric)
+        if self.device.type == "cuda":
+            p.trial.set_user_attr("gpu_peak_bytes", torch.cuda.max_memory_allocated(self.device))
+        if not isinstance(outcome, BaseException):
+            p.trial.set_user_attr("seconds", round(self._seconds(p), 3))
+        if p.group is not None:
+            for i in p.members:
+                p.group.stop(i)
+        p.group = None
+        settle(p, outcome)
 
 def mean_metrics(each: list[EpochMetrics]) -> EpochMetrics:
     """One epoch of r runs as one: metrics averaged, times summed (they ran one after another)."""

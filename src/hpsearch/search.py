@@ -70,6 +70,7 @@ class RunRequest:
     allow_module_change: bool = False
     allow_data_change: bool = False
     sampler: str | None = None  # overrides the module's sampler when the study is created
+    trials_per_worker: int = 1  # trials a worker trains at once (workers.take_trials, Objective.train)
 
 
 @dataclass
@@ -98,6 +99,8 @@ def run(req: RunRequest, console: Console | None = None) -> RunResult:
 def _run(req: RunRequest, console: Console) -> RunResult:
     if req.workers != "auto" and (not isinstance(req.workers, int) or req.workers < 1):
         raise HpsearchError(f"--workers must be >= 1 or auto, got {req.workers}")
+    if not isinstance(req.trials_per_worker, int) or req.trials_per_worker < 1:
+        raise HpsearchError(f"--trials-per-worker must be >= 1, got {req.trials_per_worker}")
     if req.n_trials is not None and req.n_trials < 1:
         raise HpsearchError(f"--n-trials must be >= 1, got {req.n_trials}")
     if req.timeout is not None and not req.timeout > 0:  # `not >` also refuses NaN
@@ -219,10 +222,12 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
                   storage_url=req.storage, n_trials=total, deadline=deadline, device=dev,
                   threads=threads_per_worker(n), data_root=str(req.data_root),
                   sampler_seed=derive_seed(settings.seed, "sampler", i, existing), pruner=req.pruner,
-                  allow_module_change=req.allow_module_change, cpu_slots=slot_dir, n_slots=slots)
+                  allow_module_change=req.allow_module_change, cpu_slots=slot_dir, n_slots=slots,
+                  trials_per_worker=req.trials_per_worker)
         for i, dev in enumerate(devices)
     ]
     parts = [f"{study.study_name}:", f"{n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device},",
+             *([f"up to {req.trials_per_worker} trials each at once,"] if req.trials_per_worker > 1 else []),
              f"budget {total} trials ({state.finished} finished),", f"storage {mask(req.storage)}",
              *([f"({slots} train at once: {slots} cores)"] if slots else [])]
     for line in pack(parts, console.width):

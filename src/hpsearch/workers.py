@@ -3,7 +3,9 @@
 A worker loads its data once, then loops: under the budget lock, fail stale trials, count
 finished + running trials, and ask for a new one only if that count is below the budget.
 Crashed trials (FAIL) do not count, so the budget is topped up; a run of consecutive
-failures stops the worker with the error instead of looping forever.
+failures stops the worker with the error instead of looping forever. With
+``--trials-per-worker K`` a worker takes up to K trials, one budget decision each, and trains
+them together (:meth:`hpsearch.objective.Objective.train`: fused where they can be).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
@@ -33,7 +35,7 @@ from hpsearch.data import load_search_data, seal
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.fingerprint import FINGERPRINT_ATTR
 from hpsearch.inspect_study import primary_value  # a pruned trial's is its last report
-from hpsearch.objective import Objective
+from hpsearch.objective import Objective, Outcome
 from hpsearch.optuna_compat import trial_id
 from hpsearch.pruners import make_pruner
 from hpsearch.records import study_get
@@ -43,7 +45,7 @@ from hpsearch.study import SETTINGS_ATTR, StoredSettings
 from hpsearch.train import warm_up
 
 MAX_CONSECUTIVE_FAILURES = 3
-REQUEUED = "re-queued"  # run_trial's error for a trial failed only to run again (out of memory beside others)
+REQUEUED = "re-queued"  # run_trials' error for a trial failed only to run again (out of memory beside others)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class WorkerJob:
     allow_module_change: bool = False
     cpu_slots: str | None = None  # folder of slot lock files when workers outnumber the cores
     n_slots: int = 0
+    trials_per_worker: int = 1  # trials a worker trains at once (fused where they can be: Objective.train)
 
 
 def cpu_cores() -> int:
@@ -203,81 +206,138 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
         return not stop.is_set() and _parent_alive() and (job.deadline is None or time.time() < job.deadline)
 
     failures = 0
+    at_once = job.trials_per_worker
     while go_on():
         with slots.hold(go_on) if slots else nullcontext(True) as slot:
             if not slot:
                 return
-            with interrupts.deferred():  # until run_trial owns the trial (see interrupts.deferred)
-                trial = next_trial(study, storage, job.storage_url, job.n_trials, settings.sampler)
-                if trial is None:
+            with interrupts.deferred():  # until run_trials owns the trials (see interrupts.deferred)
+                trials = take_trials(study, storage, job.storage_url, job.n_trials, settings.sampler, at_once)
+                if trials is None:
                     return
-                if isinstance(trial, str):
-                    outcome = None
+                if isinstance(trials, str):
+                    outcomes = None
                 else:
-                    events.put(("start", job.index, trial.number))
-                    outcome = run_trial(study, storage, trial, objective)
-        if outcome is None or isinstance(trial, str):
+                    for t in trials:
+                        events.put(("start", job.index, t.number))
+                    outcomes = run_trials(study, storage, trials, objective, lambda number, e: events.put(
+                        ("end", job.index, number, e[0].name, e[1])))
+        if outcomes is None:
             stop.wait(heartbeat_interval())
             continue
-        state, value, error = outcome
-        events.put(("end", job.index, trial.number, state.name, value))
-        if state != TrialState.FAIL or error == REQUEUED:  # a re-queued trial runs again: no failure streak
-            failures = 0
-            continue
-        failures += 1
-        if failures >= MAX_CONSECUTIVE_FAILURES:
-            raise TrialsFailing(
-                f"{failures} trials in a row failed (last: trial {trial.number}: {error}); "
-                f"stopping instead of burning the budget — fix the cause, then rerun to resume"
-            )
+        for number, (state, _, error) in outcomes:
+            if error == REQUEUED:  # out of memory beside other trials: fewer at once from now on
+                at_once = max(1, at_once // 2)
+            if state != TrialState.FAIL or error == REQUEUED:  # a re-queued trial runs again: no failure streak
+                failures = 0
+                continue
+            failures += 1
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                raise TrialsFailing(
+                    f"{failures} trials in a row failed (last: trial {number}: {error}); "
+                    f"stopping instead of burning the budget — fix the cause, then rerun to resume"
+                )
 
 
-def run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: optuna.Trial,
-              objective: Objective) -> tuple[TrialState, float | None, str | None]:
+def take_trials(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str, n_trials: int,
+                sampler: SamplerSpec | None, k: int) -> list[optuna.Trial] | str | None:
+    """Up to ``k`` new trials, each its own budget decision (:func:`next_trial`), so the budget stays
+    exact: ``None`` (budget met) or ``WAIT`` when not even one is to be had."""
+    first = next_trial(study, storage, url, n_trials, sampler)
+    if first is None or isinstance(first, str):
+        return first
+    trials = [first]
+    while len(trials) < k:
+        more = next_trial(study, storage, url, n_trials, sampler)
+        if more is None or isinstance(more, str):
+            break
+        trials.append(more)
+    return trials
+
+
+Ended = tuple[TrialState, float | None, str | None]  # a told trial: its state, value, and error if it failed
+
+
+def run_trials(study: optuna.Study, storage: optuna.storages.RDBStorage, trials: list[optuna.Trial],
+               objective: Objective, on_end: Callable[[int, Ended], None] | None = None) -> list[tuple[int, Ended]]:
+    """Train ``trials`` together (:meth:`Objective.train`) and tell each its outcome as soon as it
+    is known; ``(number, outcome)`` in the order they ended, each also passed to ``on_end``.
+
+    Every trial beats its own heartbeat until it is told. On SIGINT/SIGTERM every trial not yet
+    told is marked failed ("interrupted") before the interrupt goes on up.
+    """
+    ended: list[tuple[int, Ended]] = []
+    told: set[int] = set()
+    with ExitStack() as stack:
+        beats = {t.number: stack.enter_context(Heartbeat(storage, trial_id(t))) for t in trials}
+
+        def settle(trial: optuna.Trial, outcome: Outcome) -> None:
+            result = _settle(study, trial, outcome)
+            told.add(trial.number)
+            beats[trial.number].__exit__()
+            ended.append((trial.number, result))
+            if on_end is not None:
+                on_end(trial.number, result)
+
+        try:
+            interrupts.allow()  # inside the try: a signal from here on marks these trials failed
+            plans = []
+            for t in trials:
+                try:
+                    plans.append(objective.plan(t))
+                except Exception as err:  # noqa: BLE001 - rejected (pruned) or a failing space: that trial's outcome
+                    settle(t, err)
+            objective.train(plans, lambda plan, outcome: settle(plan.trial, outcome))
+        except KeyboardInterrupt as err:
+            reason = f"interrupted ({interrupts.describe(getattr(err, 'signum', signal.SIGINT))})"
+            for t in trials:
+                if t.number not in told:
+                    # finished meanwhile (the signal came during its tell, or it surfaced there): as it is
+                    with suppress(optuna.exceptions.UpdateFinishedTrialError, ValueError):
+                        trial_failed(study, t, reason)
+            raise
+    return ended
+
+
+def trial_failed(study: optuna.Study, trial: optuna.Trial, error: str) -> None:
+    trial.set_user_attr("error", error)
+    study.tell(trial, state=TrialState.FAIL)
+
+
+def _settle(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Ended:
     try:
-        return _run_trial(study, storage, trial, objective)
+        return _tell(study, trial, outcome)
     except optuna.exceptions.UpdateFinishedTrialError:
         # Another worker failed this trial as stale (our heartbeats could not reach the
         # database for a grace period) and re-queued its parameters: let that copy run.
         return TrialState.FAIL, None, "abandoned: failed as stale while its heartbeats were lost; re-queued"
 
 
-def _run_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial: optuna.Trial,
-              objective: Objective) -> tuple[TrialState, float | None, str | None]:
-    try:
-        with Heartbeat(storage, trial_id(trial)):
-            interrupts.allow()  # inside the try: a signal from here on marks this trial failed
-            value = objective(trial)
-    except optuna.TrialPruned:
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Ended:
+    """Record a trial's outcome in the study: its value, pruned, or failed with the cause."""
+    if isinstance(outcome, optuna.exceptions.UpdateFinishedTrialError):
+        raise outcome
+    if isinstance(outcome, optuna.TrialPruned):
         frozen = study.tell(trial, state=TrialState.PRUNED)
         return frozen.state, primary_value(frozen), None
-    except KeyboardInterrupt as err:
-        trial.set_user_attr("error", f"interrupted ({interrupts.describe(getattr(err, 'signum', signal.SIGINT))})")
-        study.tell(trial, state=TrialState.FAIL)
-        raise
-    except torch.OutOfMemoryError as err:  # not a crash: re-queued if co-tenants took the memory (hpsearch.oom)
-        out_of_memory = oom.handle(study, trial, err)
-    except Exception as err:  # noqa: BLE001 - a crashing trial is data, recorded with its cause
+    if isinstance(outcome, torch.OutOfMemoryError):  # not a crash: re-queued if co-tenants took the memory (hpsearch.oom)
+        outcome.__traceback__ = None  # its frames hold the failed step's tensors: released before the cache is emptied
+        message, requeued = oom.handle(study, trial, outcome)
+        oom.free_cuda_memory()
+        trial_failed(study, trial, message)
+        return TrialState.FAIL, None, REQUEUED if requeued else message
+    if isinstance(outcome, BaseException):  # a crashing trial is data, recorded with its cause
         signum = interrupts.received()
         if signum is not None:  # the signal surfaced as another error: psycopg turns a Ctrl-C during a
             # query into QueryCanceled ("canceling statement due to user request"); it is the interrupt
-            trial.set_user_attr("error", f"interrupted ({interrupts.describe(signum)})")
-            study.tell(trial, state=TrialState.FAIL)
-            raise interrupts.Interrupted(signum) from err
-        message = f"{type(err).__name__}: {err}"
-        trial.set_user_attr("error", message)
-        trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-        study.tell(trial, state=TrialState.FAIL)
+            trial_failed(study, trial, f"interrupted ({interrupts.describe(signum)})")
+            raise interrupts.Interrupted(signum) from outcome
+        message = f"{type(outcome).__name__}: {outcome}"
+        trial.set_user_attr("traceback", "".join(traceback.format_exception(outcome))[-4000:])
+        trial_failed(study, trial, message)
         return TrialState.FAIL, None, message
-    else:
-        frozen = study.tell(trial, value)
-        return frozen.state, primary_value(frozen), None
-    # out of memory, handled here, outside the except: the failed step's frames and tensors are released now
-    message, requeued = out_of_memory
-    trial.set_user_attr("error", message)
-    oom.free_cuda_memory()
-    study.tell(trial, state=TrialState.FAIL)
-    return TrialState.FAIL, None, REQUEUED if requeued else message
+    frozen = study.tell(trial, outcome)
+    return frozen.state, primary_value(frozen), None
 
 
 def _parent_alive() -> bool:
