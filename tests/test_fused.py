@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,14 @@ from torch import nn
 
 from conftest import Work
 
-from hpsearch import CNN, MLP, ModelSpec, OptimConfig, TrialConfig, discover, register_model
+from hpsearch import CNN, MLP, ModelSpec, OptimConfig, TrialConfig, discover, interrupts, register_model
 from hpsearch.data import DataSpec, SearchData, load_search_data
 from hpsearch.fused import FUSE_ENV, Separate, fit_together, fusion_wanted, train_together
 from hpsearch.objective import Objective
+from hpsearch.storage import open_storage
 from hpsearch.study import StoredSettings
-from hpsearch.train import Diverged, FitResult, curves_of, fit
+from hpsearch.train import Diverged, EpochMetrics, FitResult, curves_of, fit
+from hpsearch.workers import run_trials
 
 CPU = torch.device("cpu")
 EPOCHS = 3
@@ -345,7 +348,7 @@ def test_a_pack_that_cannot_fuse_trains_in_turn_each_trial_its_own(
     settled: list[tuple[int, object]] = []
 
     def crash_second_epoch(*_: object) -> None:
-        if len(broken.history) == 1:
+        if len(broken.history) == 2:  # on_epoch runs after the epoch is recorded
             raise RuntimeError("boom")
     objective.on_epoch = lambda n, m: crash_second_epoch() if n == broken.number else None
     objective.train(plans, lambda p, outcome: settled.append((p.number, outcome)))
@@ -359,6 +362,51 @@ def test_a_pack_that_cannot_fuse_trains_in_turn_each_trial_its_own(
 
 
 @pytest.mark.slow
+def pack_of_two(tmp_path: Path, digits: SearchData) -> tuple[optuna.Study, Objective]:
+    """A real SQLite study holding two same-shaped grid6 cells, asked, and an objective over them."""
+    url = f"sqlite:///{tmp_path / 'pack.db'}"
+    study = optuna.create_study(storage=open_storage(url, create=True), study_name="pack")
+    for opt in ("adam", "sgd_hi"):
+        study.enqueue_trial({"hidden": 8, "opt": opt})
+    settings = StoredSettings(data=DataSpec("digits"), max_epochs=2, metric="val_top1", seed=0, module="grid6")
+    return study, Objective(discover.load("grid6", STUDIES).study, settings, digits, CPU)
+
+
+def test_an_interrupt_fails_every_trial_of_the_pack_and_keeps_their_curves(
+        digits: SearchData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FUSE_ENV, "1")
+    study, objective = pack_of_two(tmp_path, digits)
+
+    def ctrl_c(number: int, _: object) -> None:
+        if number == 1:  # after trial 0's first epoch was reported and recorded
+            raise interrupts.Interrupted(signal.SIGINT)
+    objective.on_epoch = ctrl_c
+    trials = [study.ask(), study.ask()]
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(study, study._storage, trials, objective)
+    done = study.get_trials()
+    assert [(t.state, t.user_attrs["error"]) for t in done] == [(TrialState.FAIL, "interrupted (Ctrl-C)")] * 2
+    assert all(t.user_attrs["fused_with"] and t.user_attrs["epochs"] == 1 for t in done)  # curves kept
+
+
+def test_a_trial_failed_as_stale_meanwhile_is_abandoned_and_its_pack_mate_finishes(
+        digits: SearchData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another worker failed trial 0 as stale (its heartbeats were lost): its next report is refused.
+    The worker gives that trial up, as it always did alone, and trains its pack-mate to the end."""
+    monkeypatch.setenv(FUSE_ENV, "1")
+    study, objective = pack_of_two(tmp_path, digits)
+    trials = [study.ask(), study.ask()]
+
+    def go_stale(number: int, m: EpochMetrics) -> None:
+        if number == 0 and m.epoch == 1:  # as fail_stale_trials does, from another process
+            study._storage.set_trial_state_values(trials[0]._trial_id, TrialState.FAIL)
+    objective.on_epoch = go_stale
+    ended = dict(run_trials(study, study._storage, trials, objective))
+    assert ended[0][0] == TrialState.FAIL and str(ended[0][2]).startswith("abandoned")
+    assert ended[1][0] == TrialState.COMPLETE
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
 def test_run_trials_per_worker_fuses_a_grids_variants_and_scores_as_alone(work: Work,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """``run --trials-per-worker 3`` on the 2 × 3 grid: the worker's pack is one width's three

@@ -43,6 +43,22 @@ def test_out_of_memory_alone_fails_with_the_reason_and_stops_a_space_that_never_
     assert not any(t.user_attrs.get(REQUEUED_ATTR) is not None for t in trials)  # nothing re-queued
 
 
+def test_a_pack_out_of_memory_is_requeued_whole_and_its_worker_takes_fewer_at_once(
+        work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker, two trials at once, both out of memory: each is re-queued (its pack-mate is its
+    co-tenant, even once told), and the worker halves its pack, so the copies train one at a time
+    (two same-shaped trials taken together would have fused: ``fused_with``)."""
+    monkeypatch.setenv("HPSEARCH_FUSE", "1")
+    work.cli("run", "oom", "--name", "oom_pack", "--trials-per-worker", "2", "--pruner", "none")
+    trials = optuna.load_study(study_name="oom_pack", storage=work.url).get_trials()
+    pack = [t for t in trials if t.number < 2]
+    assert all(t.state == TrialState.FAIL and "its parameters are re-queued" in t.user_attrs["error"] for t in pack)
+    again = {t.user_attrs[REQUEUED_ATTR]: t for t in trials if t.user_attrs.get(REQUEUED_ATTR) is not None}
+    assert sorted(again) == [0, 1] and all(t.state == TrialState.COMPLETE for t in again.values())
+    assert all(again[n].params == pack[n].params for n in (0, 1))
+    assert not [t for t in again.values() if "fused_with" in t.user_attrs]  # one at a time after the halving
+
+
 def test_workers_auto_is_the_core_count_on_a_cpu_and_packs_cards_by_measured_peak(work: Work) -> None:
     study = optuna.create_study(storage=work.url, study_name="empty")
     assert auto_workers("cpu", study) == cpu_cores()

@@ -20,6 +20,7 @@ trial is still reported, pruned and finished on its own, as soon as its outcome 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
@@ -128,20 +129,21 @@ class Objective:
         step fails the trials of that group only. A ``KeyboardInterrupt`` propagates (the caller
         fails the trials not yet settled); their curves so far are recorded first.
         """
-        if self.device.type == "cuda":  # what --workers auto packs by (workers.GPU_PEAK_ATTR)
+        if self.device.type == "cuda":  # what --workers auto packs by (workers.GPU_PEAK_ATTR): this worker's peak
             torch.cuda.reset_peak_memory_stats(self.device)
         groups = self._groups(plans, settle)
         try:
             for _ in range(self.settings.max_epochs):
-                for g, (group, owners) in enumerate(groups):
-                    live = [p for p in owners if not p.settled]
+                for g in range(len(groups)):  # by index: no loop variable may keep a failed group alive
+                    live = [p for p in groups[g][1] if not p.settled]
                     if not live:
                         continue
                     try:
-                        outcomes = group.epoch()
+                        outcomes = groups[g][0].epoch()
                     except Exception as err:  # noqa: BLE001 - fails this group's trials, recorded with the cause
-                        groups[g] = (Separate([]), [])  # its tensors go with it (an out-of-memory group)
-                        del group
+                        groups[g] = (Separate([]), [])  # its models and optimizer state go (an out-of-memory group)
+                        for p in live:
+                            p.group = None
                         for p in live:
                             self._end(p, err, settle)
                         continue
@@ -154,12 +156,15 @@ class Objective:
                     return
             for p in plans:
                 if not p.settled:
-                    self._end(p, self._value(p), settle)
+                    try:
+                        value: Outcome = self._value(p)
+                    except Exception as err:  # noqa: BLE001 - a metric it does not have: that trial's failure
+                        value = err
+                    self._end(p, value, settle)
         finally:
             for p in plans:
-                if not p.settled:  # interrupted: what it trained is still evidence
-                    _record_curves(p.trial, p.history, p.per_seed if len(p.seeds) > 1 else None,
-                                   self.settings.metric)
+                if not p.settled:  # interrupted: what it trained is still evidence, if it can still be written
+                    self._record(p)
 
     def _groups(self, plans: list[Planned], settle: Settle) -> list[tuple[Group, list[Planned]]]:
         """The plans as groups of runs: where fusion is wanted, plans whose configs can fuse share one
@@ -237,19 +242,38 @@ class Objective:
         """Its runs' training and validation time (a fused run's: its share of the fused pass)."""
         return sum(p.group.members[i].seconds for i in p.members) if p.group is not None else 0.0
 
-    def _end(self, p: Planned, outcome: Outcome, settle: Settle) -> None:
-        """Trial ``p`` trains no further: record its evidence, free its runs, and settle it."""
-        p.settled = True
+    def _write(self, p: Planned, seconds: float | None) -> None:
+        """Its evidence: curves, the worker's peak GPU memory so far, and its seconds if it finished."""
         _record_curves(p.trial, p.history, p.per_seed if len(p.seeds) > 1 else None, self.settings.metric)
         if self.device.type == "cuda":
             p.trial.set_user_attr("gpu_peak_bytes", torch.cuda.max_memory_allocated(self.device))
-        if not isinstance(outcome, BaseException):
-            p.trial.set_user_attr("seconds", round(self._seconds(p), 3))
+        if seconds is not None:
+            p.trial.set_user_attr("seconds", round(seconds, 3))
+
+    def _record(self, p: Planned) -> None:
+        """:meth:`_write` for an interrupted trial, if it can still be written (the caller fails it)."""
+        with contextlib.suppress(Exception):
+            self._write(p, None)
+
+    def _end(self, p: Planned, outcome: Outcome, settle: Settle) -> None:
+        """Trial ``p`` trains no further: record its evidence, stop its runs, and settle it.
+
+        A write that fails here (the trial was failed as stale by another worker: Optuna's
+        ``UpdateFinishedTrialError``) becomes the trial's outcome, so ``settle`` sees it.
+        """
+        p.settled = True
+        seconds = self._seconds(p)
         if p.group is not None:
             for i in p.members:
                 p.group.stop(i)
         p.group = None
+        try:
+            self._write(p, None if isinstance(outcome, BaseException) else seconds)
+        except Exception as err:  # noqa: BLE001 - see the docstring
+            if not isinstance(outcome, optuna.exceptions.UpdateFinishedTrialError):
+                outcome = err
         settle(p, outcome)
+
 
 def mean_metrics(each: list[EpochMetrics]) -> EpochMetrics:
     """One epoch of r runs as one: metrics averaged, times summed (they ran one after another)."""

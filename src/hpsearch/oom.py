@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import socket
 import warnings
+from collections.abc import Sequence
 
 import optuna
 import torch
@@ -51,12 +52,14 @@ def free_cuda_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def handle(study: optuna.Study, trial: optuna.Trial, err: BaseException) -> tuple[str, bool]:
+def handle(study: optuna.Study, trial: optuna.Trial, err: BaseException, pack: Sequence[int] = ()) -> tuple[str, bool]:
     """Record why ``trial`` ran out of memory and re-queue it if co-tenants may be the cause.
 
+    ``pack``: the trials its worker trained with it (``run --trials-per-worker``): co-tenants
+    too, even once they are told (a fused pack that ran out fails together, one trial at a time).
     Returns ``(message, requeued)``; the caller fails the trial with ``message`` as its error.
     """
-    others = co_tenants(study, trial)
+    others = sorted(set(co_tenants(study, trial)) | (set(pack) - {trial.number}))
     device = trial.user_attrs.get("device", "the device")
     retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
     detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__

@@ -225,18 +225,21 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
         if outcomes is None:
             stop.wait(heartbeat_interval())
             continue
-        for number, (state, _, error) in outcomes:
-            if error == REQUEUED:  # out of memory beside other trials: fewer at once from now on
-                at_once = max(1, at_once // 2)
-            if state != TrialState.FAIL or error == REQUEUED:  # a re-queued trial runs again: no failure streak
-                failures = 0
-                continue
-            failures += 1
-            if failures >= MAX_CONSECUTIVE_FAILURES:
-                raise TrialsFailing(
-                    f"{failures} trials in a row failed (last: trial {number}: {error}); "
-                    f"stopping instead of burning the budget — fix the cause, then rerun to resume"
-                )
+        if any(error == REQUEUED for _, (_, _, error) in outcomes):  # out of memory beside others: fewer at once
+            at_once = max(1, at_once // 2)
+        # a re-queued trial runs again: no failure streak. A pack counts once (one fused step's error fails all of it)
+        failed = [(n, error) for n, (state, _, error) in outcomes if state == TrialState.FAIL and error != REQUEUED]
+        if len(failed) < len(outcomes):
+            failures = 0
+            continue
+        failures += 1
+        if failures >= MAX_CONSECUTIVE_FAILURES:
+            number, error = failed[-1]
+            what = "trials" if job.trials_per_worker == 1 else "packs of trials"
+            raise TrialsFailing(
+                f"{failures} {what} in a row failed (last: trial {number}: {error}); "
+                f"stopping instead of burning the budget — fix the cause, then rerun to resume"
+            )
 
 
 def take_trials(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str, n_trials: int,
@@ -271,8 +274,10 @@ def run_trials(study: optuna.Study, storage: optuna.storages.RDBStorage, trials:
     with ExitStack() as stack:
         beats = {t.number: stack.enter_context(Heartbeat(storage, trial_id(t))) for t in trials}
 
+        pack = [t.number for t in trials]
+
         def settle(trial: optuna.Trial, outcome: Outcome) -> None:
-            result = _settle(study, trial, outcome)
+            result = _settle(study, trial, outcome, pack)
             told.add(trial.number)
             beats[trial.number].__exit__()
             ended.append((trial.number, result))
@@ -288,12 +293,14 @@ def run_trials(study: optuna.Study, storage: optuna.storages.RDBStorage, trials:
                 except Exception as err:  # noqa: BLE001 - rejected (pruned) or a failing space: that trial's outcome
                     settle(t, err)
             objective.train(plans, lambda plan, outcome: settle(plan.trial, outcome))
-        except KeyboardInterrupt as err:
-            reason = f"interrupted ({interrupts.describe(getattr(err, 'signum', signal.SIGINT))})"
+        except BaseException as err:  # an interrupt, or an error no trial owns (the database lost while telling one)
+            reason = (f"interrupted ({interrupts.describe(getattr(err, 'signum', signal.SIGINT))})"
+                      if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}")
             for t in trials:
                 if t.number not in told:
-                    # finished meanwhile (the signal came during its tell, or it surfaced there): as it is
-                    with suppress(optuna.exceptions.UpdateFinishedTrialError, ValueError):
+                    # finished meanwhile (the signal came during its tell, or it surfaced there), or the
+                    # database is gone (then the heartbeat goes stale and a later run fails it): as it is
+                    with suppress(Exception):
                         trial_failed(study, t, reason)
             raise
     return ended
@@ -304,16 +311,16 @@ def trial_failed(study: optuna.Study, trial: optuna.Trial, error: str) -> None:
     study.tell(trial, state=TrialState.FAIL)
 
 
-def _settle(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Ended:
+def _settle(study: optuna.Study, trial: optuna.Trial, outcome: Outcome, pack: list[int]) -> Ended:
     try:
-        return _tell(study, trial, outcome)
+        return _tell(study, trial, outcome, pack)
     except optuna.exceptions.UpdateFinishedTrialError:
         # Another worker failed this trial as stale (our heartbeats could not reach the
         # database for a grace period) and re-queued its parameters: let that copy run.
         return TrialState.FAIL, None, "abandoned: failed as stale while its heartbeats were lost; re-queued"
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Ended:
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome, pack: list[int]) -> Ended:
     """Record a trial's outcome in the study: its value, pruned, or failed with the cause."""
     if isinstance(outcome, optuna.exceptions.UpdateFinishedTrialError):
         raise outcome
@@ -322,7 +329,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Ended:
         return frozen.state, primary_value(frozen), None
     if isinstance(outcome, torch.OutOfMemoryError):  # not a crash: re-queued if co-tenants took the memory (hpsearch.oom)
         outcome.__traceback__ = None  # its frames hold the failed step's tensors: released before the cache is emptied
-        message, requeued = oom.handle(study, trial, outcome)
+        message, requeued = oom.handle(study, trial, outcome, pack)
         oom.free_cuda_memory()
         trial_failed(study, trial, message)
         return TrialState.FAIL, None, REQUEUED if requeued else message

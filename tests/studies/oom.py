@@ -5,7 +5,9 @@ As study ``oom`` (2 workers): trial 0 waits until a second trial is RUNNING, the
 memory beside it (its parameters must be re-queued), and its partner waits until trial 0 is no
 longer RUNNING before it trains, so trial 0 really had a co-tenant when it failed (states read
 from the storage, not timed). Any later trial trains normally. As study ``oom_alone`` (1 worker)
-every trial runs out of memory with no co-tenant: it does not fit even alone.
+every trial runs out of memory with no co-tenant: it does not fit even alone. As study
+``oom_pack`` (1 worker, ``--trials-per-worker 2``) trials 0 and 1, the worker's first pack, run out
+of memory together; the re-queued copies fit.
 """
 
 import time
@@ -48,7 +50,7 @@ def _wait(trial: optuna.Trial, done) -> None:  # noqa: ANN001 - done(running tri
 def search_space(trial: optuna.Trial) -> TrialConfig:
     lr = trial.suggest_float("lr", 1e-3, 1e-2, log=True)
     name = trial.study.study_name
-    runs_out = name == "oom_alone"
+    runs_out = name == "oom_alone" or (name == "oom_pack" and trial.number < 2)
     if name == "oom" and trial.number == 0:
         _wait(trial, lambda running: len(running) >= 2)
         runs_out = True
