@@ -48,7 +48,7 @@ def resident(root: Path, images: int, once: bool) -> dict[str, float]:
 
     from hpsearch import OptimConfig, Torchvision, TrialConfig
     from hpsearch.data import SearchData, Tensors
-    from hpsearch.train import fit
+    from hpsearch.train.loop import fit
 
     data = _data(root, images)
     prep = 0.0

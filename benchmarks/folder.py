@@ -89,7 +89,7 @@ def ours(folder: Path, threads: int) -> dict[str, float]:
     import torch
     torch.set_num_threads(threads)
     from hpsearch.data import load_search_data
-    from hpsearch.train import fit
+    from hpsearch.train.loop import fit
     data = load_search_data(spec(folder), folder)
     r = fit(reference_config(), data, epochs=1, seed=0, device=torch.device("cpu"))
     m = r.history[-1]

@@ -2,7 +2,7 @@
 
 Times the second epoch's training pass (the first pays for lazy initialisation) of K runs of one
 config with K seeds, trained (a) one after another, as ``best --retrain --seeds K`` and
-``Study(repeats=K)`` did before fusion, and (b) fused by :mod:`hpsearch.fused`. Two models:
+``Study(repeats=K)`` did before fusion, and (b) fused by :mod:`hpsearch.train.fused`. Two models:
 
 - ``digits``: the digits study's kind of CNN (2 blocks of 32 → 64 filters, BN, dense 64, Adam)
   on its 1,078 training images (8×8);
@@ -52,7 +52,7 @@ def one(root: Path, model: str, batch_size: int, k: int, threads: int, fused: bo
     """Two epochs of K runs in this process; the second epoch's training seconds, all K together."""
     import torch
     torch.set_num_threads(threads)
-    from hpsearch.fused import train_together
+    from hpsearch.train.fused import train_together
     data = load(model, root)
     cfg = config(model, batch_size)
     t0 = time.perf_counter()

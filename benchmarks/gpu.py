@@ -7,7 +7,7 @@ Measures, on the first CUDA device:
    compilation): hpsearch's eager ``fit``, the same with ``HPSEARCH_CAPTURE=1`` (CUDA graphs), and
    a DataLoader loop (4 workers, pinned memory, per-sample normalisation) over the same images.
    Targets: captured ≤ 0.4 s, ≥ 7× the DataLoader.
-2. ``fused``: K = 5 seeds of that CNN fused (``hpsearch.fused``), eager and captured, seconds per
+2. ``fused``: K = 5 seeds of that CNN fused (``hpsearch.train.fused``), eager and captured, seconds per
    model-epoch. Target ≤ 0.15 s.
 3. ``retrain``: ``best --retrain``'s trainer (``retrain._fit_seeds``) on the fashion_mnist study's
    CNN (3 blocks 32 → 64 → 128, dense 128), one seed vs 5 seeds (fused on CUDA), ``--epochs`` each.
@@ -81,7 +81,7 @@ def epoch_seconds(data: Any, device: str, capture: bool, epochs: int = 2) -> dic
     """hpsearch's own loop: the last epoch's training seconds, eager or captured."""
     import torch
 
-    from hpsearch.train import Training
+    from hpsearch.train.loop import Training
     os.environ["HPSEARCH_CAPTURE"] = "1" if capture else "0"
     run = Training(reference_config(), data, epochs=epochs, seed=0, device=torch.device(device))
     for _ in range(epochs):
@@ -129,7 +129,7 @@ def dataloader_seconds(data: Any, device: str, quick: bool) -> dict[str, Any]:
 def fused_seconds(data: Any, device: str, k: int, capture: bool) -> dict[str, Any]:
     import torch
 
-    from hpsearch.fused import train_together
+    from hpsearch.train.fused import train_together
     os.environ["HPSEARCH_CAPTURE"] = "1" if capture else "0"
     group = train_together([reference_config()] * k, data, epochs=2, seeds=list(range(k)),
                            device=torch.device(device), fuse=True)
@@ -145,7 +145,7 @@ def fused_seconds(data: Any, device: str, k: int, capture: bool) -> dict[str, An
 def retrain_seconds(data: Any, device: str, seeds: int, epochs: int) -> dict[str, Any]:
     import torch
 
-    from hpsearch.retrain import _fit_seeds
+    from hpsearch.results.retrain import _fit_seeds
     from hpsearch.tasks import classify
     os.environ["HPSEARCH_CAPTURE"] = "0"
     if device == "cpu":  # only the --quick check runs here: take the fused path that CUDA takes

@@ -58,11 +58,11 @@ def one_epoch(root: Path, threads: int, aug: bool, batch_size: int = 64, compile
     """
     import torch
     torch.set_num_threads(threads)
-    import hpsearch.train
-    from hpsearch.train import fit
+    import hpsearch.train.loop
+    from hpsearch.train.loop import fit
     if compiled:
-        build = hpsearch.train.build
-        hpsearch.train.build = lambda *a: torch.compile(build(*a))  # type: ignore[assignment]
+        build = hpsearch.train.loop.build
+        hpsearch.train.loop.build = lambda *a: torch.compile(build(*a))  # type: ignore[assignment]
     data = load(root)
     t0 = time.perf_counter()
     cfg = reference_config("flip_crop" if aug else "none", batch_size)
@@ -158,7 +158,7 @@ def accuracy(root: Path, seeds: int, epochs: int) -> dict[str, object]:
     import torch.nn.functional as F
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     from hpsearch.models import build
-    from hpsearch.train import evaluate, fit
+    from hpsearch.train.loop import evaluate, fit
     data = load(root)
     cfg = reference_config("none")
     ours, plain = [], []

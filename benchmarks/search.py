@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import TrialState
 
 from _results import emit
-from hpsearch.pruners import PRUNERS
+from hpsearch.run.pruners import PRUNERS
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO.parent / "shared" / "bench" / "baseline_optuna.py"

@@ -88,9 +88,9 @@ def medians(runs: list[dict[str, float]]) -> dict[str, object]:
 
 def build_big(url: str, n: int) -> None:
     """A finished hpsearch-shaped study of n trials, written in bulk with Optuna's API."""
-    from hpsearch.study import StoredSettings
+    from hpsearch.study.declaration import StoredSettings
     from hpsearch.data import DataSpec
-    from hpsearch.study import SETTINGS_ATTR
+    from hpsearch.study.declaration import SETTINGS_ATTR
     study = optuna.create_study(study_name="big", storage=url, direction="maximize")
     settings = StoredSettings(data=DataSpec("digits"), max_epochs=6, metric="val_top1", seed=0, module="digits")
     study.set_user_attr(SETTINGS_ATTR, settings.to_dict())

@@ -44,7 +44,7 @@ class Pruner(str, Enum):
     none = "none"
 
 
-class Sampler(str, Enum):  # hpsearch.samplers.KINDS but grid (which needs its cells in the module)
+class Sampler(str, Enum):  # hpsearch.study.samplers.KINDS but grid (which needs its cells in the module)
     tpe = "tpe"
     random = "random"
     qmc = "qmc"
@@ -52,7 +52,7 @@ class Sampler(str, Enum):  # hpsearch.samplers.KINDS but grid (which needs its c
     nsga2 = "nsga2"
 
 
-class PlotlyJS(str, Enum):  # hpsearch.report.PLOTLYJS_MODES
+class PlotlyJS(str, Enum):  # hpsearch.views.report.PLOTLYJS_MODES
     inline = "inline"
     cdn = "cdn"
 
@@ -98,7 +98,7 @@ def guarded(fn: F) -> F:
             err.print(f"[bold red]error:[/] {e}{hint}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where a command handles it (run)
-            from hpsearch.interrupts import exit_code
+            from hpsearch.run.interrupts import exit_code
             err.print("interrupted")
             raise typer.Exit(exit_code(e)) from None
         except (typer.Exit, typer.Abort):
@@ -130,7 +130,7 @@ def main_options(
 
 
 def _storage(url: str | None) -> str:
-    from hpsearch.storage import default_url
+    from hpsearch.store.storage import default_url
     return url or default_url()
 
 
@@ -176,20 +176,21 @@ def run(
     """Search: N worker processes pull trials from one shared study until the budget is met.
 
     Ctrl-C or SIGTERM marks running trials failed and exits 130 or 143; rerun to resume."""
-    from hpsearch import render, search
-    from hpsearch.switches import check_switches
+    from hpsearch.views import terminal
+    from hpsearch.run import supervisor
+    from hpsearch.train.switches import check_switches
 
     check_switches()  # a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE is one line here, not a failed trial per worker
     if workers != "auto" and not workers.strip().isdigit():
         raise HpsearchError(f"--workers must be >= 1 or auto, got {workers!r}")
-    result = search.run(search.RunRequest(
+    result = supervisor.run(supervisor.RunRequest(
         study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers if workers == "auto" else int(workers),
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
         name=name, pruner=pruner.value, allow_module_change=allow_module_change,
         allow_data_change=allow_data_change, sampler=sampler.value if sampler else None,
         trials_per_worker=trials_per_worker,
     ), out)
-    render.run_summary(out, result)
+    terminal.run_summary(out, result)
     if result.interrupted:
         raise typer.Exit(result.exit_code)
 
@@ -226,10 +227,10 @@ def best(
 ) -> None:
     """Show the best trial (several objectives: the Pareto front); with --retrain, its seed-averaged
     score on the held-out test split."""
-    from hpsearch import render
-    from hpsearch.inspect_study import (best_trial, chosen_trial, interrupted_look, objective_names, pareto_front,
+    from hpsearch.views import terminal
+    from hpsearch.store.queries import (best_trial, chosen_trial, interrupted_look, objective_names, pareto_front,
                                         pick_study, recorded, settings_of)
-    from hpsearch.storage import open_storage
+    from hpsearch.store.storage import open_storage
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
@@ -244,19 +245,19 @@ def best(
         if not front:
             best_trial(st)  # raises: nothing completed yet
         if as_json:
-            print(render.front_json(st.study_name, objective_names(st), front, rec))
+            print(terminal.front_json(st.study_name, objective_names(st), front, rec))
             return
-        render.pareto_front(out, st.study_name, objective_names(st), front)
+        terminal.pareto_front(out, st.study_name, objective_names(st), front)
         if rec is not None:
-            render.retrain_record(out, rec, fresh=False)
+            terminal.retrain_record(out, rec, fresh=False)
         return
     top = chosen_trial(st, trial) if settings.multi and trial is not None else best_trial(st)
     fresh = False
     if retrain:  # torch, the trainer and the dashboard's writer load only when needed
-        from hpsearch.switches import check_switches
-        from hpsearch.publish import artifact_dir, artifact_store, needs_publishing, publish
-        from hpsearch.retrain import RetrainRequest, retrain as do_retrain
-        from hpsearch.train import resolve_device
+        from hpsearch.train.switches import check_switches
+        from hpsearch.views.publish import artifact_dir, artifact_store, needs_publishing, publish
+        from hpsearch.results.retrain import RetrainRequest, retrain as do_retrain
+        from hpsearch.train.loop import resolve_device
 
         folder = artifact_dir(url, artifacts)
         artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
@@ -268,7 +269,7 @@ def best(
         raise HpsearchError(f"the retrain record is for trial {rec['trial']}; --trial {trial} --force retrains "
                             f"trial {trial} (a new look at the test split, counted)")
     if retrain and (rec is None or force or interrupted_look(st) is not None):
-        from hpsearch.progress import RetrainView
+        from hpsearch.views.progress import RetrainView
 
         try:
             dev = resolve_device(device.value)
@@ -285,11 +286,11 @@ def best(
         (err if as_json else out).print(f"dashboard: study note written, {len(uploaded)} artifacts uploaded to "
                                         f"{folder} (hpsearch dashboard shows them)", highlight=False, soft_wrap=True)
     if as_json:
-        print(render.best_json(st.study_name, top, rec))
+        print(terminal.best_json(st.study_name, top, rec))
         return
-    render.best_trial(out, st.study_name, settings.metric, top, "trial" if settings.multi else "best trial")
+    terminal.best_trial(out, st.study_name, settings.metric, top, "trial" if settings.multi else "best trial")
     if rec is not None:
-        render.retrain_record(out, rec, fresh=fresh)
+        terminal.retrain_record(out, rec, fresh=fresh)
         if not settings.multi and top.number not in [c["trial"] for c in rec.get("candidates", [])]:
             out.print(f"note: the best trial is now {top.number}; the record is for trial {rec['trial']} "
                       f"(--retrain --force retrains, a new look at the test split)", highlight=False)
@@ -303,11 +304,11 @@ def best(
 @guarded
 def studies(storage: StorageOpt = None) -> None:
     """One line per study: name, trials by state, best value."""
-    from hpsearch import render
-    from hpsearch.inspect_study import study_lines
-    from hpsearch.storage import open_storage
+    from hpsearch.views import terminal
+    from hpsearch.store.queries import study_lines
+    from hpsearch.store.storage import open_storage
 
-    render.studies(out, study_lines(open_storage(_storage(storage), create=False)))
+    terminal.studies(out, study_lines(open_storage(_storage(storage), create=False)))
 
 
 @app.command()
@@ -325,18 +326,18 @@ def trials(
     storage: StorageOpt = None,
 ) -> None:
     """Every trial of a study: state, the metric, epochs, seconds, size, parameters."""
-    from hpsearch import render
-    from hpsearch.inspect_study import objective_names, pick_study
-    from hpsearch.listing import select
-    from hpsearch.rows import trial_rows
-    from hpsearch.storage import open_storage
+    from hpsearch.views import terminal
+    from hpsearch.store.queries import objective_names, pick_study
+    from hpsearch.views.listing import select
+    from hpsearch.store.rows import trial_rows
+    from hpsearch.store.storage import open_storage
 
     url = _storage(storage)
     db = open_storage(url, create=False)
     st = pick_study(db, url, study)
     listing = select(trial_rows(st, db), objective_names(st), [d.name.lower() for d in st.directions],
                      states=state, sort=sort, reverse=reverse, top=top, columns=columns)
-    render.trials(out, listing, fmt.value)
+    terminal.trials(out, listing, fmt.value)
 
 
 @app.command()
@@ -356,18 +357,18 @@ def compare(
     """Compare groups of trials on validation: one row per value of --by, mean ± std over seeds."""
     import json
 
-    from hpsearch import render
-    from hpsearch.compare import compare as group
-    from hpsearch.inspect_study import pick_study, settings_of, test_looks
-    from hpsearch.storage import open_storage
+    from hpsearch.views import terminal
+    from hpsearch.results.compare import compare as group
+    from hpsearch.store.queries import pick_study, settings_of, test_looks
+    from hpsearch.store.storage import open_storage
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
     result = group(st, [p.strip() for p in by.split(",") if p.strip()], settings_of(st).metric)
     shown = result.to_dict()
     if test:
-        from hpsearch.compare_eval import test_groups
-        from hpsearch.train import resolve_device
+        from hpsearch.results.compare_test import test_groups
+        from hpsearch.train.loop import resolve_device
 
         try:
             dev = resolve_device(device.value)
@@ -384,7 +385,7 @@ def compare(
     if as_json:
         print(json.dumps(shown, indent=2))
         return
-    render.comparison(out, shown)
+    terminal.comparison(out, shown)
 
 
 @app.command()
@@ -401,8 +402,8 @@ def dashboard(
         help="Let the dashboard delete studies and change trials (notes are always writable).")] = False,
 ) -> None:
     """Serve optuna-dashboard on the study database, with retrain notes and artifacts."""
-    from hpsearch.dashboard import serve
-    from hpsearch.publish import artifact_dir
+    from hpsearch.views.dashboard import serve
+    from hpsearch.views.publish import artifact_dir
 
     url = _storage(storage)
     try:
@@ -426,7 +427,7 @@ def storage_proxy(
 
     Workers join with --storage grpc://HOST:PORT; the budget stays exact (the proxy takes the
     budget lock for them). Ctrl-C or SIGTERM stops it."""
-    from hpsearch.proxy import serve
+    from hpsearch.store.proxy import serve
 
     serve(_storage(storage), host, port,
           ready=lambda where: out.print(f"storage proxy at {where} (Ctrl-C stops)", highlight=False, soft_wrap=True))
@@ -446,10 +447,10 @@ def report(
     storage: StorageOpt = None,
 ) -> None:
     """Write one self-contained HTML report (plots, retrain result) that opens offline."""
-    from hpsearch.inspect_study import pick_study
-    from hpsearch.paths import safe_name
-    from hpsearch.report import write_report
-    from hpsearch.storage import open_storage
+    from hpsearch.store.queries import pick_study
+    from hpsearch.store.paths import safe_name
+    from hpsearch.views.report import write_report
+    from hpsearch.store.storage import open_storage
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)

@@ -4,7 +4,7 @@ Public names: :class:`DataSpec` (stored with a study), :func:`prepare` (before a
 files checked, cache built, content hashed), :func:`load_search_data` (train/val only),
 :func:`load_test_data` (the held-out split, refused in search workers and counted
 elsewhere), the batch augmentations in :data:`AUGMENTS`, and the built-ins in :data:`SOURCES`.
-Dataset objects for your own data are in :mod:`hpsearch.datasets`.
+Dataset objects for your own data are in :mod:`hpsearch.data.datasets`.
 
 Names resolve lazily (PEP 562): ``from hpsearch.data import DataSpec`` does not import torch,
 so the read-only commands start in a fraction of a second; the loaders import it when used.

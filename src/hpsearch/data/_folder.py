@@ -31,7 +31,7 @@ RGB_AUGMENTS = ("none", "flip", "pad_crop", "flip_crop", "rotation", "color_jitt
 
 @dataclass(frozen=True)
 class ImageFolder(Source):
-    """Images in class folders; see :func:`hpsearch.datasets.image_folder`."""
+    """Images in class folders; see :func:`hpsearch.data.datasets.image_folder`."""
 
     root: str  # absolute
     size: tuple[int, int] | None = None  # (H, W); None: keep the images' own (one) size

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SegmentationFolder(Source):
-    """See :func:`hpsearch.datasets.segmentation_folder`."""
+    """See :func:`hpsearch.data.datasets.segmentation_folder`."""
 
     root: str  # absolute
     images: str = "images"

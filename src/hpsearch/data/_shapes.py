@@ -63,7 +63,7 @@ def draw(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class Shapes(Source):
-    """See :func:`hpsearch.datasets.shapes`."""
+    """See :func:`hpsearch.data.datasets.shapes`."""
 
     n: int = 2000
     size: int = 64

@@ -224,7 +224,7 @@ def get_source(name: str | Source) -> Source:
         return SOURCES[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown dataset {name!r}; built-in: {', '.join(SOURCES)}; for your own data use "
-                         "hpsearch.datasets (image_folder, emnist, torchvision, tensors)") from None
+                         "hpsearch.data.datasets (image_folder, emnist, torchvision, tensors)") from None
 
 
 def ensure_files(source: Source, root: Path, split: Split, *, download: bool = True) -> None:

@@ -26,7 +26,7 @@ def default_data_root() -> Path:
 class DataSpec:
     """Which data a study trains on and how its validation set is cut. Stored in the study."""
 
-    dataset: str | Source  # a built-in's name, or a dataset object from hpsearch.datasets
+    dataset: str | Source  # a built-in's name, or a dataset object from hpsearch.data.datasets
     val_fraction: float = 0.2
     split_seed: int = 0
     train_subset: int | None = None  # cap on training images (stratified), for quick searches
@@ -59,6 +59,6 @@ class DataSpec:
         """The inverse of :meth:`stored` (a name is checked against the registry)."""
         if isinstance(value, str):
             return value
-        from hpsearch.datasets import from_spec
+        from hpsearch.data.datasets import from_spec
 
         return from_spec(value)

@@ -29,7 +29,7 @@ DEFAULT_AUGMENTS = ("none", "pad_crop")  # safe for any images; pass augmentatio
 
 @dataclass(frozen=True)
 class TensorSource(Source):
-    """Arrays from ``load()``; see :func:`hpsearch.datasets.tensors`."""
+    """Arrays from ``load()``; see :func:`hpsearch.data.datasets.tensors`."""
 
     ref: str  # "module:qualname" of the function
     name: str

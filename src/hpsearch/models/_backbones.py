@@ -167,7 +167,7 @@ class Encoder(_Finetune):
     """The trunk of a model we trained (a retrain checkpoint), with a new head.
 
     ``trunk`` is the source model's spec and data shape, copied from the checkpoint when the
-    spec is made (:func:`hpsearch.space.encoder_from`), so a model trained from it rebuilds
+    spec is made (:func:`hpsearch.study.space.encoder_from`), so a model trained from it rebuilds
     without the source file; only :meth:`prepare` reads the source weights.
     """
 
@@ -187,7 +187,7 @@ class Encoder(_Finetune):
     @classmethod
     def of(cls, path: str | Path, **kw: Any) -> Encoder:
         """The spec for ``path``'s trunk, reading the checkpoint's header (not its weights)."""
-        from hpsearch.checkpoints import read_header
+        from hpsearch.results.checkpoints import read_header
 
         header = read_header(Path(path))
         return cls(encoder_from=str(Path(path).resolve()),
@@ -215,7 +215,7 @@ class Encoder(_Finetune):
                              "study (hpsearch best STUDY --retrain) or fix the path")
 
     def prepare(self, model: nn.Module) -> None:
-        from hpsearch.checkpoints import read_weights
+        from hpsearch.results.checkpoints import read_weights
         from hpsearch.models._transfer import load_trunk
 
         if self.pretrained:

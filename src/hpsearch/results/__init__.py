@@ -1,0 +1,7 @@
+"""What a finished search yields: retrained models, comparisons and the counted test look.
+
+- ``retrain``: ``best --retrain`` (re-score, fresh seeds, the single test look, checkpoints).
+- ``compare``: groups of search trials side by side; ``compare_test``: ``compare --test``.
+- ``checkpoints``: checkpoints that rebuild their model with nothing else.
+- ``provenance``: the evidence every saved result carries.
+"""

@@ -1,0 +1,96 @@
+"""`hpsearch compare --test`: every compared trial evaluated once on the test split, counted.
+
+The search keeps no weights, so each trial is retrained from what it recorded — its config
+and its training seed, for the epochs it ran — which on the CPU, with the same thread count,
+reproduces its run exactly; the table says for how many trials the retrained validation
+score matched the search's (on a GPU, or with other threads, it can differ slightly). Then
+the test split is read once, through the gate, after the look is written to the study.
+
+Choosing a row by these test scores would be tuning on the test split: the looks are
+counted with the study's other looks (``best --retrain``) and shown beside the table.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from hpsearch.results.compare import Comparison
+from hpsearch.study.config import TrialConfig
+from hpsearch.data import load_search_data, load_test_data, prepare
+from hpsearch.errors import HpsearchError
+from hpsearch.study.fingerprint import FINGERPRINT_ATTR
+from hpsearch.fmt import summary
+from hpsearch.train.fused import fit_together
+from hpsearch.store.queries import LOOKS_ATTR, settings_of, test_looks
+from hpsearch.results.provenance import evidence
+from hpsearch.store.records import COMPARE_TEST, config_of, study_get, study_put
+from hpsearch.store.storage import try_exclusive
+from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
+from hpsearch.train.loop import fit
+
+COMPARE_TEST_ATTR = COMPARE_TEST
+
+
+def test_groups(study: optuna.Study, comparison: Comparison, *, data_root: Path, device: torch.device,
+                storage_url: str | None = None, studies_dir: Path | None = None,
+                say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Retrain every trial of ``comparison`` from its recorded seed, evaluate all once on the test
+    split (one counted look), record and return ``{"look", "groups": [...]}``."""
+    if storage_url is None:
+        return _test_groups(study, comparison, data_root, device, studies_dir, say)
+    with try_exclusive(storage_url, f"hpsearch:retrain:{study.study_name}") as mine:  # one look at a time
+        if not mine:
+            raise HpsearchError(f"a retrain or compare --test of study {study.study_name!r} is running; wait for it")
+        return _test_groups(study, comparison, data_root, device, studies_dir, say)
+
+
+def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, device: torch.device,
+                 studies_dir: Path | None, say: Callable[[str], None]) -> dict[str, Any]:
+    settings = settings_of(study)
+    trials = [t for g in comparison.groups for t in g.trials]
+    stored_fp = study_get(study, FINGERPRINT_ATTR, {})
+    ensure_specs([config_of(t) for t in trials], settings, stored_fp, studies_dir)
+    ensure_data_code(settings, stored_fp, studies_dir)
+    warning = check_data_hash(settings, prepare(settings.data, data_root), False, f"study {study.study_name!r}")
+    if warning:
+        say(warning)
+    data = load_search_data(settings.data, data_root, device)
+    models: dict[int, list[torch.nn.Module]] = {}  # a trial with repeats trained one model per seed
+    reproduced = 0
+    for i, t in enumerate(trials, 1):
+        config = TrialConfig.from_dict(config_of(t))
+        epochs = int(t.user_attrs.get("epochs") or settings.max_epochs)
+        seeds = [int(s) for s in t.user_attrs.get("seeds") or [t.user_attrs["seed"]]]
+        if t.user_attrs.get("fused"):  # its repeats trained as one model: retrained the same way, they reproduce
+            results = fit_together([config] * len(seeds), data, epochs=epochs, seeds=seeds, device=device,
+                                   task=settings.task, fuse=True)
+        else:
+            results = [fit(config, data, epochs=epochs, seed=seed, device=device, task=settings.task) for seed in seeds]
+        again = statistics.fmean(float(getattr(r.history[-1], settings.metric)) for r in results)
+        searched = float(t.values[0])
+        reproduced += math.isclose(again, searched, rel_tol=1e-6, abs_tol=1e-9)
+        models[t.number] = [r.model for r in results]
+        say(f"retrained trial {t.number} ({i}/{len(trials)}) from its seed{'s' if len(seeds) > 1 else ''}: "
+            f"{settings.metric}={again:.4f} (search: {searched:.4f})")
+
+    look = test_looks(study) + 1
+    test = load_test_data(settings.data, data_root, data.mean, data.std, device,
+                          look=lambda: study.set_user_attr(LOOKS_ATTR, look))  # counted before the read
+    task = settings.task
+    groups = []
+    for g in comparison.groups:
+        scores = [task.evaluate(m, test, data.info) for t in g.trials for m in models[t.number]]
+        groups.append({"params": g.params, "trials": [t.number for t in g.trials],
+                       **{f"test_{k}": summary([s[k] for s in scores])  # type: ignore[misc]
+                          for k in task.METRICS if scores and scores[0].get(k) is not None}})
+    record = {"look": look, "by": comparison.by, "metric": comparison.metric, "groups": groups,
+              "reproduced": reproduced, "retrained": len(trials), "device": str(device), **evidence()}
+    study_put(study, COMPARE_TEST_ATTR, [*study_get(study, COMPARE_TEST_ATTR, []), record])
+    return record

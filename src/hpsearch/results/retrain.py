@@ -1,0 +1,328 @@
+"""`hpsearch best --retrain`: re-score, retrain over fresh seeds, look at the test split once.
+
+The record we write into the study counts every look at the test split (``test_looks``), so
+a number reported from it can always say how often the test set was consulted. A second
+``--retrain`` shows that record instead of evaluating again; only ``--force`` looks again.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial
+
+from hpsearch.results import checkpoints
+from hpsearch.results.checkpoints import load_checkpoint
+from hpsearch.study.config import TrialConfig
+from hpsearch.data import (
+    DatasetInfo,
+    SearchData,
+    Tensors,
+    load_search_data,
+    load_test_data,
+    prepare,
+    refit_data,
+)
+from hpsearch.errors import HpsearchError
+from hpsearch.study.fingerprint import FINGERPRINT_ATTR
+from hpsearch.fmt import summary
+from hpsearch.store.queries import (
+    LOOKS_ATTR,
+    PENDING_ATTR,
+    RETRAIN_ATTR,
+    chosen_trial,
+    interrupted_look,
+    objective_names,
+    primary_value,
+    ranked_trials,
+    recorded,
+    retrain_line,
+    settings_of,
+    test_looks,
+)
+from hpsearch.store.paths import safe_name
+from hpsearch.results.provenance import evidence
+from hpsearch.store.records import RETRAIN_LINE, config_of, study_get, study_put
+from hpsearch.study.seeds import retrain_seeds
+from hpsearch.store.storage import try_exclusive
+from hpsearch.study.declaration import StoredSettings
+from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
+from hpsearch.tasks import ModelTest, Task
+from hpsearch.train.fused import fit_together, fusion_wanted, why_not_fusable
+from hpsearch.train.loop import EpochMetrics, FitResult, fit
+
+__all__ = ["RETRAIN_ATTR", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One finished epoch of a retrain, for a progress view (the trainer knows nothing of views)."""
+
+    label: str  # what is being trained: "trial 3", "refit trial 3"
+    seed_index: int  # 1-based, of ``seeds``
+    seeds: int
+    epoch: int
+    epochs: int
+    metric: str  # the study metric, or "train_loss" when refitting (no validation split)
+    value: float | None
+    done: int  # epochs finished in this retrain so far, of ``total``
+    total: int
+    elapsed: float  # seconds since the first epoch began
+
+    @property
+    def eta(self) -> float:
+        """Seconds left for the remaining epochs at the pace so far (test evaluation not included)."""
+        return self.elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+
+
+Ticker = Callable[[Tick], None]
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    seeds: int = 5
+    top_k: int = 1
+    force: bool = False
+    data_root: Path = Path(".")
+    device: torch.device = torch.device("cpu")
+    out_dir: Path = Path("runs")
+    studies_dir: Path | None = None  # where to find the study module if a trial's model needs it
+    allow_module_change: bool = False
+    allow_data_change: bool = False
+    storage_url: str | None = None  # for the lock that lets one retrain of a study run at a time
+    trial: int | None = None  # retrain this trial instead of the best (e.g. a point of the Pareto front)
+    epochs: int | None = None  # train the final runs this long (default: the search's max_epochs)
+    refit: bool = False  # train the final runs on train + validation (no validation score left)
+
+
+def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None,
+            tick: Ticker | None = None) -> dict[str, Any]:
+    """Return the retrain record, computing it (one look at the test split) only when needed.
+
+    One retrain of a study runs at a time (a second one is refused, not queued: it would
+    only repeat the first's look). Each look is counted before the test split is read, so a
+    retrain killed mid-evaluation can only over-count, never hide a look.
+    """
+    if req.seeds < 1 or req.top_k < 1 or (req.epochs is not None and req.epochs < 1):
+        raise HpsearchError("--seeds, --top-k and --epochs must be >= 1")
+    if req.storage_url is None:
+        return _retrain(study, req, progress, tick)
+    with try_exclusive(req.storage_url, f"hpsearch:retrain:{study.study_name}") as mine:
+        if not mine:
+            raise HpsearchError(f"another `hpsearch best --retrain` of study {study.study_name!r} is running; "
+                                "wait for it to finish, then rerun to see its record")
+        return _retrain(study, req, progress, tick)
+
+
+def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None,
+             tick: Ticker | None) -> dict[str, Any]:
+    say = progress or (lambda _msg: None)
+    previous = recorded(study)
+    lost = interrupted_look(study)
+    if previous is not None and not req.force and lost is None:
+        return previous
+    looks = test_looks(study)
+    if lost is not None:
+        say(f"an earlier retrain was killed during test look {lost['look']}; that look counts")
+    settings = settings_of(study)
+    candidates = [chosen_trial(study, req.trial)] if req.trial is not None else ranked_trials(study)[: req.top_k]
+    stored_fp = study_get(study, FINGERPRINT_ATTR, {})
+    ensure_specs([config_of(t) for t in candidates], settings, stored_fp,
+                 req.studies_dir, req.allow_module_change)
+    ensure_data_code(settings, stored_fp, req.studies_dir, req.allow_module_change)
+    warning = check_data_hash(settings, prepare(settings.data, req.data_root), req.allow_data_change,
+                              f"study {study.study_name!r}")
+    if warning:
+        say(warning)
+    round_ = looks  # fresh seeds for every look: a new round never overwrites an earlier one's checkpoints
+    data = load_search_data(settings.data, req.data_root, req.device)
+    say(f"loaded {settings.data.label}: {len(data.train)} train / {len(data.val)} val images")
+
+    epochs = req.epochs or settings.max_epochs
+    task = settings.task
+    scored: list[dict[str, Any]] = []
+    leader: tuple[FrozenTrial, list[int], list[FitResult], float] | None = None
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    scoring = candidates if len(candidates) > 1 or not req.refit else []  # a refit has no validation to rank by
+    pace = _Pace(tick, (len(scoring) + req.refit) * req.seeds, epochs)
+    for trial in scoring:
+        config = TrialConfig.from_dict(config_of(trial))
+        seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
+        fits = _fit_seeds(config, data, seeds, epochs, req.device, task, pace.of(f"trial {trial.number}",
+                                                                               settings.metric),
+                          lambda s, m: say(f"trial {trial.number} seed {s}: {settings.metric}="
+                                           f"{getattr(m, settings.metric):.4f}"))
+        vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
+        mean = statistics.fmean(vals)
+        scored.append({"trial": trial.number, "search_value": primary_value(trial), **summary(vals)})
+        if leader is None or (mean > leader[3] if maximize else mean < leader[3]):
+            leader = (trial, seeds, fits, mean)
+    if req.refit:  # the chosen config again, on train + validation, with the same seeds
+        trial = leader[0] if leader is not None else candidates[0]
+        seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
+        config = TrialConfig.from_dict(config_of(trial))
+        train_val = refit_data(data)
+        say(f"refit: trial {trial.number} on train + validation ({len(train_val.train)} images), {epochs} epochs")
+        fits = _fit_seeds(config, train_val, seeds, epochs, req.device, task,
+                          pace.of(f"refit trial {trial.number}", "train_loss"), lambda s, m: say(f"trial {trial.number} seed {s}: train loss {m.train_loss:.4f}"))
+        leader = (trial, seeds, fits, float("nan"))
+    assert leader is not None
+    trial, seeds, fits, _ = leader
+
+    look = looks + 1
+
+    def count_look() -> None:  # write-ahead: the gate calls this before the first test image is read
+        study.set_user_attr(LOOKS_ATTR, look)
+        study_put(study, PENDING_ATTR, {"look": look, "trial": trial.number, "seeds": seeds})
+
+    test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device, look=count_look)
+    say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look})")
+    runs, task_fields = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name, req.refit)
+    names = list(task.METRICS)
+    record: dict[str, Any] = {
+        "trial": trial.number,
+        "search_value": primary_value(trial),
+        "search_values": dict(zip(objective_names(study), trial.values or [])),
+        "metric": settings.metric,
+        "params": dict(trial.params),
+        "model": TrialConfig.from_dict(config_of(trial)).model.to_dict(),  # exactly what was retrained
+        "n_params": fits[0].n_params,
+        "epochs": epochs,
+        "refit": req.refit,  # trained on train + validation: "val" is empty, the test split is all there is
+        "search_epochs": settings.max_epochs,  # differs from "epochs" when --epochs trained longer
+        "seeds": seeds,
+        "task": task.to_dict(),
+        "device": str(req.device),
+        "runs": runs,
+        "val": {m: summary([r[f"val_{m}"] for r in runs]) for m in _metrics(runs, "val", names)},
+        "test": {m: summary([r[f"test_{m}"] for r in runs]) for m in _metrics(runs, "test", names)},
+        "candidates": scored,
+        **task_fields,  # classify: topk_k, confusion, classes, samples; reconstruct and segment: their samples
+        "first_layer": _first_layer(fits[0].model, seeds[0]),
+        "test_looks": look,
+        "interrupted_looks": sorted({*(previous or {}).get("interrupted_looks", []),
+                                     *([lost["look"]] if lost else [])}),
+        "rounds": round_ + 1,
+        **evidence(),
+    }
+    study_put(study, RETRAIN_ATTR, record)
+    study_put(study, RETRAIN_LINE, retrain_line(record))
+    study_put(study, PENDING_ATTR, None)
+    return record
+
+
+class _Pace:
+    """Counts a retrain's epochs against its plan and turns each into a :class:`Tick`."""
+
+    def __init__(self, tick: Ticker | None, runs: int, epochs: int) -> None:
+        self.tick, self.total, self.epochs, self.done = tick, runs * epochs, epochs, 0
+        self.t0 = time.monotonic()
+
+    def of(self, label: str, metric: str) -> Callable[[int, int, EpochMetrics], None]:
+        """The per-epoch callback for the seeds of one config (``label``), reporting ``metric``."""
+        def on_epoch(seed_index: int, seeds: int, m: EpochMetrics) -> None:
+            self.done += 1
+            if self.tick is not None:
+                value = m.train_loss if metric == "train_loss" else getattr(m, metric)
+                self.tick(Tick(label, seed_index, seeds, m.epoch, self.epochs, metric, value, self.done,
+                               self.total, time.monotonic() - self.t0))
+        return on_epoch
+
+
+def _fit_seeds(config: TrialConfig, data: SearchData, seeds: list[int], epochs: int, device: torch.device,
+               task: Task, on_epoch: Callable[[int, int, EpochMetrics], None],
+               done: Callable[[int, EpochMetrics], None]) -> list[FitResult]:
+    """One run per seed; ``on_epoch(i, K, metrics)`` after every epoch of seed i of K, ``done(seed,
+    last epoch)`` after each run.
+
+    Where fusion is wanted (:func:`~hpsearch.train.fused.fusion_wanted`: on CUDA, or ``HPSEARCH_FUSE=1``)
+    and the K runs can fuse, they train as one model, epoch by epoch (seeds 1..K after each epoch,
+    then ``done`` for each seed in order); otherwise one after another, as they always have.
+    """
+    k = len(seeds)
+    if k > 1 and fusion_wanted(device) and why_not_fusable([config] * k) is None:
+        fits = fit_together([config] * k, data, epochs=epochs, seeds=seeds, device=device, task=task, fuse=True,
+                            report=lambda i, m: on_epoch(i + 1, k, m))
+        for seed, f in zip(seeds, fits):
+            done(seed, f.history[-1])
+        return fits
+    fits = []
+    for i, seed in enumerate(seeds, 1):
+        fits.append(fit(config, data, epochs=epochs, seed=seed, device=device, task=task,
+                        report=lambda m, i=i: on_epoch(i, k, m)))
+        done(seed, fits[-1].history[-1])
+    return fits
+
+
+def _first_layer(model: torch.nn.Module, seed: int) -> dict[str, Any] | None:
+    """Weights of the first convolution (what the network learned to look for), for the report."""
+    conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    if conv is None:
+        return None
+    w = conv.weight.detach().float().cpu()
+    return {"seed": seed, "shape": list(w.shape), "weights": [round(v, 5) for v in w.flatten().tolist()]}
+
+
+def _metrics(runs: list[dict[str, Any]], prefix: str, names: list[str]) -> list[str]:
+    return [m for m in names if runs and runs[0].get(f"{prefix}_{m}") is not None]
+
+
+def evaluate(task: Task, model: torch.nn.Module, test: Tensors, info: DatasetInfo, index: int) -> ModelTest:
+    """One retrained model's single evaluation on the test split, scored by the study's task."""
+    return task.test_model(model, test, info, index)
+
+
+def _test_once(fits: list[FitResult], seeds: list[int], test: Tensors, data: SearchData, trial: FrozenTrial,
+               settings: StoredSettings, out_dir: Path, study_name: str,
+               refit: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Evaluate each model once on the test split and save its checkpoint before the next is
+    evaluated (a retrain killed mid-way has saved what it scored); then the task merges what the
+    models kept (confusion matrix, samples) into the record's task fields."""
+    task = settings.task
+    runs, results = [], []
+    folder = out_dir / safe_name(study_name)  # a name another tool stored may hold '/' or '..'
+    folder.mkdir(parents=True, exist_ok=True)
+    config = TrialConfig.from_dict(config_of(trial))
+    for i, (seed, f) in enumerate(zip(seeds, fits)):
+        result = evaluate(task, f.model, test, data.info, i)
+        results.append(result)
+        last = f.history[-1]
+        run = {
+            "seed": seed, **{f"val_{m}": last.val.get(f"val_{m}") for m in task.METRICS},
+            **{f"test_{m}": v for m, v in result.metrics.items()}, "seconds": round(f.seconds, 2),
+            "trained_on": "train+val" if refit else "train", "fused": f.fused, **result.run, "curves": f.curves(),
+        }
+        path = (folder / f"trial{trial.number}-seed{seed}.pt").resolve()
+        save_checkpoint(path, f, config, trial, seed, settings, data, study_name, run)
+        run["checkpoint"] = str(path)
+        runs.append(run)
+    return runs, task.test_record(results, test, data.info)
+
+
+def save_checkpoint(path: Path, f: FitResult, config: TrialConfig, trial: FrozenTrial, seed: int,
+                    settings: StoredSettings, data: SearchData, study_name: str, metrics: dict[str, Any]) -> None:
+    """A checkpoint that rebuilds its model with nothing else: weights + spec + config + provenance."""
+    checkpoints.save(path, f.model, config.model, {
+        "config": config.to_dict(),
+        "settings": settings.to_dict(),
+        "dataset": {"name": data.info.name, "channels": data.info.channels, "size": list(data.info.size),
+                    "shape": list(data.info.shape), "classes": list(data.info.classes),
+                    "spec": settings.data.stored(), "content_sha256": settings.data_hash},
+        "normalization": {"mean": data.mean.tolist(), "std": data.std.tolist()},
+        "study": study_name,
+        "trial": trial.number,
+        "params": dict(trial.params),
+        "seed": seed,
+        "task": settings.task.to_dict(),
+        "metrics": {k: v for k, v in metrics.items() if k not in ("curves", "sample_predictions")},
+        **evidence(),
+    })

@@ -1,0 +1,186 @@
+"""Read-only views of a storage: which studies it holds and what their trials did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.errors import HpsearchError
+from hpsearch.hints import command
+from hpsearch.store.records import LOOKS, PENDING, RETRAIN, RetrainRecord, retrain_record, study_get
+from hpsearch.store.rows import state_counts
+from hpsearch.store.storage import mask
+from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
+
+RETRAIN_ATTR, LOOKS_ATTR, PENDING_ATTR = RETRAIN, LOOKS, PENDING  # the names this module has always exported
+
+
+@dataclass(frozen=True)
+class StudyLine:
+    name: str
+    direction: str
+    states: dict[str, int]
+    best_value: float | None
+    best_trial: int | None
+    front: int | None = None  # several objectives: how many trials are Pareto-optimal
+    metrics: tuple[str, ...] = ()  # the objectives' names
+    retrain: str = "not retrained"  # the retrain state in a few words
+
+
+def study_lines(storage: optuna.storages.BaseStorage) -> list[StudyLine]:
+    """One line per study; counts by GROUP BY and the best by one query, so big studies list fast."""
+    lines = []
+    for name in sorted(optuna.get_all_study_names(storage)):
+        study = optuna.load_study(study_name=name, storage=storage)
+        states = state_counts(study, storage)
+        direction = ",".join(d.name.lower() for d in study.directions)
+        extra = {"metrics": tuple(objective_names(study)), "retrain": retrain_state(study)}
+        if len(study.directions) > 1:
+            front = len(pareto_front(study)) if states.get(TrialState.COMPLETE.name) else 0
+            lines.append(StudyLine(name, direction, states, None, None, front, **extra))
+            continue
+        best = best_trial(study) if states.get(TrialState.COMPLETE.name) else None
+        lines.append(StudyLine(name, direction, states, best.value if best else None, best.number if best else None,
+                               **extra))
+    return lines
+
+
+def retrain_state(study: optuna.Study) -> str:
+    """``retrained #3: test top1 0.9712 ± 0.0031 (1 look)``, ``not retrained``, or an interrupted look."""
+    rec = recorded(study)
+    looks = test_looks(study)
+    if rec is None:
+        return f"retrain interrupted ({looks} look{'s' if looks != 1 else ''})" if looks else "not retrained"
+    return f"retrained #{rec['trial']}: {_test_score(rec)} ({looks} look{'s' if looks != 1 else ''})"
+
+
+def retrain_line(rec: dict[str, Any]) -> str:
+    """The retrain in one line, as the dashboard's study page shows it (study user attribute
+    ``retrain``): ``trial 3: test top1 0.9712 ± 0.0031 over 5 seeds (test look 1)``."""
+    seeds = len(rec.get("seeds") or [])
+    return (f"trial {rec['trial']}: {_test_score(rec)} over {seeds} seed{'s' if seeds != 1 else ''} "
+            f"(test look {rec.get('test_looks', 1)})")
+
+
+def _test_score(rec: dict[str, Any]) -> str:
+    metric = str(rec.get("metric", "val_top1")).removeprefix("val_")
+    test = (rec.get("test") or {}).get(metric)
+    return f"test {metric} {test['mean']:.4f} ± {test['std']:.4f}" if test else "no test score"
+
+
+def pick_study(storage: optuna.storages.BaseStorage, url: str, name: str | None) -> optuna.Study:
+    """The named study, or the only one in the storage; otherwise say which exist."""
+    names = optuna.get_all_study_names(storage)
+    if name is None:
+        if len(names) == 1:
+            name = names[0]
+        elif not names:
+            raise HpsearchError(f"{mask(url)} holds no study yet; run `hpsearch run STUDY` first")
+        else:
+            raise HpsearchError(f"{mask(url)} holds {len(names)} studies ({', '.join(sorted(names))}); "
+                                "name one: `hpsearch best STUDY`")
+    elif name not in names:
+        listing = ", ".join(sorted(names)) or "none"
+        raise HpsearchError(f"no study {name!r} in {mask(url)} (it has: {listing}); "
+                            "check the name or pass --storage URL")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def settings_of(study: optuna.Study) -> StoredSettings:
+    stored = study_get(study, SETTINGS_ATTR)
+    if stored is None:
+        raise HpsearchError(f"study {study.study_name!r} was not created by hpsearch (no settings recorded)")
+    return StoredSettings.from_dict(stored)
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial:
+    """The best COMPLETE trial as Optuna (and its dashboard) defines it.
+
+    One indexed query instead of reading every trial: ``hpsearch best`` on a 10,000-trial
+    study stays well under a second of database time.
+    """
+    if len(study.directions) > 1:
+        raise _no_single_best(study)
+    try:
+        return study.best_trial
+    except ValueError:
+        raise _nothing_complete(study) from None
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The COMPLETE trials no other trial beats on every objective, by trial number."""
+    return sorted(study.best_trials, key=lambda t: t.number)
+
+
+def primary_value(trial: FrozenTrial) -> float | None:
+    """The study metric's value: the only objective's, or the first of several."""
+    return trial.values[0] if trial.values else None
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """What each objective is called (studies before 0.3 stored no names: the settings' metric)."""
+    names = study.metric_names
+    if names and all(names):
+        return list(names)
+    return [settings_of(study).metric] if study_get(study, SETTINGS_ATTR) is not None else ["value"]
+
+
+def _no_single_best(study: optuna.Study) -> HpsearchError:
+    front = pareto_front(study)
+    if not front:
+        return _nothing_complete(study)
+    numbers = ", ".join(str(t.number) for t in front)
+    return HpsearchError(f"study {study.study_name!r} has {len(study.directions)} objectives "
+                         f"({', '.join(objective_names(study))}): no single best trial; its Pareto front is "
+                         f"trial{'s' if len(front) > 1 else ''} {numbers} — pick one: "
+                         f"`{command('best', study.study_name, '--retrain', '--trial', 'N')}`")
+
+
+def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """COMPLETE trials, best first; among equal values :func:`best_trial` leads, then older trials."""
+    if len(study.directions) > 1:
+        raise _no_single_best(study)
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    if not done:
+        raise _nothing_complete(study)
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    ranked = sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)  # type: ignore[arg-type]
+    lead = best_trial(study)  # has the best value too; it goes first so `best` and retrain agree
+    return [lead] + [t for t in ranked if t.number != lead.number]
+
+
+def chosen_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial ``number``, if it trained to the end (a pruned or failed one has no final score)."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise HpsearchError(f"study {study.study_name!r} has no trial {number} (trials 0–{len(trials) - 1})")
+    if trials[number].state != TrialState.COMPLETE:
+        raise HpsearchError(f"trial {number} is {trials[number].state.name}, not COMPLETE: only a trial that "
+                            "trained to the end can be retrained")
+    return trials[number]
+
+
+def _nothing_complete(study: optuna.Study) -> HpsearchError:
+    counts = {s.name.lower(): n for s in TrialState if (n := len(study.get_trials(deepcopy=False, states=(s,))))}
+    have = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
+    return HpsearchError(f"study {study.study_name!r} has no completed trial yet ({have}); "
+                         f"run `{command('run', study.study_name)}` first")
+
+
+def recorded(study: optuna.Study) -> RetrainRecord | None:
+    return retrain_record(study)
+
+
+def test_looks(study: optuna.Study) -> int:
+    """Looks at the test split so far, interrupted ones included (records of 0.1 carry the count)."""
+    rec = recorded(study) or {}
+    return max(int(study.user_attrs.get(LOOKS_ATTR, 0)), int(rec.get("test_looks", 0)))
+
+
+def interrupted_look(study: optuna.Study) -> dict[str, Any] | None:
+    """The look a killed retrain began and never recorded, if any."""
+    pending = study_get(study, PENDING_ATTR)
+    return pending or None

@@ -1,0 +1,314 @@
+"""`hpsearch report`: one self-contained HTML file (plotly.js embedded) that opens offline.
+
+The file is meant to be mailed, attached to a report or opened years later, so it carries
+everything: the search plots, and the retrain result (search score vs re-scored validation vs
+test), which is read from the study's retrain record. The report never loads a dataset.
+
+plotly.js is most of the file (4.8 of its 5 MB) and is written once, in the head; every plot
+is a div drawn by it. ``plotlyjs="cdn"`` links the same version from cdn.plot.ly instead: a
+file of a few hundred kilobytes for readers who are online.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import statistics
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+import plotly.io
+import plotly.offline
+from optuna.trial import TrialState
+
+from hpsearch.views import figures
+from hpsearch.views import tables
+from hpsearch.results.compare import compare
+from hpsearch.fmt import is_pct, mean_std, summary
+from hpsearch.views.importance import METHOD, RELIABLE_TRIALS, TOP_QUANTILE, param_importances
+from hpsearch.store.queries import objective_names, pareto_front, recorded, settings_of
+from hpsearch.store.paths import check_output, write_atomically
+from hpsearch.study.samplers import SEED_PARAM
+from hpsearch.tasks import from_dict as task_from_dict
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
+       padding: 1rem 2rem; color: #222; }
+h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
+table { border-collapse: collapse; margin: .6rem 0; } td, th { border: 1px solid #ddd; padding: .25rem .6rem; }
+th { background: #f4f4f4; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.muted { color: #666; } .missing { background: #fff8e1; border: 1px solid #f0d48a; padding: .6rem 1rem; }
+.plot { margin: .5rem 0 1.2rem; }
+code { background: #f4f4f4; padding: 0 .2rem; border-radius: 3px; }
+.caveat { background: #fff3f0; border-left: 4px solid #d62728; padding: .4rem .8rem; }
+"""
+
+
+def _text(text: str) -> str:
+    """Escaped prose whose `command` spans become <code>: the captions are written once, in the
+    Markdown-ish form the terminal and the dashboard note show as is."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+class _Page:
+    """Collects sections; each plot becomes a div rendered by the one embedded plotly.js."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.plots = 0
+
+    def h2(self, title: str, why: str = "") -> None:
+        self.parts.append(f"<h2>{html.escape(title)}</h2>")
+        if why:
+            self.parts.append(f'<p class="muted">{_text(why)}</p>')
+
+    def raw(self, markup: str) -> None:
+        self.parts.append(markup)
+
+    def missing(self, text: str) -> None:
+        self.parts.append(f'<p class="missing">{_text(text)}</p>')
+
+    def plot(self, draw: Callable[[], figures.Figure]) -> None:
+        try:
+            fig = draw()
+        except figures.NotAvailable as e:
+            self.missing(f"Not shown: {e}.")
+            return
+        self.plots += 1
+        fig.update_layout(template="plotly_white")
+        div = plotly.io.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"plot-{self.plots}",
+                                config={"displaylogo": False, "responsive": True})
+        self.parts.append(f'<div class="plot">{div}</div>')
+
+
+PLOTLYJS_MODES = ("inline", "cdn")
+
+
+def plotlyjs_tag(mode: str) -> str:
+    """The one script tag that loads plotly.js: embedded (works offline) or from its CDN, pinned
+    to the version plotly.py was built with (the figures' JSON is written for that version)."""
+    if mode == "inline":
+        return f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>'
+    if mode == "cdn":
+        url = f"https://cdn.plot.ly/plotly-{plotly.offline.get_plotlyjs_version()}.min.js"
+        return f'<script src="{url}" charset="utf-8"></script>'
+    raise ValueError(f"plotlyjs must be one of {', '.join(PLOTLYJS_MODES)}, not {mode!r}")
+
+
+def write_report(study: optuna.Study, path: Path, by: list[str] | None = None, plotlyjs: str = "inline") -> int:
+    """Write the report; return how many plots it holds. A bad target (a device, a directory)
+    is refused before the plots are built, and again just before the write. ``by``: the
+    parameters of a comparison section (default: a grid's dimensions but the seed); ``plotlyjs``:
+    ``inline`` (default, offline) or ``cdn``."""
+    check_output(path)
+    script = plotlyjs_tag(plotlyjs)
+    page = _Page()
+    settings = settings_of(study)
+    metric = settings.metric
+    rec = recorded(study)
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+
+    page.raw(f"<h1>{html.escape(study.study_name)}</h1>")
+    page.raw(f'<p class="muted">hpsearch report, written {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}. '
+             f"Dataset {html.escape(settings.data.label)}, metric {html.escape(metric)} "
+             f"({'higher' if study.directions[0].name == 'MAXIMIZE' else 'lower'} is better), "
+             f"up to {settings.max_epochs} epochs per trial.</p>")
+    page.raw(_table(["trials", *counts], [[str(len(trials)), *[str(n) for n in counts.values()]]]))
+    if counts["complete"] and settings.multi:
+        _front_section(page, study)
+    elif counts["complete"]:
+        best = study.best_trial
+        page.raw(f"<p>Best trial <b>{best.number}</b>: {html.escape(metric)} = <b>{best.value:.4f}</b> "
+                 f"on the validation split, one seed.</p>")
+        page.raw(_table(["parameter", "value"], [[k, _v(v)] for k, v in best.params.items()]))
+
+    page.h2("Retrained result", "The chosen trial retrained over fresh seeds and evaluated once on the held-out "
+            "test split by `hpsearch best --retrain`; this report only reads that record.")
+    if rec is None:
+        shows = {"reconstruct": "test reconstructions, per-image PSNR",
+                 "segment": "test masks, per-image F1"}.get(settings.task.kind, "test confusion matrix, test images")
+        page.missing(f"Not retrained yet: run `hpsearch best {study.study_name} --retrain`. The retrain table, "
+                     f"retrain learning curves, {shows} and first-layer filters appear here after it.")
+    else:
+        _retrain_section(page, rec)
+
+    by = by if by is not None else [d for d in settings.sampler.dimensions or {} if d != SEED_PARAM]
+    if by and counts["complete"]:
+        _comparison_section(page, study, by, metric)
+
+    page.h2("Optimization history", "Each completed trial's score and the best so far.")
+    page.plot(lambda: figures.optimization_history(study))
+    page.h2("Learning curves", "Validation score after every epoch; the median pruner stops trials (grey) "
+            "whose curve falls below the median of earlier trials at the same epoch. The axis is zoomed to "
+            "where the better three quarters of the completed trials end up (a button shows the full range).")
+    page.plot(lambda: figures.learning_curves(study, metric))
+    page.h2("Score against model size", "Each completed trial's score against its parameters and forward "
+            "FLOPs per image (log scales), one colour per model spec: what each extra parameter bought.")
+    page.plot(lambda: figures.size_vs_score(study, metric))
+    page.h2("Parallel coordinates", "One line per completed trial across the parameters that vary, coloured "
+            "by score (yellow is better); log-scale parameters on log axes. Drag along an axis to filter.")
+    page.plot(lambda: figures.parallel_coordinates(study))
+    _importance_section(page, study)
+    page.h2("Slices", "Score against each parameter separately, one panel per parameter on a shared score "
+            "axis; colour is the score as well (yellow is better).")
+    page.plot(lambda: figures.slices(study))
+    page.h2("Worker timeline", "Which worker process ran which trial, and when.")
+    page.plot(lambda: figures.worker_timeline(study))
+
+    body = "\n".join(page.parts)
+    title = html.escape(f"{study.study_name} — hpsearch report")
+    doc = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+           f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style>'
+           f"{script}</head>"
+           f"<body>\n{body}\n</body></html>\n")
+    write_atomically(path, doc)  # never a half-written report under the final name
+    return page.plots
+
+
+def _front_section(page: _Page, study: optuna.Study) -> None:
+    """Several objectives: the trials no other trial beats on all of them, as a table and a plot."""
+    names = objective_names(study)
+    front = pareto_front(study)
+    page.raw(f"<p>{len(front)} trial{'s' if len(front) != 1 else ''} on the Pareto front over "
+             f"{html.escape(', '.join(names))} (validation split, one seed each): no single best; "
+             f"retrain one with <code>hpsearch best {html.escape(study.study_name)} --retrain --trial N</code>.</p>")
+    params = list(dict.fromkeys(k for t in front for k in t.params))
+    page.raw(_table(["trial", *names, *params],
+                    [[str(t.number), *(_v(v) for v in t.values or []), *(_v(t.params.get(p, "")) for p in params)]
+                     for t in front]))
+    page.h2("Pareto front", "Every completed trial on the objectives; the front in colour.")
+    page.plot(lambda: figures.pareto_front(study))
+
+
+def _retrain_section(page: _Page, rec: dict[str, Any]) -> None:
+    n = len(rec["runs"])
+    on = " on train + validation (a refit: no validation score)" if rec.get("refit") else ""
+    page.raw(f"<p>Trial {rec['trial']} retrained with {n} seeds × {rec['epochs']} epochs{on} on "
+             f"{html.escape(str(rec['device']))}; test split looked at {rec['test_looks']} time(s) in this "
+             "study.</p>")
+    page.raw(tables.to_html(tables.retrain_summary(rec)))
+    page.raw(tables.to_html(tables.retrain_seeds(rec)))
+    candidates = tables.retrain_candidates(rec)
+    if candidates is not None:
+        page.raw("<p>Candidates re-scored on validation before choosing (top-k):</p>")
+        page.raw(tables.to_html(candidates))
+    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
+    hl = task.headline_column(rec)
+
+    page.h2("Retrain learning curves", f"Every seed's loss and validation {hl.label} per epoch.")
+    page.plot(lambda: figures.retrain_curves(rec))
+    if task.kind == "reconstruct":
+        _reconstruct_sections(page, rec)
+    elif task.kind == "segment":
+        _segment_sections(page, rec)
+    else:
+        n = len(rec["runs"])
+        per_seed = " The menu shows each seed's own matrix." if rec.get("confusion_per_seed") and n > 1 else ""
+        page.h2("Test confusion matrix", f"Computed during the single test evaluation: the mean over the {n} "
+                f"seeds' models, so each row sums to that class's test images.{per_seed}")
+        page.plot(lambda: figures.confusion(rec))
+        _per_class_section(page, rec)
+        _mistakes_section(page, rec)
+    page.h2("First-layer filters", "What the first convolution learned to look for, each filter apart.")
+    page.plot(lambda: figures.first_layer_filters(rec))
+
+
+def _importance_section(page: _Page, study: optuna.Study) -> None:
+    """Importances with their evidence: the method (the dashboard's), how many completed trials
+    they rest on, and a caveat below the number at which the method is stable."""
+    imp = param_importances(study)
+    page.h2("Parameter importances", f"{METHOD}. The same numbers as the importance panel of `hpsearch dashboard`.")
+    top = imp.top_trials if imp.completed > 1 else 0
+    line = (f"Computed from {imp.completed} completed trial{'s' if imp.completed != 1 else ''}; the best "
+            f"{TOP_QUANTILE:.0%} is {top} trial{'s' if top != 1 else ''}.")
+    if imp.reliable:
+        page.raw(f"<p>{html.escape(line)}</p>")
+    else:
+        page.raw(f'<p class="caveat">{html.escape(line)} <b>Not reliable below {RELIABLE_TRIALS} completed '
+                 "trials</b> (Optuna advises at least 5 trials in the best 10 % for PED-ANOVA): read this "
+                 "ranking as a hint, not a finding.</p>")
+    page.plot(lambda: figures.importances(study, imp))
+
+
+def _mistakes_section(page: _Page, rec: dict[str, Any]) -> None:
+    """The misclassified test images, which say more than correct ones; records from before
+    hpsearch kept them show their first 30 test images instead, and say so."""
+    seed = rec["runs"][0]["seed"]
+    kept = rec.get("mistakes")
+    if kept is None:
+        page.h2("Test images", "The first 30 test images with predicted labels, mistakes in red (this retrain "
+                "record predates keeping the misclassified images; `hpsearch best --retrain --force` keeps "
+                "them, a new look at the test split).")
+        page.plot(lambda: figures.sample_images(rec))
+        return
+    page.h2("Misclassified test images", f"Test images the seed-{seed} model got wrong ({kept['total']} in all), "
+            f"those the most seeds' models also missed first: predicted label, true label in brackets, then "
+            f"how many of the {kept['models']} models missed it.")
+    if not kept["indices"]:
+        page.raw(f"<p>The seed-{seed} model classified every test image correctly.</p>")
+        return
+    page.plot(lambda: figures.mistakes(rec))
+
+
+def _reconstruct_sections(page: _Page, rec: dict[str, Any]) -> None:
+    """An autoencoder is judged by eye as much as by PSNR: originals over reconstructions, and the
+    spread of per-image PSNR (a good mean can hide images it cannot reproduce at all)."""
+    page.h2("Test reconstructions", "The first test images (top row of each pair) and the first seed's "
+            "reconstructions of them (below), kept during the single test evaluation.")
+    page.plot(lambda: figures.reconstructions(rec))
+    page.h2("Per-image test PSNR", "Distribution over the test images for the first seed's model.")
+    page.plot(lambda: figures.distribution(rec))
+
+
+def _segment_sections(page: _Page, rec: dict[str, Any]) -> None:
+    """Masks over images: where the model is wrong, which a mean F1 cannot show, and the spread of
+    per-image F1 (a few images with nothing found pull the mean down)."""
+    page.h2("Test masks", "The first test images with the true mask (middle) and the first seed's predicted "
+            "mask (right) overlaid; kept during the single test evaluation.")
+    page.plot(lambda: figures.mask_overlays(rec))
+    page.h2("Per-image test F1 (Dice)", "Distribution over the test images for the first seed's model.")
+    page.plot(lambda: figures.distribution(rec))
+
+
+def _comparison_section(page: _Page, study: optuna.Study, by: list[str], metric: str) -> None:
+    """What `hpsearch compare --by` prints, and each group's mean curve with its spread."""
+    result = compare(study, by, metric)
+    pct = is_pct(metric)
+    page.h2(f"Comparison by {', '.join(by)}", "Validation only, mean ± std over each group's trials (the other "
+            "grid dimensions, seeds above all), best first: choose here, then look at the test split once.")
+    rows = [[*(_v(g.params[p]) for p in by), str(len(g.values)), mean_std(summary(g.values), pct),
+             _v(g.mean_of("epochs")), _v(g.mean_of("seconds"))] for g in result.groups]
+    page.raw(_table([*by, "n", f"{metric} mean ± std", "epochs", "seconds"], rows))
+    page.plot(lambda: figures.group_curves(result.groups, metric))
+
+
+def _per_class_section(page: _Page, rec: dict[str, Any]) -> None:
+    """Accuracy of each true class, mean ± std over the seeds: an overall top-1 can hide a class
+    the model never gets right, the more so when the classes are imbalanced."""
+    runs = [r["test_per_class_top1"] for r in rec["runs"] if r.get("test_per_class_top1")]
+    if not runs:
+        return  # recorded by an older hpsearch; the confusion matrix above has the same counts
+    counts = [sum(row) // max(1, len(rec["runs"])) for row in rec["confusion"]]
+    page.h2("Per-class test accuracy", "Share of each class's test images predicted right, over the seeds, "
+            "worst first.")
+    rows = []
+    for i in sorted(range(len(counts)), key=lambda i: statistics.fmean(r[i] for r in runs)):
+        values = [r[i] for r in runs]
+        rows.append([str(rec["classes"][i]), str(counts[i]), mean_std(summary(values), True)])
+    page.raw(_table(["class", "test images", "accuracy (mean ± std)"], rows))
+
+
+def _v(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _table(head: list[str], rows: list[list[str]], *, escape: bool = True) -> str:
+    esc = html.escape if escape else (lambda s: s)
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f'<td class="{"num" if i else ""}">{esc(c)}</td>' for i, c in enumerate(r))
+                  + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"

@@ -1,0 +1,333 @@
+"""Turn results into terminal tables (rich) and machine output (JSON, CSV). No logic here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+from optuna.trial import FrozenTrial
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from hpsearch.fmt import Num, is_pct, mean_std, pack
+from hpsearch.hints import command
+from hpsearch.store.queries import StudyLine, primary_value
+from hpsearch.views.listing import Listing, value_of
+from hpsearch.models import LEGACY_MODEL
+from hpsearch.views import tables
+from hpsearch.store.records import config_of
+
+if TYPE_CHECKING:  # search imports torch; listings must not
+    from hpsearch.run.supervisor import RunResult
+
+
+def _f(v: float | None, digits: int = 4) -> str:
+    return Num(v, digits=digits).text()
+
+
+def run_summary(console: Console, r: RunResult) -> None:
+    console.print(f"{r.study_name}: {sum(r.states.values())} trials ({r.started} started by this run, "
+                  f"{r.elapsed:.0f}s)", highlight=False, soft_wrap=True)
+    t = Table()
+    t.add_column("state")
+    t.add_column("trials", justify="right")
+    for state, n in r.states.items():
+        t.add_row(state.lower(), str(n))
+    if r.front:
+        t.add_section()
+        t.add_row("Pareto front", ", ".join(f"#{n}" for n in r.front), style="bold")
+    elif r.best_number is not None:
+        t.add_section()
+        t.add_row(f"best {r.metric}", f"{_f(r.best_value)} (#{r.best_number})", style="bold")
+        for k, v in r.best_params.items():
+            t.add_row(f"  {k}", _param(v))
+    console.print(t)
+    if r.interrupted:
+        console.print("interrupted: rerun the same command to resume (finished trials are kept)",
+                      highlight=False, soft_wrap=True)
+    elif r.front:
+        console.print(f"next: {command('best', r.study_name)} (the front), then --retrain --trial N", highlight=False)
+    elif r.best_number is not None and r.retrained_trial is None:
+        console.print(f"next: {command('best', r.study_name, '--retrain')}", highlight=False)
+    elif r.best_number is not None and r.retrained_trial == r.best_number:
+        console.print(f"retrained already: {command('best', r.study_name)} shows the test result", highlight=False)
+    elif r.best_number is not None:
+        console.print(f"the best trial is now {r.best_number}; the retrain record is for trial {r.retrained_trial} "
+                      f"({command('best', r.study_name, '--retrain', '--force')}: a new, counted test look)",
+                      highlight=False)
+
+
+def _param(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTrial, label: str = "best trial") -> None:
+    a = trial.user_attrs
+    size = f"{a.get('model', LEGACY_MODEL)}, {a.get('n_params', '?')} params"
+    if a.get("flops") is not None:
+        size += f", {_count(a['flops'])} FLOPs"
+    console.print(f"{study_name}: {label} {trial.number}, {metric} = {_f(primary_value(trial))} "
+                  f"({a.get('epochs', '?')} epochs, {size})", highlight=False, soft_wrap=True)
+    t = Table(box=None, show_header=False, pad_edge=False)
+    t.add_column("param", style="bold")
+    t.add_column("value")
+    for k, v in trial.params.items():
+        t.add_row(k, _param(v))
+    console.print(t)
+
+
+def pareto_front(console: Console, study_name: str, objectives: list[str], front: list[FrozenTrial]) -> None:
+    """Several objectives: every trial no other beats on all of them, one row each."""
+    console.print(f"{study_name}: Pareto front over {', '.join(objectives)} — {len(front)} trial"
+                  f"{'s' if len(front) != 1 else ''} no other trial beats on every objective:",
+                  highlight=False, soft_wrap=True)
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("#", justify="right", no_wrap=True)
+    for name in objectives:
+        t.add_column(name, justify="right", no_wrap=True)
+    t.add_column("parameters", ratio=1)  # wraps: a front's configs differ in many parameters
+    for tr in front:
+        values = [_count(int(v)) if name in ("params", "flops") else _f(v)
+                  for name, v in zip(objectives, tr.values or [])]
+        t.add_row(str(tr.number), *values, "  ".join(f"{k}={_param(v)}" for k, v in tr.params.items()))
+    console.print(t)
+    console.print(f"retrain one: {command('best', study_name, '--retrain', '--trial', 'N')}", highlight=False)
+
+
+def front_json(study_name: str, objectives: list[str], front: list[FrozenTrial], rec: dict[str, Any] | None) -> str:
+    out: dict[str, Any] = {
+        "study": study_name, "objectives": objectives,
+        "front": [{"number": t.number, "values": dict(zip(objectives, t.values or [])), "params": dict(t.params)}
+                  for t in front],
+    }
+    if rec is not None:
+        out["retrain"] = _retrain_json(rec)
+    return json.dumps(out, indent=2)
+
+
+def retrain_record(console: Console, rec: dict[str, Any], *, fresh: bool) -> None:
+    candidates = tables.retrain_candidates(rec)
+    if candidates is not None:
+        console.print("re-scored on the validation split (fresh seeds):", soft_wrap=True)
+        console.print(tables.to_rich(candidates))
+    on = " on train + validation (refit)" if rec.get("refit") else ""
+    console.print(f"trial {rec['trial']} retrained with {len(rec['seeds'])} seeds × {rec['epochs']} epochs{on}, "
+                  "evaluated once on the test split:", soft_wrap=True, highlight=False)
+    console.print(tables.to_rich(tables.retrain_seeds(rec)))
+    summary = tables.retrain_summary(rec)
+    console.print(" · ".join(f"{label.split(' (')[0]} {cell.text()}" for label, cell in summary.rows
+                             if isinstance(label, str) and isinstance(cell, tables.Num)),
+                  highlight=False, soft_wrap=True)
+    looks = rec["test_looks"]
+    console.print(f"test split looked at {looks} time{'s' if looks != 1 else ''}"
+                  + ("" if fresh else " (recorded result shown; --force evaluates again)")
+                  + f"; checkpoints in {rec['runs'][0]['checkpoint'].rsplit('/', 1)[0]}/", highlight=False, soft_wrap=True)
+
+
+def _has_config(trial: FrozenTrial) -> bool:
+    try:
+        config_of(trial)
+    except KeyError:
+        return False
+    return True
+
+
+def best_json(study_name: str, trial: FrozenTrial, rec: dict[str, Any] | None) -> str:
+    out: dict[str, Any] = {
+        "study": study_name,
+        "best_trial": {"number": trial.number, "value": primary_value(trial),
+                       "params": dict(trial.params),
+                       "user_attrs": {**{k: v for k, v in trial.user_attrs.items() if k != "curves"},
+                                      **({"config": config_of(trial)} if _has_config(trial) else {})}},
+    }
+    if rec is not None:
+        out["retrain"] = _retrain_json(rec)
+    return json.dumps(out, indent=2)
+
+
+def _retrain_json(rec: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in rec.items() if k not in ("runs",)}
+    out["runs"] = [{k: v for k, v in r.items() if k not in ("curves", "sample_predictions")} for r in rec["runs"]]
+    return out
+
+
+def studies(console: Console, lines: list[StudyLine]) -> None:
+    """One block per study, packed into the terminal's width: name, metric, trials, best, retrain state."""
+    if not lines:
+        console.print("no studies yet; start one with `hpsearch run STUDY`")
+        return
+    for s in lines:
+        states = " ".join(f"{k.lower()}={v}" for k, v in s.states.items()) or "no trials"
+        arrows = {"maximize": "↑", "minimize": "↓"}
+        metric = ", ".join(f"{m} {arrows.get(d, '')}".strip() for m, d in zip(s.metrics, s.direction.split(",")))
+        best = (f"Pareto front {s.front} trial{'s' if s.front != 1 else ''}" if s.front is not None else
+                f"best {_f(s.best_value)} (#{s.best_trial})" if s.best_trial is not None else "best —")
+        for line in pack([s.name, metric, states, best, s.retrain], console.width):
+            console.print(line, highlight=False, overflow="fold")
+
+
+def trials(console: Console, listing: Listing, fmt: str) -> None:
+    """``hpsearch trials``: JSON rows, CSV with every column, or a table that fits the terminal."""
+    rows = listing.rows
+    if fmt == "json":
+        console.print_json(json.dumps(rows))
+        return
+    if fmt == "csv":
+        head = listing.columns or _csv_head(listing)
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["value" if h == "value" else h for h in head])
+        for r in rows:
+            w.writerow(["" if (v := _csv_value(r, h, listing)) is None else v for h in head])
+        print(buf.getvalue(), end="")
+        return
+    if not rows:
+        console.print(f"no trials to list ({listing.total} in the study; check --state)", highlight=False)
+        return
+    base = listing.columns or _default_columns(listing)
+    used = [p for p in listing.params if any(r["params"].get(p) is not None for r in rows)]  # conditional ones
+    shown = base if listing.columns else _fitting(console, listing, base, used)
+    if _measure(console, listing, shown) > console.width or (used and shown == base and not listing.columns):
+        # not even the fixed columns and one parameter fit: one block per trial, every parameter in it
+        _vertical(console, listing, shown)
+        return
+    console.print(_table(listing, shown))
+    hidden = [p for p in used if p not in shown] if listing.columns is None else []
+    if hidden:
+        console.print(_names_line(f"+{len(hidden)} parameters not shown:", hidden, "(--columns, --format csv)",
+                                  console.width), highlight=False, style="dim")
+
+
+def _csv_head(listing: Listing) -> list[str]:
+    """CSV keeps its columns across versions (value, not the metric's name); parameters in space order."""
+    head = ["number", "state", "model", "value", "epochs", "seconds", "n_params", "flops"]
+    if len(listing.objectives) > 1:
+        head.insert(head.index("value") + 1, "values")
+    return head + listing.params
+
+
+def _csv_value(row: dict[str, Any], column: str, listing: Listing) -> Any:
+    if column == "values":
+        return " / ".join(_cell(v) for v in row.get("values") or [])
+    if column in ("n_params", "value"):
+        return row[column]
+    return value_of(row, column, listing.objectives)
+
+
+def _default_columns(listing: Listing) -> list[str]:
+    cols = ["number", "state", *listing.objectives, "epochs", "seconds", "params"]
+    if len({r["model"] for r in listing.rows if r["model"]}) > 1:
+        cols.append("model")
+    return cols
+
+
+_HEAD = {"number": "#", "seconds": "sec", "epochs": "ep"}
+_RIGHT = {"number", "epochs", "seconds", "params", "flops"}
+
+
+def _text(row: dict[str, Any], column: str, listing: Listing) -> str:
+    v = value_of(row, column, listing.objectives)
+    if column in listing.objectives:
+        return _f(v) if v is not None else ""
+    if column == "state":
+        return str(v).lower()
+    if column in ("params", "flops"):
+        return _count(v)
+    if column == "seconds":
+        return "" if v is None else f"{v:.1f}"
+    return _cell(v)
+
+
+def _table(listing: Listing, columns: list[str]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    for col in columns:
+        t.add_column(_HEAD.get(col, col), no_wrap=True,
+                     justify="right" if col in _RIGHT or col in listing.objectives else "left")
+    for r in listing.rows:
+        t.add_row(*[_text(r, c, listing) for c in columns])
+    return t
+
+
+def _measure(console: Console, listing: Listing, columns: list[str]) -> int:
+    return console.measure(_table(listing, columns), options=console.options.update_width(10_000)).maximum
+
+
+def _fitting(console: Console, listing: Listing, base: list[str], params: list[str]) -> list[str]:
+    """The base columns, then parameters in space order while the table stays within the terminal."""
+    shown = list(base)
+    for p in params:
+        if _measure(console, listing, [*shown, p]) > console.width:
+            break
+        shown.append(p)
+    return shown
+
+
+def _vertical(console: Console, listing: Listing, columns: list[str]) -> None:
+    """One block per trial, ``name value`` pairs packed into lines: for terminals too narrow for a table."""
+    width = console.width
+    for r in listing.rows:
+        pairs = [f"#{r['number']}"] + [f"{_HEAD.get(c, c)} {_text(r, c, listing)}" for c in columns
+                                       if c != "number" and _text(r, c, listing)]
+        pairs += [f"{p} {_text(r, p, listing)}" for p in listing.params if p not in columns and _text(r, p, listing)]
+        for line in pack(pairs, width):
+            console.print(line, highlight=False, overflow="fold")
+
+
+def _names_line(head: str, names: list[str], tail: str, width: int) -> str:
+    """``head a, b, … tail`` with as many names as fit in ``width`` (whole names only)."""
+    for n in range(len(names), 0, -1):
+        line = f"{head} {', '.join(names[:n])}{', …' if n < len(names) else ''} {tail}"
+        if len(line) <= width:
+            return line
+    return f"{head} … {tail}" if len(head) + len(tail) + 3 <= width else head
+
+
+def _count(v: int | None) -> str:
+    """Parameters and FLOPs in a narrow column: 2.75k, 1.3M, 4.1G."""
+    if v is None:
+        return ""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= size:
+            return f"{v / size:.3g}{unit}"
+    return str(v)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def comparison(console: Console, c: dict[str, Any]) -> None:
+    """``hpsearch compare``: one row per group, best validation mean first."""
+    pct = is_pct(c["metric"])
+    table = Table(box=box.SIMPLE_HEAD, title=f"{c['study']}: {c['metric']} by {', '.join(c['by'])}",
+                  title_justify="left")
+    for name in c["by"]:
+        table.add_column(name)
+    tested = "test_look" in c
+    test_key = "test_" + c["metric"].removeprefix("val_")  # the study metric, on the test split
+    heads = ["n", f"{c['metric']} mean ± std", *([f"{test_key.replace('_', ' ').replace('top1', 'top-1')} mean ± std"]
+                                                  if tested else []),
+             "epoch best/final", "sec", "params"]
+    for head in heads:
+        table.add_column(head, justify="right")
+    for g in c["groups"]:
+        epochs = f"{_f(g['best_epoch'], 1)}/{_f(g['final_epoch'], 0)}"
+        test = [mean_std(g["test"].get(test_key), is_pct(test_key))] if tested else []
+        table.add_row(*[_param(g["params"][p]) for p in c["by"]], str(g["n"]), mean_std(g, pct), *test, epochs,
+                      _f(g["seconds"], 1), _count(None if g["n_params"] is None else int(g["n_params"])))
+    console.print(table)
+    if tested:
+        console.print(f"test split: look {c['test_look']} at this study's test split (every look is counted; "
+                      f"choosing a row by its test score is tuning on the test split). Each trial was retrained "
+                      f"from its recorded seed; {c['reproduced']} reproduced the search's validation score "
+                      "exactly.", highlight=False)
+    if c["left_out"]:
+        left = ", ".join(f"{n} {s.lower()}" for s, n in sorted(c["left_out"].items()))
+        console.print(f"left out (not trained to the end): {left}", highlight=False)
+    console.print("validation scores: pick a row here; `hpsearch best STUDY --retrain` looks at the test split once",
+                  highlight=False)

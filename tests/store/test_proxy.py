@@ -1,0 +1,186 @@
+"""`hpsearch storage-proxy` and workers on `--storage grpc://HOST:PORT`, with real processes.
+
+The proxy is a real `hpsearch storage-proxy` subprocess on a real SQLite file or a throwaway
+Postgres database; runs are real `hpsearch run` processes. Tests wait on what the proxy prints
+and what the database shows, never on sleeps, and read the database directly (not through the
+proxy) to judge the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import Work
+from test_recovery import heartbeats, start_run, wait_running
+
+pytest.importorskip("grpc", reason="grpcio is not installed: pip install 'hpsearch[grpc]'")
+
+from hpsearch.errors import StorageError  # noqa: E402
+from hpsearch.store.proxy_client import parse  # noqa: E402
+
+
+@contextmanager
+def proxy(url: str, grace: int = 20, *extra: str) -> Iterator[str]:
+    """`hpsearch storage-proxy` on ``url`` and any free port: yields its grpc:// URL. On exit it
+    gets SIGTERM and must stop cleanly (exit 0, "stopped", no traceback)."""
+    proc = subprocess.Popen([sys.executable, "-m", "hpsearch", "storage-proxy", "--storage", url, "--port", "0",
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HPSEARCH_GRACE_S": str(grace)})
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # blocks until the proxy listens (or exits: an empty line)
+    found = re.search(r"grpc://127\.0\.0\.1:(\d+)", line)
+    if not found:
+        proc.kill()
+        raise AssertionError(f"proxy did not start: {line}{proc.communicate()[0]}")
+    try:
+        yield f"grpc://127.0.0.1:{found.group(1)}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0]
+        assert proc.returncode == 0 and "storage proxy stopped" in out and "Traceback" not in out, out
+
+
+def finished(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=url).get_trials()
+
+
+def test_the_private_optuna_parts_the_proxy_uses_are_there() -> None:
+    """Optuna's proxy servicer (to share a port and stop on a signal) and Study's per-ask trial
+    cache (reset when a worker attaches to a trial the proxy created): a rename fails here."""
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    assert callable(api_pb2_grpc.add_StorageServiceServicer_to_server) and OptunaStorageProxyService
+    study = optuna.create_study()
+    assert hasattr(study._thread_local, "cached_all_trials")
+
+
+@pytest.mark.parametrize("url", ["grpc://127.0.0.1", "grpc://:13000", "grpc://host:port", "grpc://h:99999",
+                                 "grpc://h:1/db", "grpc://u:pw@h:1"])
+def test_bad_proxy_urls_are_one_clear_error(url: str) -> None:
+    with pytest.raises(StorageError, match="bad storage proxy URL .*use grpc://HOST:PORT"):
+        parse(url)
+
+
+def test_bad_input_to_the_proxy_is_one_line(work: Work) -> None:
+    r = work.cli("storage-proxy", "--storage", "mysql://u@h/db", expect=1)
+    assert "unsupported storage" in r.output and "Traceback" not in r.output
+    r = work.cli("storage-proxy", "--storage", "grpc://127.0.0.1:13000", expect=1)
+    assert "serves a database, not another proxy" in r.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = work.cli("storage-proxy", "--storage", work.url, "--port", str(port), expect=1)
+    assert r.output.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in r.output, r.output
+
+
+def test_no_proxy_listening_is_one_clear_line(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPSEARCH_PROXY_WAIT_S", "1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once closed: nothing listens there
+    r = work.cli("run", "tiny", "--storage", f"grpc://127.0.0.1:{port}", expect=1)
+    assert r.output.startswith("error: no storage proxy answers at") and r.output.count("\n") == 1, r.output
+    assert "waited 1s" in r.output
+    r = work.cli("studies", "--storage", "grpc://127.0.0.1", expect=1)
+    assert "bad storage proxy URL" in r.output
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_run_through_the_proxy_beside_a_direct_run_keeps_the_exact_budget(work: Work, pg) -> None:  # noqa: ANN001
+    """Two runs at once on one Postgres study, one through the proxy and one straight on the
+    database: the proxy takes the same advisory lock for its workers, so exactly N finish."""
+    work.url = pg.create_database()
+    with proxy(work.url) as url:
+        direct = start_run(work, "tiny", "--workers", "1", "--n-trials", "4", "--pruner", "none")
+        via = work.cli("run", "tiny", "--workers", "2", "--n-trials", "4", "--pruner", "none", "--storage", url)
+        out = direct.communicate(timeout=300)[0]
+        assert direct.returncode == 0, out
+        listed = work.cli("trials", "tiny", "--storage", url, "--format", "csv").output  # reads work too
+    trials = finished(work.url, "tiny")
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4, (via.output, out)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert len(listed.strip().splitlines()) == 1 + len(trials)
+    assert heartbeats(work), "the proxy records the heartbeats of its workers' trials"
+    assert "pg-S3cret-pw" not in via.output + out
+
+
+@pytest.mark.slow
+def test_a_worker_killed_behind_the_proxy_is_replaced_and_its_trial_rerun(work: Work) -> None:
+    """kill -9 of a worker mid-trial: the proxy fails its trial once the heartbeats stop (the
+    proxy's grace period) and re-queues its parameters; the run still ends with N complete."""
+    with proxy(work.url, grace=4) as url:
+        proc = start_run(work, "slow", "--workers", "1", "--n-trials", "1", "--pruner", "none", "--storage", url)
+        victim = wait_running(proc, work)[0]
+        os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+        out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "was killed (signal 9); starting a replacement" in out
+    trials = finished(work.url, "slow")
+    by_number = {t.number: t for t in trials}
+    assert by_number[victim.number].state == TrialState.FAIL
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE and retried[0].params == victim.params
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 1
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+@pytest.mark.slow
+def test_a_grid_through_the_proxy_hands_out_every_cell_once_and_reads_work(work: Work) -> None:
+    """Grid cells are handed out under the budget lock, in the proxy; the read commands work
+    through it, and `best --retrain` (whose one-look lock needs the database) is refused. A
+    second proxy on the same port is refused too (gRPC binds with SO_REUSEPORT by default: two
+    proxies would share a port without a word)."""
+    with proxy(work.url) as url:
+        r = work.cli("storage-proxy", "--storage", work.url, "--port", url.rsplit(":", 1)[1], expect=1)
+        assert "cannot listen on" in r.output
+        work.cli("run", "grid6", "--workers", "2", "--storage", url)
+        assert "grid6" in work.cli("studies", "--storage", url).output
+        assert "best trial" in work.cli("best", "--storage", url).output
+        r = work.cli("best", "--retrain", "--storage", url, expect=1)
+    assert "take a lock in the database itself" in r.output and r.output.count("\n") == 1, r.output
+    assert not Path("runs").exists()
+    trials = finished(work.url, "grid6")
+    cells = [tuple(sorted(t.params.items())) for t in trials if t.state == TrialState.COMPLETE]
+    assert len(cells) == len(set(cells)) == 6 and len(trials) == 6
+
+
+def test_missing_grpcio_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpsearch.store.proxy_client import connect
+
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as if grpcio were not installed
+    with pytest.raises(StorageError, match=r"needs grpcio, which is not installed: pip install 'hpsearch\[grpc\]'"):
+        connect("grpc://127.0.0.1:13000")
+
+
+def test_a_plain_optuna_proxy_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """Optuna's own proxy serves the storage but not hpsearch's budget service: joining it
+    would lose the exact budget and heartbeats, so the client refuses it in one line."""
+    from optuna.storages._grpc.server import make_server
+
+    from hpsearch.store.proxy_client import connect
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = make_server(optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'plain.db'}"), "127.0.0.1", port)
+    server.start()
+    try:
+        with pytest.raises(StorageError, match="is a plain Optuna storage proxy, which cannot keep"):
+            connect(f"grpc://127.0.0.1:{port}")
+    finally:
+        server.stop(0).wait()
