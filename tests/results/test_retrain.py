@@ -14,6 +14,7 @@ from conftest import Finished, Work
 from hpsearch.store.records import study_get
 from hpsearch.data import DataSpec, load_search_data, load_test_data
 from hpsearch.results.retrain import RETRAIN_ATTR, load_checkpoint
+from hpsearch.store.storage import try_exclusive
 from hpsearch.train.loop import evaluate
 
 pytestmark = pytest.mark.slow
@@ -145,3 +146,17 @@ def test_a_second_concurrent_retrain_is_refused_and_the_looks_add_up(searched_an
     out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out
     assert record(work)["test_looks"] == 2
+
+
+def test_a_look_through_a_symlinked_database_waits_for_the_one_under_way(searched: tuple[Work, Path]) -> None:
+    """Two names for one SQLite file are one database: a forced retrain through a symlink is
+    refused while a look through the real path holds the lock, and the count is untouched."""
+    work, root = searched
+    (work.path / "alias.db").symlink_to(work.db)
+    with try_exclusive(work.url, "hpsearch:retrain:tiny_mnist") as mine:
+        assert mine
+        r = work.cli("best", "--retrain", "--force", "--seeds", "1", "--data-root", str(root),
+                     "--storage", f"sqlite:///{work.path / 'alias.db'}", expect=1)
+    assert "another `hpsearch best --retrain` of study 'tiny_mnist' is running" in r.output
+    study = optuna.load_study(study_name="tiny_mnist", storage=work.url)
+    assert study_get(study, RETRAIN_ATTR) is None and not list((work.path / "runs").glob("**/*.pt"))

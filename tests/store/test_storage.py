@@ -5,7 +5,7 @@ import pytest
 
 from hpsearch.errors import StorageError
 from pgcluster import PASSWORD
-from hpsearch.store.storage import mask, open_storage
+from hpsearch.store.storage import lock_file, mask, open_storage, try_exclusive
 
 
 def test_passwords_are_masked() -> None:
@@ -136,3 +136,28 @@ def test_a_trial_read_whose_connection_dies_mid_transaction_is_retried(pg) -> No
     trials = storage._get_trials(sid, states=None, included_trial_ids={trial._trial_id}, trial_id_greater_than=0)
     assert ended == [(True,)]  # the connection really was ended under the read
     assert [t.number for t in trials] == [0]
+
+
+def test_a_lock_belongs_to_the_database_file_however_the_url_spells_it(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A symlink to the file, a symlinked folder, a relative path and ``..``: one file, one lock.
+    Keyed on the path as typed, a second look through a symlink was let in beside the first."""
+    real = tmp_path / "data" / "hpsearch.db"
+    real.parent.mkdir()
+    open_storage(f"sqlite:///{real}", create=True)
+    (tmp_path / "link.db").symlink_to(real)
+    (tmp_path / "linked").symlink_to(real.parent, target_is_directory=True)
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    spellings = [tmp_path / "link.db", tmp_path / "linked" / "hpsearch.db", Path("../data/hpsearch.db"),
+                 tmp_path / "other" / ".." / "data" / "hpsearch.db"]
+    assert {lock_file(s, ".lock") for s in spellings} == {lock_file(real, ".lock")}
+    with try_exclusive(f"sqlite:///{real}", "hpsearch:retrain:s") as first:
+        assert first
+        for s in spellings:
+            with try_exclusive(f"sqlite:///{s}", "hpsearch:retrain:s") as second:
+                assert not second, f"{s} took a second lock on {real}"
+        with try_exclusive(f"sqlite:///{real}", "hpsearch:retrain:other-study") as other:
+            assert other  # another study's look is another lock
+    with try_exclusive(f"sqlite:///{tmp_path / 'link.db'}", "hpsearch:retrain:s") as after:
+        assert after  # released with the first

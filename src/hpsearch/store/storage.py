@@ -354,6 +354,21 @@ for _name in (
         setattr(ResilientRDBStorage, _name, _retrying(_name))
 
 
+def lock_file(path: Path, suffix: str) -> Path:
+    """The lock file of a SQLite database: beside the file itself, however the URL reached it.
+
+    A lock is only a lock if every process agrees on it, and the path as typed does not say
+    which file it is: through a symlink (to the file or to a folder above it), a relative path or
+    ``..``, two ``best --retrain --force`` runs took two lock files, both looked at the test
+    split at once and wrote over each other's checkpoints. The resolved path names the file the
+    processes really open. Postgres needs nothing of the kind: an advisory lock belongs to the
+    server's database, whichever host name or address a URL reached it by. Not covered: two hard
+    links to one file (SQLite itself keeps its journal beside each name, so it does not support them).
+    """
+    real = path.resolve()
+    return real.with_name(real.name + suffix)
+
+
 def budget_lock(storage: optuna.storages.RDBStorage, url: str,
                 study_name: str) -> contextlib.AbstractContextManager[None]:
     """Serialise 'count trials, then create one' across every process on this study."""
@@ -375,7 +390,7 @@ def _lock(url: str, name: str, engine: sqlalchemy.engine.Engine | None = None) -
     if path is not None:
         from filelock import FileLock
 
-        with FileLock(f"{path}.lock", timeout=-1):
+        with FileLock(lock_file(path, ".lock"), timeout=-1):
             yield
         return
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
@@ -429,7 +444,7 @@ def try_exclusive(url: str, name: str) -> Iterator[bool]:
     if path is not None:
         from filelock import FileLock, Timeout
 
-        lock = FileLock(f"{path}.{key.hex()}.lock")
+        lock = FileLock(lock_file(path, f".{key.hex()}.lock"))
         try:
             lock.acquire(timeout=0)
         except Timeout:
