@@ -29,9 +29,8 @@ import time
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
-
 from _results import emit
+from optuna.trial import TrialState
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))

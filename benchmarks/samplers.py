@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
-
 from _results import emit
+from optuna.trial import TrialState
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("tpe", "tpe_mv", "tpe_mv_group", "random")

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import optuna
+from _results import emit
 from optuna.trial import TrialState
 
-from _results import emit
 from hpsearch.run.pruners import PRUNERS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -35,10 +35,9 @@ from datetime import datetime
 from pathlib import Path
 
 import optuna
+from _results import emit
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
-
-from _results import emit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -88,9 +87,8 @@ def medians(runs: list[dict[str, float]]) -> dict[str, object]:
 
 def build_big(url: str, n: int) -> None:
     """A finished hpsearch-shaped study of n trials, written in bulk with Optuna's API."""
-    from hpsearch.study.declaration import StoredSettings
     from hpsearch.data import DataSpec
-    from hpsearch.study.declaration import SETTINGS_ATTR
+    from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
     study = optuna.create_study(study_name="big", storage=url, direction="maximize")
     settings = StoredSettings(data=DataSpec("digits"), max_epochs=6, metric="val_top1", seed=0, module="digits")
     study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
@@ -145,7 +143,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for name, pg in backends.items():
-                fresh = (lambda: pg.create_database()) if pg is not None else None  # type: ignore[attr-defined]
+                fresh = pg.create_database if pg is not None else None  # type: ignore[attr-defined]
                 for w in args.workers if "overhead" in args.parts else ():
                     runs: dict[str, list[dict[str, float]]] = {arm: [] for arm in arms}
                     for i in range(args.rounds):

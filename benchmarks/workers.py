@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import optuna
-
 from _results import emit
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,8 +17,8 @@ import pickle
 import shutil
 import sqlite3
 import struct
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

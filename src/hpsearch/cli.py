@@ -7,7 +7,6 @@ prints one line (``error: …``) and exits with its code; ``--debug`` shows trac
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -176,9 +175,9 @@ def run(
     """Search: N worker processes pull trials from one shared study until the budget is met.
 
     Ctrl-C or SIGTERM marks running trials failed and exits 130 or 143; rerun to resume."""
-    from hpsearch.views import terminal
     from hpsearch.run import supervisor
     from hpsearch.train.switches import check_switches
+    from hpsearch.views import terminal
 
     check_switches()  # a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE is one line here, not a failed trial per worker
     if workers != "auto" and not workers.strip().isdigit():
@@ -227,10 +226,18 @@ def best(
 ) -> None:
     """Show the best trial (several objectives: the Pareto front); with --retrain, its seed-averaged
     score on the held-out test split."""
-    from hpsearch.views import terminal
-    from hpsearch.store.queries import (best_trial, chosen_trial, interrupted_look, objective_names, pareto_front,
-                                        pick_study, recorded, settings_of)
+    from hpsearch.store.queries import (
+        best_trial,
+        chosen_trial,
+        interrupted_look,
+        objective_names,
+        pareto_front,
+        pick_study,
+        recorded,
+        settings_of,
+    )
     from hpsearch.store.storage import open_storage
+    from hpsearch.views import terminal
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
@@ -254,10 +261,11 @@ def best(
     top = chosen_trial(st, trial) if settings.multi and trial is not None else best_trial(st)
     fresh = False
     if retrain:  # torch, the trainer and the dashboard's writer load only when needed
+        from hpsearch.results.retrain import RetrainRequest
+        from hpsearch.results.retrain import retrain as do_retrain
+        from hpsearch.train.loop import resolve_device
         from hpsearch.train.switches import check_switches
         from hpsearch.views.publish import artifact_dir, artifact_store, needs_publishing, publish
-        from hpsearch.results.retrain import RetrainRequest, retrain as do_retrain
-        from hpsearch.train.loop import resolve_device
 
         folder = artifact_dir(url, artifacts)
         artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
@@ -304,9 +312,9 @@ def best(
 @guarded
 def studies(storage: StorageOpt = None) -> None:
     """One line per study: name, trials by state, best value."""
-    from hpsearch.views import terminal
     from hpsearch.store.queries import study_lines
     from hpsearch.store.storage import open_storage
+    from hpsearch.views import terminal
 
     terminal.studies(out, study_lines(open_storage(_storage(storage), create=False)))
 
@@ -326,11 +334,11 @@ def trials(
     storage: StorageOpt = None,
 ) -> None:
     """Every trial of a study: state, the metric, epochs, seconds, size, parameters."""
-    from hpsearch.views import terminal
     from hpsearch.store.queries import objective_names, pick_study
-    from hpsearch.views.listing import select
     from hpsearch.store.rows import trial_rows
     from hpsearch.store.storage import open_storage
+    from hpsearch.views import terminal
+    from hpsearch.views.listing import select
 
     url = _storage(storage)
     db = open_storage(url, create=False)
@@ -357,10 +365,10 @@ def compare(
     """Compare groups of trials on validation: one row per value of --by, mean ± std over seeds."""
     import json
 
-    from hpsearch.views import terminal
     from hpsearch.results.compare import compare as group
     from hpsearch.store.queries import pick_study, settings_of, test_looks
     from hpsearch.store.storage import open_storage
+    from hpsearch.views import terminal
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
@@ -447,10 +455,10 @@ def report(
     storage: StorageOpt = None,
 ) -> None:
     """Write one self-contained HTML report (plots, retrain result) that opens offline."""
-    from hpsearch.store.queries import pick_study
     from hpsearch.store.paths import safe_name
-    from hpsearch.views.report import write_report
+    from hpsearch.store.queries import pick_study
     from hpsearch.store.storage import open_storage
+    from hpsearch.views.report import write_report
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
@@ -465,4 +473,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 
-def summary(values: list[float]) -> dict[str, Any]:
+class Summary(TypedDict):
+    """Every stored mean ± std: sample std, 0 for one value, and the values themselves."""
+
+    mean: float
+    std: float
+    values: list[float]
+
+
+def summary(values: list[float]) -> Summary:
     """Mean, sample standard deviation (0 for one value) and the values themselves: the
     ``{"mean", "std", "values"}`` shape every stored mean ± std has, and :func:`mean_std` reads."""
     std = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -33,7 +42,7 @@ class Num:
     strong: bool = False  # the result the table exists for (the test score)
 
     @classmethod
-    def summary(cls, s: dict[str, Any] | None, pct: bool, strong: bool = False) -> Num:
+    def summary(cls, s: Mapping[str, Any] | None, pct: bool, strong: bool = False) -> Num:
         """From a stored ``{"mean", "std", "values"}`` (``fmt.summary``); empty if absent."""
         return cls(s["mean"], s["std"], pct, strong=strong) if s else cls(None, pct=pct)
 
@@ -53,7 +62,7 @@ def num(v: float | None, pct: bool, digits: int = 4) -> str:
     return Num(v, pct=pct, digits=digits).text()
 
 
-def mean_std(s: dict[str, Any] | None, pct: bool) -> str:
+def mean_std(s: Mapping[str, Any] | None, pct: bool) -> str:
     """A stored :func:`summary` as ``0.0712 ± 0.0031`` or ``97.12 ± 0.31 %``."""
     return Num.summary(s, pct).text()
 

@@ -15,19 +15,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import torch
-
-import optuna
 from optuna.trial import TrialState
 
 from conftest import Work, write_image_folder, write_images
-from hpsearch.store.records import study_get
 from hpsearch import datasets
 from hpsearch.data import DataSpec, load_search_data, load_test_data, prepare
 from hpsearch.data._folder import ImageFolder
 from hpsearch.errors import DatasetError, DatasetMissing, TestSplitForbidden
 from hpsearch.results.retrain import RETRAIN_ATTR
+from hpsearch.store.records import study_get
 from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings, Study
 
 

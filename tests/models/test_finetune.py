@@ -10,10 +10,10 @@ import torchvision
 from torch import nn
 
 from hpsearch import CNN, OptimConfig, Torchvision, TrialConfig
-from hpsearch.results.checkpoints import save
 from hpsearch.data import DataSpec, load_search_data
 from hpsearch.errors import ModelError
 from hpsearch.models import Encoder, build
+from hpsearch.results.checkpoints import save
 from hpsearch.train.loop import fit
 
 SEED = 7

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from hpsearch import CAE, CNN, MLP, ModelSpec, Torchvision, TrialConfig, UNet, register_model
-from hpsearch.results.checkpoints import load_checkpoint, save
 from hpsearch.data import get_source
 from hpsearch.errors import InfeasibleModel, ModelError
 from hpsearch.models import ACTIVATIONS, Encoder, build, measure, registered, spec_from_dict
+from hpsearch.results.checkpoints import load_checkpoint, save
 
 DIGITS = get_source("digits").info
 CIFAR = get_source("cifar10").info

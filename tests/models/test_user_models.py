@@ -15,10 +15,10 @@ import torch
 from optuna.trial import TrialState
 
 from conftest import Work
-from hpsearch.store.records import study_get
-from hpsearch.results.checkpoints import load_checkpoint
 from hpsearch.data import DataSpec, load_test_data
+from hpsearch.results.checkpoints import load_checkpoint
 from hpsearch.results.retrain import RETRAIN_ATTR
+from hpsearch.store.records import study_get
 from hpsearch.train.loop import evaluate
 
 pytestmark = pytest.mark.slow

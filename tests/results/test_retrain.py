@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from conftest import Finished, Work
-from hpsearch.store.records import study_get
 from hpsearch.data import DataSpec, load_search_data, load_test_data
 from hpsearch.results.retrain import RETRAIN_ATTR, load_checkpoint
+from hpsearch.store.records import study_get
 from hpsearch.store.storage import try_exclusive
 from hpsearch.train.loop import evaluate
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from conftest import Finished, Work
 from optuna.trial import TrialState
 
+from conftest import Finished, Work
 from hpsearch import ModelConfig, OptimConfig, Study, TrialConfig, samplers
 from hpsearch.data import DataSpec, load_search_data
-from hpsearch.store.records import study_get, repeat_curves_of
-from hpsearch.study.seeds import trial_seed
+from hpsearch.store.records import repeat_curves_of, study_get
 from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
+from hpsearch.study.seeds import trial_seed
 from hpsearch.train.loop import Training, fit
 
 CPU = torch.device("cpu")

@@ -7,9 +7,9 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from conftest import Finished, Work
 from optuna.trial import TrialState
 
+from conftest import Finished, Work
 from hpsearch import TrialConfig
 from hpsearch.data import DataSpec, load_search_data
 from hpsearch.store.records import CONFIG, CURVES, config_of, curves_of_trial

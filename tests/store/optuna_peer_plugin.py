@@ -32,8 +32,9 @@ import json
 import os
 import sys
 import types
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 from unittest import mock
 
 import pytest

@@ -32,9 +32,8 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
-
 import optuna_peer_plugin
+import pytest
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from hpsearch.errors import StorageError
-from pgcluster import PASSWORD
 from hpsearch.store.storage import lock_file, mask, open_storage, try_exclusive
+from pgcluster import PASSWORD
 
 
 def test_passwords_are_masked() -> None:

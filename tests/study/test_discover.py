@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Work
-from hpsearch.study import discover
 from hpsearch.errors import StudyModuleError
+from hpsearch.study import discover
 
 
 def test_finds_a_module_by_name_and_by_path(work: Work) -> None:

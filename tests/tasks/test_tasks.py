@@ -12,21 +12,21 @@ import numpy as np
 import optuna
 import pytest
 import torch
-from conftest import Finished, Work, write_idx
 from torch import nn
 
+from conftest import Finished, Work, write_idx
 from hpsearch import CAE, OptimConfig, Study, TrialConfig, UNet, datasets, tasks
 from hpsearch.data import Tensors
 from hpsearch.errors import InfeasibleModel, TestSplitForbidden
-from hpsearch.store.queries import SETTINGS_ATTR
 from hpsearch.models import build
-from hpsearch.views.publish import note_markdown
-from hpsearch.store.records import study_get, config_of
 from hpsearch.results.retrain import RETRAIN_ATTR, load_checkpoint
+from hpsearch.store.queries import SETTINGS_ATTR
+from hpsearch.store.records import config_of, study_get
 from hpsearch.study.declaration import StoredSettings
 from hpsearch.tasks._classify import mistakes as classify_mistakes
 from hpsearch.tasks._reconstruct import per_image as recon_per_image
 from hpsearch.tasks._segment import per_image as seg_per_image
+from hpsearch.views.publish import note_markdown
 
 
 class Shift(nn.Module):

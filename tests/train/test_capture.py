@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hpsearch.train.capture import Captured, capture_wanted
 from hpsearch.errors import HpsearchError
+from hpsearch.train.capture import Captured, capture_wanted
 from hpsearch.train.switches import CAPTURE_ENV
 
 

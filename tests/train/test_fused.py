@@ -25,17 +25,16 @@ from optuna.trial import TrialState
 from torch import nn
 
 from conftest import Work
-
 from hpsearch import CNN, MLP, ModelSpec, OptimConfig, TrialConfig, register_model
-from hpsearch.study import discover
-from hpsearch.run import interrupts
 from hpsearch.data import DataSpec, SearchData, load_search_data
-from hpsearch.train.fused import FUSE_ENV, Separate, fit_together, fusion_wanted, train_together
+from hpsearch.run import interrupts
 from hpsearch.run.objective import Objective
-from hpsearch.store.storage import open_storage
-from hpsearch.study.declaration import StoredSettings
-from hpsearch.train.loop import Diverged, EpochMetrics, FitResult, curves_of, fit
 from hpsearch.run.workers import run_trials
+from hpsearch.store.storage import open_storage
+from hpsearch.study import discover
+from hpsearch.study.declaration import StoredSettings
+from hpsearch.train.fused import FUSE_ENV, Separate, fit_together, fusion_wanted, train_together
+from hpsearch.train.loop import Diverged, EpochMetrics, FitResult, curves_of, fit
 
 CPU = torch.device("cpu")
 EPOCHS = 3

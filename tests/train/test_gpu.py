@@ -17,8 +17,8 @@ import torch
 from hpsearch import CNN, OptimConfig, TrialConfig
 from hpsearch.data import DataSpec, SearchData, load_search_data
 from hpsearch.train.fused import fit_together
-from hpsearch.train.switches import CAPTURE_ENV
 from hpsearch.train.loop import FitResult, Training, fit
+from hpsearch.train.switches import CAPTURE_ENV
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

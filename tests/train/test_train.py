@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from hpsearch import ModelConfig, OptimConfig, TrialConfig
-from hpsearch.study.config import OPTIMIZERS, SCHEDULERS
 from hpsearch.data import DataSpec, load_search_data
+from hpsearch.study.config import OPTIMIZERS, SCHEDULERS
 from hpsearch.train.loop import Diverged, EpochMetrics, evaluate, fit, topk_for
 
 CPU = torch.device("cpu")

@@ -22,10 +22,10 @@ import pytest
 from optuna_dashboard import get_note
 
 from conftest import Finished, Work
+from hpsearch.results.retrain import RETRAIN_ATTR
 from hpsearch.store.records import study_get
 from hpsearch.views.importance import param_importances
 from hpsearch.views.publish import PUBLISHED_ATTR
-from hpsearch.results.retrain import RETRAIN_ATTR
 
 pytestmark = pytest.mark.slow
 

@@ -6,6 +6,7 @@ import base64
 import re
 from pathlib import Path
 
+import browser
 import numpy as np
 import optuna
 import plotly.offline
@@ -14,14 +15,13 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import create_trial
 
-import browser
 from conftest import Finished, Work
-from hpsearch.store.records import study_get, study_put
-from hpsearch.views import figures
 from hpsearch.data import DataSpec, load_test_data
-from hpsearch.views.importance import RELIABLE_TRIALS
 from hpsearch.results.retrain import RETRAIN_ATTR, load_checkpoint
+from hpsearch.store.records import study_get, study_put
 from hpsearch.train.loop import evaluate
+from hpsearch.views import figures
+from hpsearch.views.importance import RELIABLE_TRIALS
 
 pytestmark = pytest.mark.skipif(browser.chromium() is None,
                                 reason="Debian's chromium is not installed (apt-get install chromium)")

@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.console import Console
 
-from hpsearch.views import tables
 from hpsearch.fmt import summary
+from hpsearch.views import tables
 from hpsearch.views.publish import note_markdown
 
 

@@ -13,13 +13,13 @@ import pytest
 from rich.console import Console
 
 from conftest import Finished, Work
+from hpsearch.results.retrain import Tick
+from hpsearch.run.supervisor import RunResult
 from hpsearch.store.records import study_get
+from hpsearch.store.rows import trial_rows
 from hpsearch.views import terminal
 from hpsearch.views.listing import select
 from hpsearch.views.progress import RetrainView, RunState, RunView, tick_line
-from hpsearch.results.retrain import Tick
-from hpsearch.store.rows import trial_rows
-from hpsearch.run.supervisor import RunResult
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -40,6 +40,7 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from hpsearch.data._augment import AUGMENTS
+    from hpsearch.data._gate import seal, sealed
     from hpsearch.data._resident import (
         SearchData,
         Tensors,
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
         prepare,
         refit_data,
     )
-    from hpsearch.data._gate import seal, sealed
     from hpsearch.data._sources import SOURCES, DatasetInfo, Source, get_source
     from hpsearch.data._spec import DataSpec, default_data_root
     from hpsearch.data._split import stratified_split

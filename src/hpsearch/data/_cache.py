@@ -16,6 +16,7 @@ data's folder is read-only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -97,8 +98,14 @@ def cached(folder: Path, stem: str, split: str, build: Callable[[], dict[str, De
         with FileLock(str(folder / f"{stem}.lock")):
             if not path.is_file():  # another process may have built it while we waited
                 for name, part in build().items():
-                    _write_atomically(folder / f"{stem}-{name}.pt", lambda tmp, part=part: torch.save(part, tmp))
+                    _write_atomically(folder / f"{stem}-{name}.pt", functools.partial(_save, part))
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def _save(value: Any, path: Path) -> None:
+    import torch
+
+    torch.save(value, path)
 
 
 def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:

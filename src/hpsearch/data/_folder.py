@@ -72,7 +72,7 @@ class ImageFolder(Source):
         return self.name or Path(self.root).name
 
     @cached_property
-    def info(self) -> DatasetInfo:  # type: ignore[override]
+    def info(self) -> DatasetInfo:
         classes = self._layout["classes"]
         size = self.size or self._first_size()
         return DatasetInfo(self.name or Path(self.root).name, self.channels, size, tuple(classes),

@@ -157,7 +157,7 @@ def _channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, to
             xb = x[i:i + chunk].to(torch.float64)
             total += xb.sum(dim=(0, 2, 3))
             squares += xb.square().sum(dim=(0, 2, 3))
-        n = x.numel() // c
-        mean = total / n
-        var = (squares - n * mean.square()) / max(1, n - 1)
+        per_channel = x.numel() // c
+        mean = total / per_channel
+        var = (squares - per_channel * mean.square()) / max(1, per_channel - 1)
     return mean.float(), var.clamp_min(0).sqrt().float().clamp_min(1e-6)

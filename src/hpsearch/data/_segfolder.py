@@ -66,7 +66,7 @@ class SegmentationFolder(Source):
         return self.name or Path(self.root).name
 
     @cached_property
-    def info(self) -> DatasetInfo:  # type: ignore[override]
+    def info(self) -> DatasetInfo:
         size = self.size
         if size is None:
             from PIL import Image
@@ -115,8 +115,8 @@ class SegmentationFolder(Source):
                     im = im.convert("RGB" if self.channels == 3 else "L")
                     mk = mk.convert("L")
                     if self.size is not None:
-                        im = im.resize((self.size[1], self.size[0]), Image.BILINEAR)
-                        mk = mk.resize((self.size[1], self.size[0]), Image.NEAREST)
+                        im = im.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
+                        mk = mk.resize((self.size[1], self.size[0]), Image.Resampling.NEAREST)
                     a, m = np.asarray(im), np.asarray(mk)
             except OSError as err:
                 raise DatasetError(f"cannot read {image} or its mask {mask}: {err}") from None

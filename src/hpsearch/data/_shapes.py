@@ -87,8 +87,8 @@ class Shapes(Source):
         return f"shapes-{self.n}x{self.size}"
 
     @cached_property
-    def info(self) -> DatasetInfo:  # type: ignore[override]
-        return DatasetInfo("shapes", 3, self.size, MASK_CLASSES, ("none",))
+    def info(self) -> DatasetInfo:
+        return DatasetInfo("shapes", 3, (self.size, self.size), MASK_CLASSES, ("none",))
 
     def content_hash(self, root: Path) -> str:
         """Of the pixels themselves: a numpy that drew them differently would be noticed."""

@@ -47,7 +47,7 @@ class DatasetInfo:
     @property
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image: what a model spec builds for."""
-        return (self.channels, *self.size)  # type: ignore[return-value]
+        return (self.channels, *self.size)
 
 
 class Source:
@@ -112,7 +112,7 @@ class Digits(Source):
     seed 0. It never changes, so test scores are comparable across studies and versions.
     """
 
-    info = DatasetInfo("digits", 1, 8, tuple(str(i) for i in range(10)),
+    info = DatasetInfo("digits", 1, (8, 8), tuple(str(i) for i in range(10)),
                        ("none", "pad_crop", "rotation"))
     test_fraction = 0.25
 
@@ -161,7 +161,7 @@ class IdxSource(Source):
         getattr(torchvision.datasets, self.tv_class_name)(str(root), train=True, download=True)
 
     @property
-    def fetched_by(self) -> str:
+    def fetched_by(self) -> str:  # type: ignore[override]
         return f"what torchvision.datasets.{self.tv_class_name}(ROOT, download=True) fetches"
 
 
@@ -172,8 +172,8 @@ class Cifar10(Source):
     insists on md5-checking every file (so it cannot read a split on its own).
     """
 
-    info = DatasetInfo(  # type: ignore[assignment]
-        "cifar10", 3, 32,
+    info = DatasetInfo(
+        "cifar10", 3, (32, 32),
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         ("none", "flip", "pad_crop", "flip_crop", "color_jitter"),
     )
@@ -208,10 +208,10 @@ _FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 SOURCES: dict[str, Source] = {
     "digits": Digits(),
-    "mnist": IdxSource("MNIST", DatasetInfo("mnist", 1, 28, tuple(str(i) for i in range(10)),
+    "mnist": IdxSource("MNIST", DatasetInfo("mnist", 1, (28, 28), tuple(str(i) for i in range(10)),
                                             ("none", "pad_crop", "rotation"))),
     "fashion_mnist": IdxSource("FashionMNIST", DatasetInfo(
-        "fashion_mnist", 1, 28, _FASHION, ("none", "flip", "pad_crop", "flip_crop", "rotation"))),
+        "fashion_mnist", 1, (28, 28), _FASHION, ("none", "flip", "pad_crop", "flip_crop", "rotation"))),
     "cifar10": Cifar10(),
 }
 

@@ -58,7 +58,7 @@ class TensorSource(Source):
         return self.name
 
     @cached_property
-    def info(self) -> DatasetInfo:  # type: ignore[override]
+    def info(self) -> DatasetInfo:
         x, y = self._arrays["train"]
         n = int(max(int(y.max()), int(self._arrays["test"][1].max()))) + 1
         classes = self.classes or tuple(str(i) for i in range(n))

@@ -60,8 +60,8 @@ class EMNIST(Source):
         return {"kind": self.kind, "split": self.split, "root": self.root}
 
     @property
-    def info(self) -> DatasetInfo:  # type: ignore[override]
-        return DatasetInfo(f"emnist_{self.split}", 1, 28, EMNIST_CLASSES[self.split], HANDWRITING_AUGMENTS)
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(f"emnist_{self.split}", 1, (28, 28), EMNIST_CLASSES[self.split], HANDWRITING_AUGMENTS)
 
     @property
     def fetched_by(self) -> str:  # type: ignore[override]
@@ -79,7 +79,7 @@ class EMNIST(Source):
         TvEMNIST(str(_root(self.root, root)), split=self.split, train=True, download=True)
 
     def content_hash(self, root: Path) -> str:
-        files = [p for s in ("train", "test") for p in self.files(root, s) if p.is_file()]  # type: ignore[arg-type]
+        files = [p for s in ("train", "test") for p in self.files(root, s) if p.is_file()]
         base = files[0].parent if files else _root(self.root, root)
         return content_hash(files, base, cache_dir(base, root))
 
@@ -151,7 +151,7 @@ class TorchvisionSet(Source):
         return self.name.lower()
 
     @cached_property
-    def info(self) -> DatasetInfo:  # type: ignore[override]
+    def info(self) -> DatasetInfo:
         from hpsearch.data._spec import default_data_root
 
         part = self._decoded(default_data_root() if self.root is None else Path(self.root), "train")

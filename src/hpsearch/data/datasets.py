@@ -104,14 +104,14 @@ def segmentation_folder(root: str | os.PathLike[str], images: str = "images", ma
 _KINDS: dict[str, Callable[[dict[str, Any]], Source]] = {
     "shapes": lambda d: Shapes(int(d["n"]), int(d["size"]), int(d["seed"])),
     "segmentation_folder": lambda d: SegmentationFolder(
-        d["root"], d["images"], d["masks"], tuple(d["size"]) if d.get("size") else None,  # type: ignore[arg-type]
+        d["root"], d["images"], d["masks"], tuple(d["size"]) if d.get("size") else None,
         d["channels"], tuple(d["classes"]), d["test_fraction"], d["split_seed"], d.get("name")),
-    "image_folder": lambda d: ImageFolder(d["root"], tuple(d["size"]) if d.get("size") else None,  # type: ignore[arg-type]
+    "image_folder": lambda d: ImageFolder(d["root"], tuple(d["size"]) if d.get("size") else None,
                                           d["channels"], d.get("test"), d.get("test_fraction"),
                                           d.get("split_seed", 0), d.get("train", "train"), d.get("name")),
     "emnist": lambda d: EMNIST(d["split"], d.get("root")),
     "torchvision": lambda d: TorchvisionSet(d["name"], d.get("root"),
-                                            tuple(d["size"]) if d.get("size") else None,  # type: ignore[arg-type]
+                                            tuple(d["size"]) if d.get("size") else None,
                                             d.get("channels")),
     "tensors": lambda d: TensorSource(d["ref"], d["name"], tuple(d["classes"]) if d.get("classes") else None,
                                       tuple(d.get("augmentations") or DEFAULT_AUGMENTS)),

@@ -19,7 +19,6 @@ from hpsearch.models._backbones import Encoder, Torchvision
 from hpsearch.models._cnn import CNN
 from hpsearch.models._mlp import MLP
 from hpsearch.models._options import ACTIVATIONS, FREEZES, INITS
-from hpsearch.models._unet import UNet
 from hpsearch.models._spec import (
     LEGACY_MODEL,
     ModelInfo,
@@ -31,6 +30,7 @@ from hpsearch.models._spec import (
     spec_class,
     spec_from_dict,
 )
+from hpsearch.models._unet import UNet
 
 if TYPE_CHECKING:
     from hpsearch.models._measure import Size, count_parameters, measure

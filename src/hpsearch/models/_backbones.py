@@ -143,7 +143,7 @@ def _input_sizes(arch: str) -> tuple[int, tuple[int, int] | None]:
         low = torchvision.models.get_model_weights(arch).DEFAULT.meta.get("min_size", (1, 1))
     except (KeyError, ValueError, AttributeError):
         low = (1, 1)
-    return max(low), (tuple(low) if arch.startswith("maxvit") else None)  # type: ignore[return-value]
+    return max(low), (tuple(low) if arch.startswith("maxvit") else None)
 
 
 def _download(url: str, path: Path) -> None:
@@ -204,7 +204,8 @@ class Encoder(_Finetune):
                              f"images; this study's are {'×'.join(map(str, info.shape))}")
         with seeded(self.init_seed):
             source = spec_from_dict(self.trunk["model"])
-            net = source.transfer_net(build(source, _Shape(shape, 2)))  # class count is replaced by the new head
+            c, h, w = shape
+            net = source.transfer_net(build(source, _Shape((c, h, w), 2)))  # class count is replaced by the new head
             model = Transferred(net, info.num_classes)
             initialise(model.head, self.init)
         return model
@@ -215,8 +216,8 @@ class Encoder(_Finetune):
                              "study (hpsearch best STUDY --retrain) or fix the path")
 
     def prepare(self, model: nn.Module) -> None:
-        from hpsearch.results.checkpoints import read_weights
         from hpsearch.models._transfer import load_trunk
+        from hpsearch.results.checkpoints import read_weights
 
         if self.pretrained:
             load_trunk(model, read_weights(Path(self.encoder_from)), self.encoder_from)  # type: ignore[arg-type]
@@ -225,5 +226,5 @@ class Encoder(_Finetune):
 
 @dataclass(frozen=True)
 class _Shape:
-    shape: tuple[int, ...]
+    shape: tuple[int, int, int]
     num_classes: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn
@@ -18,7 +19,8 @@ ACTIVATION_LAYERS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
 }
 
-_NONLINEARITY = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh", "sigmoid": "sigmoid"}
+_NONLINEARITY: dict[str, Literal["relu", "leaky_relu", "tanh", "sigmoid"]] = {
+    "relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh", "sigmoid": "sigmoid"}
 
 
 def activation(name: str) -> nn.Module:

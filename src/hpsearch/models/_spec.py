@@ -110,7 +110,7 @@ def register_model(name: str) -> Callable[[S], S]:
             owner = "hpsearch" if old.__module__.startswith(BUILTIN_MODULE) else old.__module__
             raise ModelError(f"model name {name!r} is already registered by {owner}; "
                              "register yours under another name")
-        cls.name = name  # type: ignore[attr-defined]
+        cls.name = name
         _REGISTRY[name] = cls
         return cls
 

@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 class Transferred(nn.Module):
     """``net`` with its classifier replaced by a new head, resizing inputs it cannot take as they are.
 
@@ -193,5 +192,6 @@ def adapt_first_conv(net: nn.Module, channels: int) -> None:
             parent_name, _, attr = name.rpartition(".")
             parent = net.get_submodule(parent_name) if parent_name else net
             setattr(parent, attr, nn.Conv2d(channels, m.out_channels, m.kernel_size, m.stride, m.padding,  # type: ignore[arg-type]
-                                            m.dilation, m.groups, m.bias is not None, m.padding_mode))
+                                            m.dilation, m.groups, m.bias is not None,  # type: ignore[arg-type]
+                                            m.padding_mode))
             return

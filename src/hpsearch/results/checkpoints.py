@@ -51,7 +51,7 @@ def _spec_dict(ckpt: dict[str, Any]) -> dict[str, Any]:
 def shape_of(ckpt: dict[str, Any]) -> tuple[int, int, int]:
     d = ckpt["dataset"]
     if "shape" in d:
-        return tuple(d["shape"])  # type: ignore[return-value]
+        return tuple(d["shape"])
     return (d["channels"], d["size"], d["size"])
 
 

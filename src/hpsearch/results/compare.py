@@ -48,7 +48,7 @@ class Group:
                 out.append(curve.index(best) + 1)
         return out
 
-    def curves(self, metric: str) -> list[list[float]]:
+    def curves(self, metric: str) -> list[list[float | None]]:
         return [c for t in self.trials if (c := curves_of_trial(t).get(metric))]
 
 

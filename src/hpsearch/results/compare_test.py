@@ -21,18 +21,18 @@ from typing import Any
 import optuna
 import torch
 
-from hpsearch.results.compare import Comparison
-from hpsearch.study.config import TrialConfig
 from hpsearch.data import load_search_data, load_test_data, prepare
 from hpsearch.errors import HpsearchError
-from hpsearch.study.fingerprint import FINGERPRINT_ATTR
 from hpsearch.fmt import summary
-from hpsearch.train.fused import fit_together
-from hpsearch.store.queries import LOOKS_ATTR, settings_of, test_looks
+from hpsearch.results.compare import Comparison
 from hpsearch.results.provenance import evidence
+from hpsearch.store.queries import LOOKS_ATTR, settings_of, test_looks
 from hpsearch.store.records import COMPARE_TEST, config_of, study_get, study_put
 from hpsearch.store.storage import try_exclusive
+from hpsearch.study.config import TrialConfig
+from hpsearch.study.fingerprint import FINGERPRINT_ATTR
 from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
+from hpsearch.train.fused import fit_together
 from hpsearch.train.loop import fit
 
 COMPARE_TEST_ATTR = COMPARE_TEST

@@ -7,20 +7,18 @@ a number reported from it can always say how often the test set was consulted. A
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from hpsearch.results import checkpoints
-from hpsearch.results.checkpoints import load_checkpoint
-from hpsearch.study.config import TrialConfig
 from hpsearch.data import (
     DatasetInfo,
     SearchData,
@@ -31,8 +29,11 @@ from hpsearch.data import (
     refit_data,
 )
 from hpsearch.errors import HpsearchError
-from hpsearch.study.fingerprint import FINGERPRINT_ATTR
 from hpsearch.fmt import summary
+from hpsearch.results import checkpoints
+from hpsearch.results.checkpoints import load_checkpoint
+from hpsearch.results.provenance import evidence
+from hpsearch.store.paths import safe_name
 from hpsearch.store.queries import (
     LOOKS_ATTR,
     PENDING_ATTR,
@@ -47,13 +48,13 @@ from hpsearch.store.queries import (
     settings_of,
     test_looks,
 )
-from hpsearch.store.paths import safe_name
-from hpsearch.results.provenance import evidence
-from hpsearch.store.records import RETRAIN_LINE, config_of, study_get, study_put
-from hpsearch.study.seeds import retrain_seeds
+from hpsearch.store.records import RETRAIN_LINE, RetrainRecord, SeedRun, config_of, run_metric, study_get, study_put
 from hpsearch.store.storage import try_exclusive
+from hpsearch.study.config import TrialConfig
 from hpsearch.study.declaration import StoredSettings
+from hpsearch.study.fingerprint import FINGERPRINT_ATTR
 from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
+from hpsearch.study.seeds import retrain_seeds
 from hpsearch.tasks import ModelTest, Task
 from hpsearch.train.fused import fit_together, fusion_wanted, why_not_fusable
 from hpsearch.train.loop import EpochMetrics, FitResult, fit
@@ -105,7 +106,7 @@ class RetrainRequest:
 
 
 def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None,
-            tick: Ticker | None = None) -> dict[str, Any]:
+            tick: Ticker | None = None) -> RetrainRecord:
     """Return the retrain record, computing it (one look at the test split) only when needed.
 
     One retrain of a study runs at a time (a second one is refused, not queued: it would
@@ -124,7 +125,7 @@ def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None 
 
 
 def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None,
-             tick: Ticker | None) -> dict[str, Any]:
+             tick: Ticker | None) -> RetrainRecord:
     say = progress or (lambda _msg: None)
     previous = recorded(study)
     lost = interrupted_look(study)
@@ -159,8 +160,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
         fits = _fit_seeds(config, data, seeds, epochs, req.device, task, pace.of(f"trial {trial.number}",
                                                                                settings.metric),
-                          lambda s, m: say(f"trial {trial.number} seed {s}: {settings.metric}="
-                                           f"{getattr(m, settings.metric):.4f}"))
+                          functools.partial(_say_scored, say, trial.number, settings.metric))
         vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
         mean = statistics.fmean(vals)
         scored.append({"trial": trial.number, "search_value": primary_value(trial), **summary(vals)})
@@ -188,7 +188,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look})")
     runs, task_fields = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name, req.refit)
     names = list(task.METRICS)
-    record: dict[str, Any] = {
+    record: RetrainRecord = {
         "trial": trial.number,
         "search_value": primary_value(trial),
         "search_values": dict(zip(objective_names(study), trial.values or [])),
@@ -203,17 +203,18 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         "task": task.to_dict(),
         "device": str(req.device),
         "runs": runs,
-        "val": {m: summary([r[f"val_{m}"] for r in runs]) for m in _metrics(runs, "val", names)},
-        "test": {m: summary([r[f"test_{m}"] for r in runs]) for m in _metrics(runs, "test", names)},
+        "val": {m: summary([_number(r, f"val_{m}") for r in runs]) for m in _metrics(runs, "val", names)},
+        "test": {m: summary([_number(r, f"test_{m}") for r in runs]) for m in _metrics(runs, "test", names)},
         "candidates": scored,
-        **task_fields,  # classify: topk_k, confusion, classes, samples; reconstruct and segment: their samples
         "first_layer": _first_layer(fits[0].model, seeds[0]),
         "test_looks": look,
         "interrupted_looks": sorted({*(previous or {}).get("interrupted_looks", []),
                                      *([lost["look"]] if lost else [])}),
         "rounds": round_ + 1,
-        **evidence(),
     }
+    # the task's own keys (classify: topk_k, confusion, classes, samples, mistakes; reconstruct and
+    # segment: their samples, distribution) and the provenance, both declared in RetrainRecord
+    record.update(cast(RetrainRecord, {**task_fields, **evidence()}))
     study_put(study, RETRAIN_ATTR, record)
     study_put(study, RETRAIN_LINE, retrain_line(record))
     study_put(study, PENDING_ATTR, None)
@@ -238,6 +239,10 @@ class _Pace:
         return on_epoch
 
 
+def _say_scored(say: Progress, number: int, metric: str, seed: int, m: EpochMetrics) -> None:
+    say(f"trial {number} seed {seed}: {metric}={getattr(m, metric):.4f}")
+
+
 def _fit_seeds(config: TrialConfig, data: SearchData, seeds: list[int], epochs: int, device: torch.device,
                task: Task, on_epoch: Callable[[int, int, EpochMetrics], None],
                done: Callable[[int, EpochMetrics], None]) -> list[FitResult]:
@@ -258,7 +263,7 @@ def _fit_seeds(config: TrialConfig, data: SearchData, seeds: list[int], epochs: 
     fits = []
     for i, seed in enumerate(seeds, 1):
         fits.append(fit(config, data, epochs=epochs, seed=seed, device=device, task=task,
-                        report=lambda m, i=i: on_epoch(i, k, m)))
+                        report=functools.partial(on_epoch, i, k)))
         done(seed, fits[-1].history[-1])
     return fits
 
@@ -272,8 +277,15 @@ def _first_layer(model: torch.nn.Module, seed: int) -> dict[str, Any] | None:
     return {"seed": seed, "shape": list(w.shape), "weights": [round(v, 5) for v in w.flatten().tolist()]}
 
 
-def _metrics(runs: list[dict[str, Any]], prefix: str, names: list[str]) -> list[str]:
-    return [m for m in names if runs and runs[0].get(f"{prefix}_{m}") is not None]
+def _number(run: SeedRun, key: str) -> float:
+    value = run_metric(run, key)
+    if value is None:
+        raise KeyError(f"seed {run['seed']} has no {key}")
+    return value
+
+
+def _metrics(runs: list[SeedRun], prefix: str, names: list[str]) -> list[str]:
+    return [m for m in names if runs and run_metric(runs[0], f"{prefix}_{m}") is not None]
 
 
 def evaluate(task: Task, model: torch.nn.Module, test: Tensors, info: DatasetInfo, index: int) -> ModelTest:
@@ -283,12 +295,13 @@ def evaluate(task: Task, model: torch.nn.Module, test: Tensors, info: DatasetInf
 
 def _test_once(fits: list[FitResult], seeds: list[int], test: Tensors, data: SearchData, trial: FrozenTrial,
                settings: StoredSettings, out_dir: Path, study_name: str,
-               refit: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+               refit: bool = False) -> tuple[list[SeedRun], dict[str, Any]]:
     """Evaluate each model once on the test split and save its checkpoint before the next is
     evaluated (a retrain killed mid-way has saved what it scored); then the task merges what the
     models kept (confusion matrix, samples) into the record's task fields."""
     task = settings.task
-    runs, results = [], []
+    runs: list[SeedRun] = []
+    results = []
     folder = out_dir / safe_name(study_name)  # a name another tool stored may hold '/' or '..'
     folder.mkdir(parents=True, exist_ok=True)
     config = TrialConfig.from_dict(config_of(trial))
@@ -304,7 +317,7 @@ def _test_once(fits: list[FitResult], seeds: list[int], test: Tensors, data: Sea
         path = (folder / f"trial{trial.number}-seed{seed}.pt").resolve()
         save_checkpoint(path, f, config, trial, seed, settings, data, study_name, run)
         run["checkpoint"] = str(path)
-        runs.append(run)
+        runs.append(cast(SeedRun, run))  # with the task's val_<metric> / test_<metric> keys
     return runs, task.test_record(results, test, data.info)
 
 

@@ -17,7 +17,7 @@ One implementation, whichever process holds the lock, keeps the two paths from d
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.trial import TrialState
@@ -26,8 +26,9 @@ from hpsearch.store.compat import trial_id
 from hpsearch.store.proxy_client import ProxyStorage
 from hpsearch.store.records import study_put
 from hpsearch.store.rows import state_counts
-from hpsearch.study.samplers import CELL_ATTR, SamplerSpec, next_cell
 from hpsearch.store.storage import budget_lock
+from hpsearch.study.samplers import CELL_ATTR, SamplerSpec, next_cell
+from hpsearch.tasks import Direction
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 WAIT = "wait"
@@ -69,7 +70,7 @@ def decide(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str, 
         # First beat before the lock is released: no instant in which a new RUNNING trial
         # has no heartbeat (such a trial could never be found stale, and would hold the
         # budget forever if its worker died right here).
-        storage.record_heartbeat(trial_id(trial))
+        cast(optuna.storages.RDBStorage, storage).record_heartbeat(trial_id(trial))  # past the proxy: the database's
         return trial
 
 
@@ -83,7 +84,7 @@ def reclaim(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str)
         return before, state_counts(study, storage)
 
 
-def create_if_absent(storage: optuna.storages.BaseStorage, url: str, name: str, directions: list[str],
+def create_if_absent(storage: optuna.storages.BaseStorage, url: str, name: str, directions: list[Direction],
                      metric_names: list[str], attrs: dict[str, Any]) -> bool:
     """Create study ``name`` (one direction per objective, each named: optuna-dashboard labels
     its axes with the names) with the study records ``attrs`` unless it exists; True if created."""

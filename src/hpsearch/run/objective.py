@@ -30,15 +30,15 @@ from dataclasses import dataclass, field
 import optuna
 import torch
 
-from hpsearch.store import records
-from hpsearch.study.config import TrialConfig
 from hpsearch.data import SearchData
 from hpsearch.errors import InfeasibleModel
-from hpsearch.train.fused import Group, Separate, fusion_wanted, train_together, why_not_fusable
 from hpsearch.models import Size, measure
+from hpsearch.store import records
+from hpsearch.study.config import TrialConfig
+from hpsearch.study.declaration import COST_ATTRS, StoredSettings, Study
 from hpsearch.study.samplers import SEED_PARAM
 from hpsearch.study.seeds import derive_seed, trial_seed
-from hpsearch.study.declaration import COST_ATTRS, StoredSettings, Study
+from hpsearch.train.fused import Group, Separate, fusion_wanted, train_together, why_not_fusable
 from hpsearch.train.loop import Diverged, EpochMetrics, curves_of
 
 EpochHook = Callable[[int, EpochMetrics], None]  # (trial number, metrics)

@@ -20,28 +20,10 @@ import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 
-from hpsearch.run import budget
-from hpsearch.study import discover
-from hpsearch.run import interrupts
 from hpsearch.data import prepare
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
-from hpsearch.study.fingerprint import (
-    FINGERPRINT_ATTR,
-    differences,
-    fetch_models,
-    fingerprint,
-)
 from hpsearch.fmt import pack
-from hpsearch.store.queries import pareto_front, recorded
-from hpsearch.store.paths import check_name
-from hpsearch.views.progress import Running, RunState, RunView
-from hpsearch.store.records import study_get
-from hpsearch.study.samplers import SamplerSpec, check_grid
-from hpsearch.study.seeds import derive_seed
-from hpsearch.store.storage import grace_period, mask, open_storage
-from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
-from hpsearch.study.rebuild import check_data_hash
-from hpsearch.train.loop import resolve_device
+from hpsearch.run import budget, interrupts
 from hpsearch.run.workers import (
     FINISHED_STATES,
     WorkerJob,
@@ -51,6 +33,23 @@ from hpsearch.run.workers import (
     threads_per_worker,
     worker_devices,
 )
+from hpsearch.store.paths import check_name
+from hpsearch.store.queries import pareto_front, recorded
+from hpsearch.store.records import study_get
+from hpsearch.store.storage import grace_period, mask, open_storage
+from hpsearch.study import discover
+from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
+from hpsearch.study.fingerprint import (
+    FINGERPRINT_ATTR,
+    differences,
+    fetch_models,
+    fingerprint,
+)
+from hpsearch.study.rebuild import check_data_hash
+from hpsearch.study.samplers import SamplerSpec, check_grid
+from hpsearch.study.seeds import derive_seed
+from hpsearch.train.loop import resolve_device
+from hpsearch.views.progress import Running, RunState, RunView
 
 STOP_GRACE_S = 10.0  # how long interrupted workers get to mark their trials failed
 MAX_RESTARTS = 10  # replacements for killed workers in one run, so a crash loop cannot spin forever

@@ -29,21 +29,20 @@ import torch
 from filelock import FileLock, Timeout
 from optuna.trial import TrialState
 
-from hpsearch.study import discover
-from hpsearch.run import interrupts
-from hpsearch.run import oom
-from hpsearch.run.budget import FINISHED_STATES, WAIT, decide, fail_stale  # noqa: F401 - re-exported for callers
 from hpsearch.data import load_search_data, seal
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
-from hpsearch.study.fingerprint import FINGERPRINT_ATTR
-from hpsearch.store.queries import primary_value  # a pruned trial's is its last report
+from hpsearch.run import interrupts, oom
+from hpsearch.run.budget import FINISHED_STATES, WAIT, decide, fail_stale  # noqa: F401 - re-exported for callers
 from hpsearch.run.objective import Objective, Outcome
-from hpsearch.store.compat import trial_id
 from hpsearch.run.pruners import make_pruner
+from hpsearch.store.compat import trial_id
+from hpsearch.store.queries import primary_value  # a pruned trial's is its last report
 from hpsearch.store.records import study_get
-from hpsearch.study.samplers import SamplerSpec
 from hpsearch.store.storage import Heartbeat, heartbeat_interval, open_storage, with_retry
+from hpsearch.study import discover
 from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
+from hpsearch.study.fingerprint import FINGERPRINT_ATTR
+from hpsearch.study.samplers import SamplerSpec
 from hpsearch.train.loop import warm_up
 
 MAX_CONSECUTIVE_FAILURES = 3

@@ -36,11 +36,10 @@ from typing import Any
 
 import optuna
 
-from hpsearch.run import budget
 from hpsearch.errors import HpsearchError, StorageError
+from hpsearch.run import budget
 from hpsearch.store.compat import grpc_servicer, study_id, trial_id
 from hpsearch.store.proxy_client import SERVICE, decode, encode, require_grpc
-from hpsearch.study.samplers import SamplerSpec
 from hpsearch.store.storage import (
     grace_period,
     heartbeat_interval,
@@ -49,6 +48,7 @@ from hpsearch.store.storage import (
     open_storage,
     with_retry,
 )
+from hpsearch.study.samplers import SamplerSpec
 
 DEFAULT_PORT = 13000
 # Server threads. A call waiting for the budget lock parks one; heartbeats and reads need the

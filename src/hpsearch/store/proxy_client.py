@@ -20,7 +20,7 @@ import functools
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,7 +91,7 @@ with warnings.catch_warnings():
     _Base = optuna.storages.GrpcStorageProxy
 
 
-class ProxyStorage(_Base):  # type: ignore[misc, valid-type]
+class ProxyStorage(_Base):
     """Optuna's gRPC storage client, plus hpsearch's budget decisions and heartbeats.
 
     Every storage call is retried while the proxy is unreachable (restarting), as
@@ -147,7 +147,7 @@ class ProxyStorage(_Base):  # type: ignore[misc, valid-type]
         reply = self._retried("Reclaim", {"study": study_name})
         return int(reply["before"]), {k: int(v) for k, v in reply["counts"].items()}
 
-    def create_if_absent(self, name: str, directions: list[str], metric_names: list[str],
+    def create_if_absent(self, name: str, directions: Sequence[str], metric_names: list[str],
                          attrs: dict[str, Any]) -> bool:
         return bool(self._retried("CreateIfAbsent", {"study": name, "directions": directions,
                                                      "metric_names": metric_names, "attrs": attrs})["created"])

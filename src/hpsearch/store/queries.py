@@ -37,14 +37,14 @@ def study_lines(storage: optuna.storages.BaseStorage) -> list[StudyLine]:
         study = optuna.load_study(study_name=name, storage=storage)
         states = state_counts(study, storage)
         direction = ",".join(d.name.lower() for d in study.directions)
-        extra = {"metrics": tuple(objective_names(study)), "retrain": retrain_state(study)}
+        metrics, retrained = tuple(objective_names(study)), retrain_state(study)
         if len(study.directions) > 1:
             front = len(pareto_front(study)) if states.get(TrialState.COMPLETE.name) else 0
-            lines.append(StudyLine(name, direction, states, None, None, front, **extra))
+            lines.append(StudyLine(name, direction, states, None, None, front, metrics, retrained))
             continue
         best = best_trial(study) if states.get(TrialState.COMPLETE.name) else None
         lines.append(StudyLine(name, direction, states, best.value if best else None, best.number if best else None,
-                               **extra))
+                               metrics=metrics, retrain=retrained))
     return lines
 
 
@@ -57,7 +57,7 @@ def retrain_state(study: optuna.Study) -> str:
     return f"retrained #{rec['trial']}: {_test_score(rec)} ({looks} look{'s' if looks != 1 else ''})"
 
 
-def retrain_line(rec: dict[str, Any]) -> str:
+def retrain_line(rec: RetrainRecord) -> str:
     """The retrain in one line, as the dashboard's study page shows it (study user attribute
     ``retrain``): ``trial 3: test top1 0.9712 ± 0.0031 over 5 seeds (test look 1)``."""
     seeds = len(rec.get("seeds") or [])
@@ -65,7 +65,7 @@ def retrain_line(rec: dict[str, Any]) -> str:
             f"(test look {rec.get('test_looks', 1)})")
 
 
-def _test_score(rec: dict[str, Any]) -> str:
+def _test_score(rec: RetrainRecord) -> str:
     metric = str(rec.get("metric", "val_top1")).removeprefix("val_")
     test = (rec.get("test") or {}).get(metric)
     return f"test {metric} {test['mean']:.4f} ± {test['std']:.4f}" if test else "no test score"
@@ -147,7 +147,7 @@ def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
     if not done:
         raise _nothing_complete(study)
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    ranked = sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)  # type: ignore[arg-type]
+    ranked = sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)
     lead = best_trial(study)  # has the best value too; it goes first so `best` and retrain agree
     return [lead] + [t for t in ranked if t.number != lead.number]
 

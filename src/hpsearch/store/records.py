@@ -19,11 +19,13 @@ trial, its test score ± std over how many seeds) beside the count of test looks
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict, cast
 
 import optuna
 from optuna.trial import FrozenTrial
 
+from hpsearch.fmt import Summary
 from hpsearch.store.compat import storage_of, study_id, trial_id
 from hpsearch.study.samplers import CELL_ATTR as CELL  # trial user attribute: the grid cell it was handed
 
@@ -46,14 +48,6 @@ LOOKS = "hpsearch:test_looks"  # looks at the test split, counted *before* each 
 RETRAIN_LINE = "retrain"  # "trial 12: test top1 0.9712 ± 0.0031 over 5 seeds (look 1)"
 
 
-class Summary(TypedDict):
-    """Every stored mean ± std (``fmt.summary``): sample std, 0 for one value."""
-
-    mean: float
-    std: float
-    values: list[float]
-
-
 class SeedRun(TypedDict, total=False):
     """One retrained model (``RetrainRecord["runs"]``): its seed, its last-epoch validation and its
     one test evaluation, keyed ``val_<metric>`` / ``test_<metric>`` by the task's metrics."""
@@ -64,8 +58,41 @@ class SeedRun(TypedDict, total=False):
     fused: bool  # trained as one model with the other seeds (hpsearch.train.fused); seconds is its share
     checkpoint: str  # absolute path of the .pt written before the next seed trained
     curves: dict[str, list[float | None]]  # per epoch, as a trial's curves
+    test_per_class_top1: list[float]  # classify
+    sample_predictions: list[int]  # classify: the predicted class of each stored sample image
     # val_loss, val_top1, test_loss, test_top1, test_topk (classify); val_psnr, test_ssim, … (others)
     # classify also: test_per_class_top1 (list), sample_predictions (list of class indices)
+
+
+class Pixels(TypedDict, total=False):
+    """Images stored with a record: uint8 pixels, base64, C×H×W each (``shape`` is N×C×H×W)."""
+
+    shape: list[int]
+    pixels: str
+    labels: list[int]  # classify: the true classes
+    reconstructions: str  # reconstruct: the first seed's output for the same images
+    masks: str  # segment: the true masks (N×H×W uint8)
+    predicted: str  # segment: the first seed's masks
+
+
+class Mistakes(TypedDict):
+    """Classify: the first seed's misclassified test images, those most seeds missed first."""
+
+    total: int
+    models: int
+    indices: list[int]
+    labels: list[int]
+    predicted: list[int]
+    wrong_in: list[int]
+    shape: list[int]
+    pixels: str
+
+
+class Distribution(TypedDict):
+    """Reconstruct / segment: the first seed's per-image scores of one metric."""
+
+    metric: str
+    values: list[float]
 
 
 class RetrainRecord(TypedDict, total=False):
@@ -97,9 +124,26 @@ class RetrainRecord(TypedDict, total=False):
     test_looks: int  # this look's number
     interrupted_looks: list[int]
     rounds: int  # retrain rounds so far (fresh seeds each)
-    # classify: topk_k, confusion (summed over seeds), confusion_per_seed, classes, samples, mistakes
-    # reconstruct / segment: samples (base64 pixels), distribution; segment: classes
-    # provenance (provenance.evidence): versions, git, command, host, created
+    # what the task adds (Task.test_record)
+    topk_k: int | None  # classify: the k of top-k (None: too few classes)
+    confusion: list[list[int]]  # classify: summed over the seeds
+    confusion_per_seed: list[list[list[int]]]
+    classes: list[str]  # classify, segment
+    samples: Pixels
+    mistakes: Mistakes
+    distribution: Distribution  # reconstruct, segment
+    # provenance (results.provenance.evidence)
+    versions: dict[str, str]
+    git: str | None
+    command: str
+    host: str
+    created: str
+
+
+def run_metric(run: SeedRun, key: str) -> float | None:
+    """One seed's number by its stored name (``test_top1``, ``val_psnr``): the task names them."""
+    value = cast(Mapping[str, Any], run).get(key)
+    return None if value is None else float(value)
 
 
 def retrain_record(study: optuna.Study) -> RetrainRecord | None:

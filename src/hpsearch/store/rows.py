@@ -98,7 +98,7 @@ def completed_ids(storage: RDBStorage, study_id: int) -> list[int]:
 def _rdb_rows(storage: RDBStorage, study_id: int) -> list[Row]:
     m = _tables()
     T, V, P = m.TrialModel.__table__, m.TrialValueModel.__table__, m.TrialParamModel.__table__
-    U, I = m.TrialUserAttributeModel.__table__, m.TrialIntermediateValueModel.__table__
+    U, IV = m.TrialUserAttributeModel.__table__, m.TrialIntermediateValueModel.__table__
 
     def of_study(*cols: Any, table: Any) -> Any:
         return select(*cols).select_from(table.join(T, table.c.trial_id == T.c.trial_id)) \
@@ -120,7 +120,7 @@ def _rdb_rows(storage: RDBStorage, study_id: int) -> list[Row]:
         for tid, key, value in conn.execute(of_study(U.c.trial_id, U.c.key, U.c.value_json, table=U)
                                             .where(U.c.key.in_(ROW_ATTRS))):
             attrs[tid][key] = json.loads(value)
-        reports = dict(conn.execute(of_study(I.c.trial_id, func.count(), table=I).group_by(I.c.trial_id)).all())
+        reports = dict(conn.execute(of_study(IV.c.trial_id, func.count(), table=IV).group_by(IV.c.trial_id)).all())
     return [_row(number, _state(state), values.get(tid), start, complete, params.get(tid, {}), attrs.get(tid, {}),
                  reports.get(tid, 0)) for tid, number, state, start, complete in trials]
 

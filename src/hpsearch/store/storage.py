@@ -369,10 +369,10 @@ def lock_file(path: Path, suffix: str) -> Path:
     return real.with_name(real.name + suffix)
 
 
-def budget_lock(storage: optuna.storages.RDBStorage, url: str,
+def budget_lock(storage: optuna.storages.BaseStorage, url: str,
                 study_name: str) -> contextlib.AbstractContextManager[None]:
     """Serialise 'count trials, then create one' across every process on this study."""
-    return _lock(url, f"hpsearch:study:{study_name}", storage.engine)
+    return _lock(url, f"hpsearch:study:{study_name}", getattr(storage, "engine", None))
 
 
 @contextlib.contextmanager

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 import optuna
 
-from hpsearch.study.config import TrialConfig
-from hpsearch.data import DataSpec, DatasetInfo, Source
+from hpsearch.data import DatasetInfo, DataSpec, Source
 from hpsearch.store.records import SETTINGS
+from hpsearch.study.config import TrialConfig
 from hpsearch.study.samplers import SEED_PARAM, SamplerSpec
 from hpsearch.tasks import Task, classify
 from hpsearch.tasks import from_dict as task_from_dict
@@ -90,9 +90,9 @@ class Study:
                 raise ValueError(f"metric {self.metric!r} and metrics {self.metrics!r} disagree; "
                                  "give metrics only (its first entry is the metric)")
             object.__setattr__(self, "metric", self.metrics[0])
-        if self.metric is None:
-            object.__setattr__(self, "metric", self.task.default_metric)
-        check_objectives(self.metric, self.metrics, self.repeats, self.task)
+        metric = self.task.default_metric if self.metric is None else self.metric
+        object.__setattr__(self, "metric", metric)
+        check_objectives(metric, self.metrics, self.repeats, self.task)
         if self.repeats > 1 and self.sampler is not None and SEED_PARAM in (self.sampler.dimensions or {}):
             raise ValueError("a grid with a 'seed' dimension already repeats each cell over seeds; "
                              "leave repeats at 1")

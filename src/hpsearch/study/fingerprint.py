@@ -13,8 +13,8 @@ from typing import Any
 
 import optuna
 
-from hpsearch.study.config import TrialConfig
 from hpsearch.store.records import FINGERPRINT
+from hpsearch.study.config import TrialConfig
 from hpsearch.study.declaration import Study
 
 PROBES = 64

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hpsearch.study import discover
 from hpsearch.errors import DatasetError, StudyModuleError
 from hpsearch.models import LEGACY_MODEL, is_builtin, registered
+from hpsearch.study import discover
 from hpsearch.study.declaration import StoredSettings
 
 

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 import optuna
 
-from hpsearch.study.config import OPTIMIZERS, SCHEDULERS, OptimConfig, TrialConfig
 from hpsearch.data import DatasetInfo, Source, get_source
 from hpsearch.models import ACTIVATIONS, CAE, CNN, FREEZES, MLP, Encoder, ModelSpec, Torchvision, UNet
 from hpsearch.models._spec import ModelInfo
+from hpsearch.study.config import OPTIMIZERS, SCHEDULERS, OptimConfig, TrialConfig
 
 T = TypeVar("T")
 

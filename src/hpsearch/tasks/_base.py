@@ -7,7 +7,7 @@ when a study module is imported, which the read-only commands do without torch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -116,11 +116,11 @@ class Task:
 
     # -- views ----------------------------------------------------------------------------
 
-    def columns(self, rec: dict[str, Any]) -> list[Column]:
+    def columns(self, rec: Mapping[str, Any]) -> list[Column]:
         """The per-seed table's test columns for a retrain record of this task."""
         raise NotImplementedError
 
-    def headline_column(self, rec: dict[str, Any]) -> Column:
+    def headline_column(self, rec: Mapping[str, Any]) -> Column:
         return next(c for c in self.columns(rec) if c.key == self.headline)
 
     # -- storage --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ record fall back to the first images.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -137,6 +138,6 @@ class Classify(Task):
             "mistakes": mistakes(results, test),
         }
 
-    def columns(self, rec: dict[str, Any]) -> list[Column]:
+    def columns(self, rec: Mapping[str, Any]) -> list[Column]:
         k = rec.get("topk_k")
         return [Column("loss", "loss"), Column("top1", "top-1", True), *([Column("topk", f"top-{k}", True)] if k else [])]

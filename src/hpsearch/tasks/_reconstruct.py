@@ -9,8 +9,9 @@ not for the loss (a clamp would stop the gradient of every pixel outside the ran
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from hpsearch.tasks._base import Column, Direction, ModelTest, Task, eval_batches, pixels_u8, to_pixels
 
@@ -39,7 +40,8 @@ def per_image(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tenso
     mse = (pred - target).square().flatten(1).mean(1)
     psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
     k = ssim_kernel(*pred.shape[-2:])
-    ssim = structural_similarity_index_measure(pred, target, data_range=1.0, kernel_size=k, reduction="none")
+    ssim = cast("torch.Tensor", structural_similarity_index_measure(  # a tuple only with return_full_image
+        pred, target, data_range=1.0, kernel_size=k, reduction="none"))
     return {"mse": mse, "psnr": psnr.clamp(max=MAX_PSNR), "ssim": ssim}
 
 
@@ -79,7 +81,7 @@ class Reconstruct(Task):
         with torch.inference_mode():
             model.eval()
             parts: dict[str, list[torch.Tensor]] = {}
-            kept = []
+            kept: list[torch.Tensor] = []
             for _, x in eval_batches(data):
                 out = model(x).float()
                 pred, target = to_pixels(out, data), to_pixels(x, data)
@@ -113,7 +115,7 @@ class Reconstruct(Task):
             "distribution": {"metric": "psnr", "values": [round(v, 3) for v in first["psnr"].tolist()]},
         }
 
-    def columns(self, rec: dict[str, Any]) -> list[Column]:
+    def columns(self, rec: Mapping[str, Any]) -> list[Column]:
         loss = str(rec.get("task", {}).get("loss", "mse")).upper()
         return [Column("loss", f"loss ({loss})"), Column("mse", "MSE"), Column("psnr", "PSNR dB"), Column("ssim", "SSIM")]
 

@@ -9,6 +9,7 @@ that image's mean; an image where every foreground class is absent from both is 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -94,7 +95,7 @@ class Segment(Task):
         with torch.inference_mode():
             model.eval()
             parts: dict[str, list[torch.Tensor]] = {}
-            kept = []
+            kept: list[torch.Tensor] = []
             for rows, x in eval_batches(data):
                 out = model(x).float()
                 y = data.y[rows].long()
@@ -131,7 +132,7 @@ class Segment(Task):
             "distribution": {"metric": "f1", "values": [round(v, 4) for v in first["f1"].tolist()]},
         }
 
-    def columns(self, rec: dict[str, Any]) -> list[Column]:
+    def columns(self, rec: Mapping[str, Any]) -> list[Column]:
         return [Column("loss", "loss"), Column("pixel_acc", "pixel acc", True), Column("f1", "F1 (Dice)"),
                 Column("iou", "IoU")]
 

@@ -39,13 +39,13 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from hpsearch.train.capture import Captured, capture_wanted
-from hpsearch.study.config import TrialConfig
 from hpsearch.data import SearchData
-from hpsearch.train.switches import FUSE_ENV, fuse_setting
 from hpsearch.models import ModelSpec
+from hpsearch.study.config import TrialConfig
 from hpsearch.tasks import Task, classify
+from hpsearch.train.capture import Captured, capture_wanted
 from hpsearch.train.loop import Diverged, EpochMetrics, FitResult, Training
+from hpsearch.train.switches import FUSE_ENV, fuse_setting
 
 __all__ = ["FUSE_ENV", "Fused", "Group", "Outcome", "Separate", "fit_together", "fusion_wanted", "train_together",
            "why_not_fusable"]

@@ -18,13 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from hpsearch.train.capture import Captured, capture_wanted
-from hpsearch.study.config import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OptimConfig, TrialConfig
 from hpsearch.data import AUGMENTS, SearchData
 from hpsearch.models import build, count_parameters
+from hpsearch.study.config import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OptimConfig, TrialConfig
 from hpsearch.tasks import Task, classify
 from hpsearch.tasks._base import EVAL_BATCH
 from hpsearch.tasks._classify import evaluate, topk_for
+from hpsearch.train.capture import Captured, capture_wanted
 
 __all__ = ["EVAL_BATCH", "Diverged", "EpochMetrics", "FitResult", "Training", "curves_of", "evaluate", "fit",
            "make_optimizer", "make_scheduler", "resolve_device", "topk_for", "warm_up"]
@@ -127,7 +127,7 @@ def warm_up() -> None:
     seconds with eight workers sharing two cores). Inside a trial that second would count as
     the trial's time: its overhead, and its elapsed seconds under ``--pruner median-time``.
     """
-    param = torch.zeros(1, requires_grad=True)
+    param = nn.Parameter(torch.zeros(1))
     for name in OPTIMIZER_CLASSES:
         make_optimizer([param], OptimConfig(name=name))
 
@@ -177,7 +177,7 @@ class Training:
         spec = config.model
         model = build(spec, data.info)
         spec.prepare(model)
-        self.model = model.to(device=device, memory_format=self.fmt)
+        self.model = model.to(device=device, memory_format=self.fmt)  # type: ignore[call-overload]  # stubs lack memory_format
         # the training forward (and its backward): captured in CUDA graphs if asked, else the model itself
         self.forward = Captured(self.model, capture_wanted(device))
         self.opt = make_optimizer(spec.param_groups(self.model, config.optim.lr), config.optim)

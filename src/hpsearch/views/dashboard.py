@@ -22,8 +22,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from optuna_dashboard import wsgi
 
 from hpsearch.errors import HpsearchError
-from hpsearch.views.publish import artifact_store
 from hpsearch.store.storage import mask, open_storage
+from hpsearch.views.publish import artifact_store
 
 
 class _ThreadedServer(ThreadingMixIn, WSGIServer):

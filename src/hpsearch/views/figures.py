@@ -12,7 +12,7 @@ import base64
 import math
 import statistics
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -26,17 +26,18 @@ from optuna.distributions import (
 )
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from plotly.graph_objects import Figure
 from plotly.subplots import make_subplots
 
 from hpsearch.fmt import is_pct
-from hpsearch.views.importance import RELIABLE_TRIALS, Importances, param_importances
-from hpsearch.store.queries import objective_names
 from hpsearch.models import LEGACY_MODEL
-from hpsearch.store.records import curves_of_trial
+from hpsearch.store.queries import objective_names
+from hpsearch.store.records import RetrainRecord, curves_of_trial
+from hpsearch.views.importance import RELIABLE_TRIALS, Importances, param_importances
 
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#b0b0b0", "FAIL": "#d62728", "RUNNING": "#2ca02c",
                 "WAITING": "#9467bd"}
-Figure = go.Figure
+
 
 
 class NotAvailable(Exception):
@@ -144,7 +145,7 @@ def _parcoords_dim(label: str, dist: BaseDistribution, values: list[Any]) -> dic
     present = [math.log10(v) if log else float(v) for v in values if v is not _ABSENT]
     lo, hi = (min(present), max(present)) if present else (0.0, 1.0)
     if log:
-        ticks = list(range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1)) or [lo, hi]
+        ticks: list[float] = list(range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1)) or [lo, hi]
         text = [f"1e{t}" if isinstance(t, int) else f"{10 ** t:.2g}" for t in ticks]
     else:
         ticks = _nice_ticks(lo, hi)
@@ -340,14 +341,17 @@ def worker_timeline(study: optuna.Study) -> Figure:
     fig = go.Figure()
     seen: set[str] = set()
     for t in trials:
-        end = t.datetime_complete or t.datetime_start
+        start = t.datetime_start
+        if start is None:
+            continue
+        end = t.datetime_complete or start
         state = t.state.name
         worker = str(t.user_attrs.get("worker", "unknown"))
         fig.add_trace(go.Bar(
-            base=[t.datetime_start.isoformat()], x=[max((end - t.datetime_start).total_seconds() * 1000, 1.0)],
+            base=[start.isoformat()], x=[max((end - start).total_seconds() * 1000, 1.0)],
             y=[worker], orientation="h", name=state.lower(), legendgroup=state, showlegend=state not in seen,
             marker_color=STATE_COLORS.get(state, "#333"),
-            hovertemplate=f"trial {t.number} ({state.lower()}), {(end - t.datetime_start).total_seconds():.1f}s"
+            hovertemplate=f"trial {t.number} ({state.lower()}), {(end - start).total_seconds():.1f}s"
                           "<extra></extra>"))
         seen.add(state)
     fig.update_layout(title="Worker timeline: which worker ran which trial, when", barmode="overlay",
@@ -356,7 +360,7 @@ def worker_timeline(study: optuna.Study) -> Figure:
     return fig
 
 
-def retrain_curves(rec: dict[str, Any]) -> Figure:
+def retrain_curves(rec: RetrainRecord) -> Figure:
     """Per-seed learning curves of the retrained models: loss (train, val) and the task's headline
     validation metric (top-1 for classify, PSNR for reconstruct, F1 for segment)."""
     from hpsearch.tasks import from_dict
@@ -391,7 +395,7 @@ def retrain_curves(rec: dict[str, Any]) -> Figure:
     return fig
 
 
-def confusion_counts(rec: dict[str, Any]) -> tuple[np.ndarray, list[np.ndarray]]:
+def confusion_counts(rec: RetrainRecord) -> tuple[np.ndarray, list[np.ndarray]]:
     """The mean confusion matrix over the retrained seeds, and each seed's (empty for records
     written before per-seed matrices were kept: their sum over the number of seeds is the mean)."""
     per_seed = [np.asarray(m, dtype=float) for m in rec.get("confusion_per_seed") or []]
@@ -399,7 +403,7 @@ def confusion_counts(rec: dict[str, Any]) -> tuple[np.ndarray, list[np.ndarray]]
     return mean, per_seed
 
 
-def confusion(rec: dict[str, Any]) -> Figure:
+def confusion(rec: RetrainRecord) -> Figure:
     """Test confusion matrix, the mean over the retrained seeds (rows: true class; each row sums to
     that class's test images), with a menu for each seed's own matrix where the record has them."""
     mean, per_seed = confusion_counts(rec)
@@ -445,7 +449,7 @@ def _image_grid(pixels: np.ndarray, titles: list[str], colours: list[str], cols:
     return fig
 
 
-def mistakes(rec: dict[str, Any], cols: int = 10) -> Figure:
+def mistakes(rec: RetrainRecord, cols: int = 10) -> Figure:
     """The test images the first seed's model got wrong, those most seeds got wrong first, each
     titled with its prediction, the true label and how many of the seeds' models missed it."""
     kept = rec.get("mistakes")
@@ -465,7 +469,7 @@ def mistakes(rec: dict[str, Any], cols: int = 10) -> Figure:
     return fig
 
 
-def sample_images(rec: dict[str, Any], rows: int = 3, cols: int = 10) -> Figure:
+def sample_images(rec: RetrainRecord, rows: int = 3, cols: int = 10) -> Figure:
     """Older records kept the first test images only: those, with the first seed's prediction."""
     samples = rec.get("samples")
     if not samples:
@@ -486,7 +490,7 @@ def sample_images(rec: dict[str, Any], rows: int = 3, cols: int = 10) -> Figure:
     return fig
 
 
-def first_layer_filters(rec: dict[str, Any], max_filters: int = 64) -> Figure:
+def first_layer_filters(rec: RetrainRecord, max_filters: int = 64) -> Figure:
     """The first convolution's kernels of the first seed's model, apart from each other. Grey
     input: one colour scale for all (symmetric around 0, with its colour bar), so a filter's
     strength reads against the others; RGB: each filter min–max scaled on its own (said so)."""
@@ -552,7 +556,7 @@ def group_curves(groups: list[Any], metric: str) -> Figure:
     return fig
 
 
-def _decode(samples: dict[str, Any], key: str, shape: tuple[int, ...]) -> np.ndarray:
+def _decode(samples: Mapping[str, Any], key: str, shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(base64.b64decode(samples[key]), dtype=np.uint8).reshape(shape)
 
 
@@ -562,7 +566,7 @@ def _rgb(img: np.ndarray) -> np.ndarray:
     return np.repeat(hwc, 3, axis=2) if hwc.shape[2] == 1 else hwc
 
 
-def reconstructions(rec: dict[str, Any], cols: int = 8) -> Figure:
+def reconstructions(rec: RetrainRecord, cols: int = 8) -> Figure:
     """Test images over their reconstructions (the first seed's model), pairs of rows."""
     samples = rec.get("samples") or {}
     if "reconstructions" not in samples:
@@ -599,7 +603,7 @@ def _overlay(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(fg, 0.5 * rgb + 0.5 * colour, rgb).round().astype(np.uint8)
 
 
-def mask_overlays(rec: dict[str, Any], per_row: int = 4) -> Figure:
+def mask_overlays(rec: RetrainRecord, per_row: int = 4) -> Figure:
     """Each test image three times: as it is, with the true mask, with the predicted mask."""
     samples = rec.get("samples") or {}
     if "masks" not in samples:
@@ -635,7 +639,7 @@ def mask_overlays(rec: dict[str, Any], per_row: int = 4) -> Figure:
     return fig
 
 
-def distribution(rec: dict[str, Any]) -> Figure:
+def distribution(rec: RetrainRecord) -> Figure:
     """Histogram of a per-image test metric (PSNR, F1) for the first seed's model, mean marked."""
     dist = rec.get("distribution")
     if not dist or not dist.get("values"):

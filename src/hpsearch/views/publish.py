@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
@@ -28,12 +27,12 @@ from optuna_dashboard import save_note
 
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import is_pct, mean_std, num
-from hpsearch.views.importance import RELIABLE_TRIALS
 from hpsearch.store.compat import storage_of, trial_id
-from hpsearch.views import tables
-from hpsearch.store.records import PUBLISHED, study_get, study_put
+from hpsearch.store.records import PUBLISHED, RetrainRecord, study_get, study_put
 from hpsearch.store.storage import sqlite_path
 from hpsearch.tasks import from_dict as task_from_dict
+from hpsearch.views import tables
+from hpsearch.views.importance import RELIABLE_TRIALS
 
 PUBLISHED_ATTR = PUBLISHED
 
@@ -58,12 +57,12 @@ def artifact_store(folder: Path) -> FileSystemArtifactStore:
     return FileSystemArtifactStore(str(folder))
 
 
-def needs_publishing(study: optuna.Study, record: dict[str, Any]) -> bool:
+def needs_publishing(study: optuna.Study, record: RetrainRecord) -> bool:
     done = study_get(study, PUBLISHED) or {}
     return done.get("round") != record.get("rounds")
 
 
-def publish(study: optuna.Study, record: dict[str, Any], folder: Path) -> list[dict[str, str]]:
+def publish(study: optuna.Study, record: RetrainRecord, folder: Path) -> list[dict[str, str]]:
     """Upload the checkpoints and a curve plot, write the note; return the uploaded artifacts."""
     store = artifact_store(folder)
     uploaded: list[dict[str, str]] = []
@@ -83,7 +82,7 @@ def publish(study: optuna.Study, record: dict[str, Any], folder: Path) -> list[d
     return uploaded
 
 
-def note_markdown(study_name: str, rec: dict[str, Any], files: list[str], completed: int | None = None) -> str:
+def note_markdown(study_name: str, rec: RetrainRecord, files: list[str], completed: int | None = None) -> str:
     """The study note: the three-way comparison, one row per seed (the task's metrics), the parameters;
     with ``completed`` (the study's completed trials now), how far the dashboard's importance panel
     can be trusted — it cannot say so itself."""
@@ -121,7 +120,7 @@ def note_markdown(study_name: str, rec: dict[str, Any], files: list[str], comple
     return "\n".join(lines) + "\n"
 
 
-def trial_note_markdown(rec: dict[str, Any]) -> str:
+def trial_note_markdown(rec: RetrainRecord) -> str:
     """The retrained trial's note: that it was retrained, the test result in one line, where the rest is."""
     task = task_from_dict(rec.get("task"))
     base = rec["metric"].removeprefix("val_")
@@ -147,7 +146,7 @@ def _trial(study: optuna.Study, number: int) -> optuna.Trial:
     return optuna.Trial(view, next(trial_id(t) for t in study.get_trials(deepcopy=False) if t.number == number))
 
 
-def curves_png(rec: dict[str, Any], path: Path) -> None:
+def curves_png(rec: RetrainRecord, path: Path) -> None:
     """Learning curves of every retrain seed: losses and validation top-1 per epoch."""
     import matplotlib
     matplotlib.use("Agg")

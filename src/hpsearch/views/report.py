@@ -24,15 +24,15 @@ import plotly.io
 import plotly.offline
 from optuna.trial import TrialState
 
-from hpsearch.views import figures
-from hpsearch.views import tables
-from hpsearch.results.compare import compare
 from hpsearch.fmt import is_pct, mean_std, summary
-from hpsearch.views.importance import METHOD, RELIABLE_TRIALS, TOP_QUANTILE, param_importances
-from hpsearch.store.queries import objective_names, pareto_front, recorded, settings_of
+from hpsearch.results.compare import compare
 from hpsearch.store.paths import check_output, write_atomically
+from hpsearch.store.queries import objective_names, pareto_front, recorded, settings_of
+from hpsearch.store.records import RetrainRecord
 from hpsearch.study.samplers import SEED_PARAM
 from hpsearch.tasks import from_dict as task_from_dict
+from hpsearch.views import figures, tables
+from hpsearch.views.importance import METHOD, RELIABLE_TRIALS, TOP_QUANTILE, param_importances
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -184,7 +184,7 @@ def _front_section(page: _Page, study: optuna.Study) -> None:
     page.plot(lambda: figures.pareto_front(study))
 
 
-def _retrain_section(page: _Page, rec: dict[str, Any]) -> None:
+def _retrain_section(page: _Page, rec: RetrainRecord) -> None:
     n = len(rec["runs"])
     on = " on train + validation (a refit: no validation score)" if rec.get("refit") else ""
     page.raw(f"<p>Trial {rec['trial']} retrained with {n} seeds × {rec['epochs']} epochs{on} on "
@@ -234,7 +234,7 @@ def _importance_section(page: _Page, study: optuna.Study) -> None:
     page.plot(lambda: figures.importances(study, imp))
 
 
-def _mistakes_section(page: _Page, rec: dict[str, Any]) -> None:
+def _mistakes_section(page: _Page, rec: RetrainRecord) -> None:
     """The misclassified test images, which say more than correct ones; records from before
     hpsearch kept them show their first 30 test images instead, and say so."""
     seed = rec["runs"][0]["seed"]
@@ -254,7 +254,7 @@ def _mistakes_section(page: _Page, rec: dict[str, Any]) -> None:
     page.plot(lambda: figures.mistakes(rec))
 
 
-def _reconstruct_sections(page: _Page, rec: dict[str, Any]) -> None:
+def _reconstruct_sections(page: _Page, rec: RetrainRecord) -> None:
     """An autoencoder is judged by eye as much as by PSNR: originals over reconstructions, and the
     spread of per-image PSNR (a good mean can hide images it cannot reproduce at all)."""
     page.h2("Test reconstructions", "The first test images (top row of each pair) and the first seed's "
@@ -264,7 +264,7 @@ def _reconstruct_sections(page: _Page, rec: dict[str, Any]) -> None:
     page.plot(lambda: figures.distribution(rec))
 
 
-def _segment_sections(page: _Page, rec: dict[str, Any]) -> None:
+def _segment_sections(page: _Page, rec: RetrainRecord) -> None:
     """Masks over images: where the model is wrong, which a mean F1 cannot show, and the spread of
     per-image F1 (a few images with nothing found pull the mean down)."""
     page.h2("Test masks", "The first test images with the true mask (middle) and the first seed's predicted "
@@ -286,7 +286,7 @@ def _comparison_section(page: _Page, study: optuna.Study, by: list[str], metric:
     page.plot(lambda: figures.group_curves(result.groups, metric))
 
 
-def _per_class_section(page: _Page, rec: dict[str, Any]) -> None:
+def _per_class_section(page: _Page, rec: RetrainRecord) -> None:
     """Accuracy of each true class, mean ± std over the seeds: an overall top-1 can hide a class
     the model never gets right, the more so when the classes are imbalanced."""
     runs = [r["test_per_class_top1"] for r in rec["runs"] if r.get("test_per_class_top1")]

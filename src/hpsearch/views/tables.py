@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any
 
 from rich import box
 from rich.table import Table as RichTable
 
 from hpsearch.fmt import Num, is_pct
+from hpsearch.store.records import RetrainRecord, run_metric
 from hpsearch.tasks import from_dict as task_from_dict
-
 
 Cell = str | Num
 
@@ -33,7 +32,7 @@ class Table:
     def _pct_columns(self) -> list[bool]:
         """Columns whose every number is a percentage: the terminal names the unit once, in the header."""
         cells = [*self.rows, *([self.total] if self.total else [])]
-        return [any(isinstance(r[i], Num) for r in cells) and all(r[i].pct for r in cells if isinstance(r[i], Num))
+        return [any(isinstance(r[i], Num) for r in cells) and all(c.pct for r in cells if isinstance(c := r[i], Num))
                 for i in range(len(self.head))]
 
 
@@ -88,7 +87,7 @@ def to_html(t: Table) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
-def retrain_summary(rec: dict[str, Any]) -> Table:
+def retrain_summary(rec: RetrainRecord) -> Table:
     """Search score vs re-scored validation vs test, on the study metric: the three-way comparison."""
     base = str(rec["metric"]).removeprefix("val_")
     pct, n = is_pct(base), len(rec["runs"])
@@ -99,22 +98,22 @@ def retrain_summary(rec: dict[str, Any]) -> Table:
     ])
 
 
-def retrain_seeds(rec: dict[str, Any]) -> Table:
+def retrain_seeds(rec: RetrainRecord) -> Table:
     """One row per seed with the task's test metrics, the validation headline and the time; the
     mean ± std row last."""
     task = task_from_dict(rec.get("task"))  # records from before tasks are classify
     cols, hl = task.columns(rec), task.headline_column(rec)
     head = ["seed", *(f"test {c.label}" for c in cols), f"val {hl.label}", "seconds"]
     rows: list[list[Cell]] = [
-        [str(r["seed"]), *(Num(r.get(f"test_{c.key}"), pct=c.pct) for c in cols),
-         Num(r.get(f"val_{hl.key}"), pct=hl.pct), Num(r.get("seconds"), digits=1)]
+        [str(r["seed"]), *(Num(run_metric(r, f"test_{c.key}"), pct=c.pct) for c in cols),
+         Num(run_metric(r, f"val_{hl.key}"), pct=hl.pct), Num(r.get("seconds"), digits=1)]
         for r in rec["runs"]]
     total: list[Cell] = ["mean ± std", *(Num.summary(rec["test"].get(c.key), c.pct) for c in cols),
                          Num.summary(rec["val"].get(hl.key), hl.pct), ""]
     return Table(head, rows, total)
 
 
-def retrain_candidates(rec: dict[str, Any]) -> Table | None:
+def retrain_candidates(rec: RetrainRecord) -> Table | None:
     """With ``--top-k``: each candidate's search score and its re-scored validation; None otherwise."""
     candidates = rec.get("candidates") or []
     if len(candidates) < 2:

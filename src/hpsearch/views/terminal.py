@@ -14,11 +14,11 @@ from rich.table import Table
 
 from hpsearch.fmt import Num, is_pct, mean_std, pack
 from hpsearch.hints import command
-from hpsearch.store.queries import StudyLine, primary_value
-from hpsearch.views.listing import Listing, value_of
 from hpsearch.models import LEGACY_MODEL
+from hpsearch.store.queries import StudyLine, primary_value
+from hpsearch.store.records import RetrainRecord, config_of
 from hpsearch.views import tables
-from hpsearch.store.records import config_of
+from hpsearch.views.listing import Listing, value_of
 
 if TYPE_CHECKING:  # search imports torch; listings must not
     from hpsearch.run.supervisor import RunResult
@@ -97,7 +97,7 @@ def pareto_front(console: Console, study_name: str, objectives: list[str], front
     console.print(f"retrain one: {command('best', study_name, '--retrain', '--trial', 'N')}", highlight=False)
 
 
-def front_json(study_name: str, objectives: list[str], front: list[FrozenTrial], rec: dict[str, Any] | None) -> str:
+def front_json(study_name: str, objectives: list[str], front: list[FrozenTrial], rec: RetrainRecord | None) -> str:
     out: dict[str, Any] = {
         "study": study_name, "objectives": objectives,
         "front": [{"number": t.number, "values": dict(zip(objectives, t.values or [])), "params": dict(t.params)}
@@ -108,7 +108,7 @@ def front_json(study_name: str, objectives: list[str], front: list[FrozenTrial],
     return json.dumps(out, indent=2)
 
 
-def retrain_record(console: Console, rec: dict[str, Any], *, fresh: bool) -> None:
+def retrain_record(console: Console, rec: RetrainRecord, *, fresh: bool) -> None:
     candidates = tables.retrain_candidates(rec)
     if candidates is not None:
         console.print("re-scored on the validation split (fresh seeds):", soft_wrap=True)
@@ -135,7 +135,7 @@ def _has_config(trial: FrozenTrial) -> bool:
     return True
 
 
-def best_json(study_name: str, trial: FrozenTrial, rec: dict[str, Any] | None) -> str:
+def best_json(study_name: str, trial: FrozenTrial, rec: RetrainRecord | None) -> str:
     out: dict[str, Any] = {
         "study": study_name,
         "best_trial": {"number": trial.number, "value": primary_value(trial),
@@ -148,7 +148,7 @@ def best_json(study_name: str, trial: FrozenTrial, rec: dict[str, Any] | None) -
     return json.dumps(out, indent=2)
 
 
-def _retrain_json(rec: dict[str, Any]) -> dict[str, Any]:
+def _retrain_json(rec: RetrainRecord) -> dict[str, Any]:
     out = {k: v for k, v in rec.items() if k not in ("runs",)}
     out["runs"] = [{k: v for k, v in r.items() if k not in ("curves", "sample_predictions")} for r in rec["runs"]]
     return out
