@@ -39,6 +39,8 @@ from _results import emit
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from hpsearch.store.records import SETTINGS
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -88,10 +90,10 @@ def medians(runs: list[dict[str, float]]) -> dict[str, object]:
 def build_big(url: str, n: int) -> None:
     """A finished hpsearch-shaped study of n trials, written in bulk with Optuna's API."""
     from hpsearch.data import DataSpec
-    from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
+    from hpsearch.study.declaration import StoredSettings
     study = optuna.create_study(study_name="big", storage=url, direction="maximize")
     settings = StoredSettings(data=DataSpec("digits"), max_epochs=6, metric="val_top1", seed=0, module="digits")
-    study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
+    study.set_user_attr(SETTINGS, settings.to_dict())
     dists = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "filters": CategoricalDistribution([16, 32, 64]),
              "blocks": IntDistribution(1, 3), "optimizer": CategoricalDistribution(["adam", "sgd", "adamw"])}
     import random

@@ -25,9 +25,8 @@ from hpsearch import datasets
 from hpsearch.data import DataSpec, load_search_data, load_test_data, prepare
 from hpsearch.data._folder import ImageFolder
 from hpsearch.errors import DatasetError, DatasetMissing, TestSplitForbidden
-from hpsearch.results.retrain import RETRAIN_ATTR
-from hpsearch.store.records import study_get
-from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings, Study
+from hpsearch.store.records import RETRAIN, SETTINGS, study_get
+from hpsearch.study.declaration import StoredSettings, Study
 
 
 def looked() -> None:
@@ -300,12 +299,12 @@ def test_an_image_folder_study_runs_retrains_reports_and_serves_from_one_decode(
     assert decodes.images == 72 and cache[0].stat().st_mtime_ns == built
     assert list((folder / ".hpsearch-cache").glob("*-train.pt")) == cache
     study = optuna.load_study(study_name="tiny_folder", storage=work.url)
-    assert study_get(study, SETTINGS_ATTR)["dataset"]["kind"] == "image_folder"
+    assert study_get(study, SETTINGS)["dataset"]["kind"] == "image_folder"
     assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 3
 
     shown = work.cli("best", "tiny_folder", "--retrain", "--seeds", "2").output
     assert "test look 1" in shown and decodes.images == 72 + 24  # the test folder, at its look
-    rec = study_get(optuna.load_study(study_name="tiny_folder", storage=work.url), RETRAIN_ATTR)
+    rec = study_get(optuna.load_study(study_name="tiny_folder", storage=work.url), RETRAIN)
     assert rec["classes"] == ["cat", "dog", "fox"] and len(rec["runs"][0]["test_per_class_top1"]) == 3
     work.cli("report", "tiny_folder")
     page = (work.path / "tiny_folder-report.html").read_text()
@@ -337,7 +336,7 @@ def test_a_study_on_arrays_from_a_function_retrains_in_a_fresh_process(work: Wor
                        cwd=work.path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "loaded digit_arrays: " in r.stdout and "test look 1" in r.stdout
-    rec = study_get(optuna.load_study(study_name="tiny_arrays", storage=work.url), RETRAIN_ATTR)
+    rec = study_get(optuna.load_study(study_name="tiny_arrays", storage=work.url), RETRAIN)
     assert len(rec["runs"]) == 1 and rec["runs"][0]["test_top1"] > 0.5  # 397 held-out digits
 
 

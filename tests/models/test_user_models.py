@@ -17,8 +17,7 @@ from optuna.trial import TrialState
 from conftest import Work
 from hpsearch.data import DataSpec, load_test_data
 from hpsearch.results.checkpoints import load_checkpoint
-from hpsearch.results.retrain import RETRAIN_ATTR
-from hpsearch.store.records import study_get
+from hpsearch.store.records import RETRAIN, study_get
 from hpsearch.train.loop import evaluate
 
 pytestmark = pytest.mark.slow
@@ -51,7 +50,7 @@ def test_a_user_spec_is_searched_retrained_reported_and_reloads_in_another_folde
     work.cli("run", "tiny_mlp", "--n-trials", "2", "--pruner", "none")
     work.cli("best", "tiny_mlp", "--retrain", "--seeds", "3")
     study = optuna.load_study(study_name="tiny_mlp", storage=work.url)
-    rec = study_get(study, RETRAIN_ATTR)
+    rec = study_get(study, RETRAIN)
     searched = study.trials[rec["trial"]]
     assert searched.user_attrs["model"] == "tiny_mlp" and len(rec["runs"]) == 3
     for run in rec["runs"]:  # the retrained model is the searched one, not the built-in CNN
@@ -80,14 +79,14 @@ def test_retrain_refuses_a_study_module_changed_since_the_search(work: Work) -> 
     r = work.cli("best", "tiny_mlp", "--retrain", "--seeds", "1", expect=1)
     assert "tiny_mlp.py changed since the search" in r.output and "--allow-module-change" in r.output
     assert "Traceback" not in r.output and study_get(optuna.load_study(
-        study_name="tiny_mlp", storage=work.url), RETRAIN_ATTR) is None
+        study_name="tiny_mlp", storage=work.url), RETRAIN) is None
     work.cli("best", "tiny_mlp", "--retrain", "--seeds", "1", "--allow-module-change")
 
 
 def test_helper_modules_beside_the_study_travel_with_checkpoints_and_count_in_the_fingerprint(work: Work) -> None:
     work.cli("run", "uses_helper", "--n-trials", "1", "--pruner", "none")
     work.cli("best", "uses_helper", "--retrain", "--seeds", "1")
-    rec = study_get(optuna.load_study(study_name="uses_helper", storage=work.url), RETRAIN_ATTR)
+    rec = study_get(optuna.load_study(study_name="uses_helper", storage=work.url), RETRAIN)
     ckpt = Path(rec["runs"][0]["checkpoint"])
     helper = work.path / "studies" / "_blocks.py"
     helper.write_text(helper.read_text().replace("WIDTH = 32", "WIDTH = 48"))
@@ -132,7 +131,7 @@ def test_a_database_and_checkpoint_written_by_hpsearch_0_1_still_open(work: Work
     assert "test split looked at 2 times" in r.output
     study = optuna.load_study(study_name="legacy", storage=work.url)
     assert "hpsearch:retrain" in study.user_attrs  # the old record stays where the old version put it,
-    assert study_get(study, RETRAIN_ATTR)["test_looks"] == 2  # the new one is read first
+    assert study_get(study, RETRAIN)["test_looks"] == 2  # the new one is read first
     assert study.user_attrs["retrain"].endswith("over 1 seed (test look 2)")
 
 

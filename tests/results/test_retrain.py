@@ -12,8 +12,8 @@ import torch
 
 from conftest import Finished, Work
 from hpsearch.data import DataSpec, load_search_data, load_test_data
-from hpsearch.results.retrain import RETRAIN_ATTR, load_checkpoint
-from hpsearch.store.records import study_get
+from hpsearch.results.retrain import load_checkpoint
+from hpsearch.store.records import RETRAIN, study_get
 from hpsearch.store.storage import try_exclusive
 from hpsearch.train.loop import evaluate
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def record(work: Work, name: str = "tiny_mnist") -> dict:
-    return study_get(optuna.load_study(study_name=name, storage=work.url), RETRAIN_ATTR)
+    return study_get(optuna.load_study(study_name=name, storage=work.url), RETRAIN)
 
 
 def test_retrain_evaluates_once_then_shows_the_record_until_forced(searched_any: tuple[Work, Path]) -> None:
@@ -93,7 +93,7 @@ def test_digits_retrain_reaches_a_sensible_accuracy(tiny_retrained: Finished) ->
     """A real (small) search + retrain on digits (the session's, 4 trials by 2 workers, 2 seeds):
     the test score is measured, not assumed."""
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tiny_retrained.db}")
-    rec = study_get(study, RETRAIN_ATTR)
+    rec = study_get(study, RETRAIN)
     assert rec["test_looks"] == 1 and len(rec["runs"]) == 2 and rec["test"]["top1"]["mean"] > 0.8
 
 
@@ -123,7 +123,7 @@ def test_a_retrain_killed_during_its_test_evaluation_still_counts_the_look(searc
     assert killed.returncode == 137, killed.stdout + killed.stderr
     first = list((work.path / "runs" / "tiny_mnist").glob("*.pt"))
     assert len(first) == 1 and study_get(optuna.load_study(study_name="tiny_mnist",
-                                                                      storage=work.url), RETRAIN_ATTR) is None
+                                                                      storage=work.url), RETRAIN) is None
     before = first[0].stat().st_mtime_ns
     r = work.cli(*args)
     assert "killed during test look 1; that look counts" in r.output and "test split looked at 2 times" in r.output
@@ -159,4 +159,4 @@ def test_a_look_through_a_symlinked_database_waits_for_the_one_under_way(searche
                      "--storage", f"sqlite:///{work.path / 'alias.db'}", expect=1)
     assert "another `hpsearch best --retrain` of study 'tiny_mnist' is running" in r.output
     study = optuna.load_study(study_name="tiny_mnist", storage=work.url)
-    assert study_get(study, RETRAIN_ATTR) is None and not list((work.path / "runs").glob("**/*.pt"))
+    assert study_get(study, RETRAIN) is None and not list((work.path / "runs").glob("**/*.pt"))

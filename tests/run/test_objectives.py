@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 from conftest import Finished, Work
 from hpsearch import ModelConfig, OptimConfig, Study, TrialConfig, samplers
 from hpsearch.data import DataSpec, load_search_data
-from hpsearch.store.records import repeat_curves_of, study_get
-from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
+from hpsearch.store.records import SETTINGS, repeat_curves_of, study_get
+from hpsearch.study.declaration import StoredSettings
 from hpsearch.study.seeds import trial_seed
 from hpsearch.train.loop import Training, fit
 
@@ -125,7 +125,7 @@ def test_a_refit_trains_on_train_and_validation_and_says_so(work: Work, tiny_sea
     assert rec["refit"] is True and rec["test_looks"] == 1 and rec["val"] == {}
     run = rec["runs"][0]
     assert run["trained_on"] == "train+val" and run["val_top1"] is None and run["test_top1"] > 0.3
-    settings = StoredSettings.from_dict(study_get(optuna.load_study(study_name="tiny", storage=work.url), SETTINGS_ATTR))
+    settings = StoredSettings.from_dict(study_get(optuna.load_study(study_name="tiny", storage=work.url), SETTINGS))
     data = load_search_data(settings.data, Path("."))
     ckpt = torch.load(run["checkpoint"], weights_only=False)
     assert ckpt["metrics"]["trained_on"] == "train+val"

@@ -10,8 +10,8 @@ import torch
 from optuna.trial import TrialState
 
 from conftest import Work
-from hpsearch.run.oom import REQUEUED_ATTR, RETRIES_ATTR
 from hpsearch.run.workers import MAX_PER_GPU, auto_workers, cpu_cores, workers_for_memory
+from hpsearch.store.records import OOM_REQUEUED_FROM, OOM_REQUEUES
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +27,8 @@ def test_out_of_memory_beside_another_trial_is_requeued_and_runs_again(work: Wor
     assert first.state == TrialState.FAIL
     assert "out of GPU memory on cpu with 1 other trial(s) there (1)" in first.user_attrs["error"]
     assert "re-queued" in first.user_attrs["error"]
-    again = [t for t in trials if t.user_attrs.get(REQUEUED_ATTR) == 0]
-    assert len(again) == 1 and again[0].params == first.params and again[0].user_attrs[RETRIES_ATTR] == 1
+    again = [t for t in trials if t.user_attrs.get(OOM_REQUEUED_FROM) == 0]
+    assert len(again) == 1 and again[0].params == first.params and again[0].user_attrs[OOM_REQUEUES] == 1
     assert again[0].state == TrialState.COMPLETE
     assert sorted(t.number for t in trials if t.state == TrialState.COMPLETE) == [1, again[0].number]
 
@@ -40,7 +40,7 @@ def test_out_of_memory_alone_fails_with_the_reason_and_stops_a_space_that_never_
     trials = optuna.load_study(study_name="oom_alone", storage=work.url).get_trials()
     assert len(trials) == 3 and all(t.state == TrialState.FAIL for t in trials)
     assert all("does not fit on cpu even alone" in t.user_attrs["error"] for t in trials)
-    assert not any(t.user_attrs.get(REQUEUED_ATTR) is not None for t in trials)  # nothing re-queued
+    assert not any(t.user_attrs.get(OOM_REQUEUED_FROM) is not None for t in trials)  # nothing re-queued
 
 
 def test_a_pack_out_of_memory_is_requeued_whole_and_its_worker_takes_fewer_at_once(
@@ -53,7 +53,7 @@ def test_a_pack_out_of_memory_is_requeued_whole_and_its_worker_takes_fewer_at_on
     trials = optuna.load_study(study_name="oom_pack", storage=work.url).get_trials()
     pack = [t for t in trials if t.number < 2]
     assert all(t.state == TrialState.FAIL and "its parameters are re-queued" in t.user_attrs["error"] for t in pack)
-    again = {t.user_attrs[REQUEUED_ATTR]: t for t in trials if t.user_attrs.get(REQUEUED_ATTR) is not None}
+    again = {t.user_attrs[OOM_REQUEUED_FROM]: t for t in trials if t.user_attrs.get(OOM_REQUEUED_FROM) is not None}
     assert sorted(again) == [0, 1] and all(t.state == TrialState.COMPLETE for t in again.values())
     assert all(again[n].params == pack[n].params for n in (0, 1))
     assert not [t for t in again.values() if "fused_with" in t.user_attrs]  # one at a time after the halving

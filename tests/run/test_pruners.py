@@ -11,7 +11,8 @@ from sqlalchemy import event
 
 from conftest import Work
 from hpsearch.cli import Pruner
-from hpsearch.run.pruners import ELAPSED_ATTR, PRUNERS, CompletedTrials, MedianTimePruner, make_pruner, value_at
+from hpsearch.run.pruners import PRUNERS, CompletedTrials, MedianTimePruner, make_pruner, value_at
+from hpsearch.store.records import ELAPSED
 
 CURVE = (0.80, 0.85, 0.90)
 
@@ -73,7 +74,7 @@ def test_a_fast_trial_is_not_held_back_by_slower_ones(tmp_path: Path) -> None:
     clock.seconds = 0.4  # now the slow trials had reached their first value, 0.80
     fast.report(0.75, 2)
     assert fast.should_prune()
-    clock = timed.trials[-1].system_attrs[ELAPSED_ATTR]
+    clock = timed.trials[-1].system_attrs[ELAPSED]
     assert [s for s, _ in clock] == [1, 2] and clock[0][1] < 0.3 <= clock[1][1]
 
 
@@ -133,6 +134,6 @@ def test_run_with_median_time_records_each_trials_clock(work: Work) -> None:
     trials = optuna.load_study(study_name="tiny", storage=work.url).get_trials()
     assert len(trials) == 8 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     for t in trials:
-        clock = t.system_attrs[ELAPSED_ATTR]
+        clock = t.system_attrs[ELAPSED]
         assert [s for s, _ in clock] == sorted(t.intermediate_values)
         assert all(a < b for (_, a), (_, b) in zip(clock, clock[1:]))

@@ -20,7 +20,8 @@ from optuna.trial import TrialState, create_trial
 from conftest import Work
 from hpsearch.data import DataSpec
 from hpsearch.store.queries import best_trial, ranked_trials
-from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
+from hpsearch.store.records import SETTINGS
+from hpsearch.study.declaration import StoredSettings
 
 NO_TORCH = "raise ImportError('torch imported by a read-only command')\n"
 
@@ -28,7 +29,7 @@ NO_TORCH = "raise ImportError('torch imported by a read-only command')\n"
 def _study(url: str, values: list[float | None], name: str = "read") -> optuna.Study:
     study = optuna.create_study(study_name=name, storage=url, direction="maximize")
     settings = StoredSettings(data=DataSpec("digits"), max_epochs=3, metric="val_top1", seed=0, module=name)
-    study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
+    study.set_user_attr(SETTINGS, settings.to_dict())
     dist = {"lr": FloatDistribution(1e-4, 1e-1, log=True)}
     study.add_trials([
         create_trial(params={"lr": 1e-3 * (i + 1)}, distributions=dist, value=v,

@@ -74,13 +74,13 @@ def test_a_budget_lock_whose_session_dies_does_not_ask_twice(pg, monkeypatch: py
     import optuna
     import psycopg
 
-    import hpsearch.run.budget
+    import hpsearch.store.budget
     from hpsearch.run.workers import next_trial
 
     url = pg.create_database()
     storage = open_storage(url, create=True)
     study = optuna.create_study(study_name="s", storage=storage)
-    real, ended = hpsearch.run.budget.state_counts, []
+    real, ended = hpsearch.store.budget.state_counts, []
 
     def counts_after_the_lock_holder_is_gone(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         if ended:  # one restart; a retry of the whole decision would come back here
@@ -92,9 +92,9 @@ def test_a_budget_lock_whose_session_dies_does_not_ask_twice(pg, monkeypatch: py
         assert ended == [(True,)]  # the budget lock's session, as a restart ends it
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(hpsearch.run.budget, "state_counts", counts_after_the_lock_holder_is_gone)
+    monkeypatch.setattr(hpsearch.store.budget, "state_counts", counts_after_the_lock_holder_is_gone)
     trial = next_trial(study, storage, url, n_trials=5)
-    monkeypatch.setattr(hpsearch.run.budget, "state_counts", real)
+    monkeypatch.setattr(hpsearch.store.budget, "state_counts", real)
     assert isinstance(trial, optuna.Trial)
     assert [t.number for t in study.get_trials()] == [trial.number]
     assert next_trial(study, storage, url, n_trials=5).number == trial.number + 1  # the lock works again

@@ -17,8 +17,8 @@ from test_recovery import start_run, wait_for
 
 from conftest import Work
 from hpsearch import samplers
-from hpsearch.store.records import study_get
-from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
+from hpsearch.store.records import SETTINGS, study_get
+from hpsearch.study.declaration import StoredSettings
 from hpsearch.study.samplers import CELL_ATTR, SamplerSpec
 
 CELLS = {(h, o) for h in (8, 16) for o in ("adam", "sgd_hi", "sgd_lo")}
@@ -79,7 +79,7 @@ def test_two_runs_at_once_share_one_grid_each_cell_exactly_once(store: Work) -> 
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 6
     assert cells_of(trials) == Counter(CELLS)
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING, TrialState.PRUNED)]
-    assert StoredSettings.from_dict(study_get(study, SETTINGS_ATTR)).sampler.kind == "grid"
+    assert StoredSettings.from_dict(study_get(study, SETTINGS)).sampler.kind == "grid"
 
     again = work.cli("run", "grid6").output  # nothing missing: nothing runs
     assert "budget reached (6/6 finished)" in again
@@ -176,7 +176,7 @@ def test_best_retrains_any_trial_and_a_different_one_needs_force(work: Work) -> 
 def test_the_sampler_is_stored_and_a_join_with_another_is_refused(work: Work) -> None:
     work.cli("run", "tiny", "--n-trials", "2", "--sampler", "random")
     study = optuna.load_study(study_name="tiny", storage=work.url)
-    assert study_get(study, SETTINGS_ATTR)["sampler"] == {"kind": "random"}
+    assert study_get(study, SETTINGS)["sampler"] == {"kind": "random"}
     work.cli("run", "tiny", "--n-trials", "3")  # the module names no sampler: it joins with the stored one
     out = work.cli("run", "tiny", "--n-trials", "4", "--sampler", "qmc", expect=1).output
     assert "sampler: stored {'kind': 'random'}" in out and "--name NEW_NAME" in out

@@ -19,9 +19,8 @@ from hpsearch import CAE, OptimConfig, Study, TrialConfig, UNet, datasets, tasks
 from hpsearch.data import Tensors
 from hpsearch.errors import InfeasibleModel, TestSplitForbidden
 from hpsearch.models import build
-from hpsearch.results.retrain import RETRAIN_ATTR, load_checkpoint
-from hpsearch.store.queries import SETTINGS_ATTR
-from hpsearch.store.records import config_of, study_get
+from hpsearch.results.retrain import load_checkpoint
+from hpsearch.store.records import RETRAIN, SETTINGS, config_of, study_get
 from hpsearch.study.declaration import StoredSettings
 from hpsearch.tasks._classify import mistakes as classify_mistakes
 from hpsearch.tasks._reconstruct import per_image as recon_per_image
@@ -227,7 +226,7 @@ def test_segmentation_folder_reads_pairs_and_names_a_missing_mask(tmp_path: Path
 # -- end to end: real workers, a real SQLite file, one look at the test split -------------------
 
 def _record(work: Work, name: str) -> dict:
-    return study_get(optuna.load_study(study_name=name, storage=work.url), RETRAIN_ATTR)
+    return study_get(optuna.load_study(study_name=name, storage=work.url), RETRAIN)
 
 
 @pytest.mark.slow
@@ -240,7 +239,7 @@ def test_reconstruct_search_and_retrain_report_psnr_and_mse(work: Work, cae_retr
     assert out["metric"] == "val_psnr" and "confusion" not in out
     table = work.cli("best", "tiny_cae", "--retrain").output
     assert "PSNR" in table and "MSE" in table and "top-1" not in table  # headers wrap at 80 columns
-    settings = study_get(optuna.load_study(study_name="tiny_cae", storage=work.url), SETTINGS_ATTR)
+    settings = study_get(optuna.load_study(study_name="tiny_cae", storage=work.url), SETTINGS)
     assert settings["task"] == {"kind": "reconstruct", "loss": "mse"}
     model, ckpt = load_checkpoint(out["runs"][0]["checkpoint"])
     assert ckpt["task"]["kind"] == "reconstruct" and model(torch.zeros(1, 1, 8, 8)).shape == (1, 1, 8, 8)

@@ -22,10 +22,8 @@ import pytest
 from optuna_dashboard import get_note
 
 from conftest import Finished, Work
-from hpsearch.results.retrain import RETRAIN_ATTR
-from hpsearch.store.records import study_get
+from hpsearch.store.records import PUBLISHED, RETRAIN, study_get
 from hpsearch.views.importance import param_importances
-from hpsearch.views.publish import PUBLISHED_ATTR
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +69,7 @@ def test_retrain_publishes_note_and_artifacts_that_the_dashboard_serves(searched
     r = work.cli("best", "--retrain", "--seeds", "2", "--data-root", str(root), "--artifacts", "arts")
     assert "study note written, 3 artifacts uploaded" in r.output
     study = optuna.load_study(study_name="tiny_mnist", storage=work.url)
-    rec, published = study_get(study, RETRAIN_ATTR), study_get(study, PUBLISHED_ATTR)
+    rec, published = study_get(study, RETRAIN), study_get(study, PUBLISHED)
     assert published["round"] == 1 and len(list((work.path / "arts").iterdir())) == 3
 
     dash = Dashboard(work, "--artifacts", "arts")
@@ -115,9 +113,9 @@ def test_retrain_publishes_note_and_artifacts_that_the_dashboard_serves(searched
     assert len(list((work.path / "arts").iterdir())) == 3
     work.cli("best", "--retrain", "--force", "--seeds", "2", "--data-root", str(root), "--artifacts", "arts")
     study = optuna.load_study(study_name="tiny_mnist", storage=work.url)
-    assert study_get(study, PUBLISHED_ATTR)["round"] == 2 and len(list((work.path / "arts").iterdir())) == 6
+    assert study_get(study, PUBLISHED)["round"] == 2 and len(list((work.path / "arts").iterdir())) == 6
     note = get_note(study)
-    assert all(str(s) in note for s in study_get(study, RETRAIN_ATTR)["seeds"])
+    assert all(str(s) in note for s in study_get(study, RETRAIN)["seeds"])
 
 
 def test_the_report_ranks_parameters_as_the_dashboard_does(work: Work, tiny_search: Finished) -> None:
@@ -148,7 +146,7 @@ def test_dashboard_bad_inputs_are_one_line(work: Work, tmp_path: Path, searched:
     blocker.write_text("")
     bad = work.cli("best", "--retrain", "--artifacts", str(blocker / "sub"), expect=1)
     assert bad.output.startswith("error: cannot use artifact folder") and len(bad.output.splitlines()) == 1
-    assert study_get(optuna.load_study(study_name="tiny_mnist", storage=work.url), RETRAIN_ATTR) is None
+    assert study_get(optuna.load_study(study_name="tiny_mnist", storage=work.url), RETRAIN) is None
 
 
 def _request(port: int, method: str, path: str, host: str | None = None) -> tuple[int, str]:

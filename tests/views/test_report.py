@@ -17,8 +17,8 @@ from optuna.trial import create_trial
 
 from conftest import Finished, Work
 from hpsearch.data import DataSpec, load_test_data
-from hpsearch.results.retrain import RETRAIN_ATTR, load_checkpoint
-from hpsearch.store.records import study_get, study_put
+from hpsearch.results.retrain import load_checkpoint
+from hpsearch.store.records import RETRAIN, study_get, study_put
 from hpsearch.train.loop import evaluate
 from hpsearch.views import figures
 from hpsearch.views.importance import RELIABLE_TRIALS
@@ -233,7 +233,7 @@ def test_confusion_is_the_mean_over_seeds_and_the_images_are_the_mistakes(
     the same study with an old-shaped record (no per-seed matrices, no mistakes) still renders."""
     work.adopt(tiny_retrained)
     study = optuna.load_study(study_name="tiny", storage=work.url)
-    rec = study_get(study, RETRAIN_ATTR)
+    rec = study_get(study, RETRAIN)
     model, test = _test_split(rec, Path(rec["runs"][0]["checkpoint"]))
     pred = evaluate(model, test, None)[3].cpu()
     y = test.y.cpu()
@@ -257,7 +257,7 @@ def test_confusion_is_the_mean_over_seeds_and_the_images_are_the_mistakes(
     html = new.read_text()
     assert "Misclassified test images" in html and "mean over the 2 seeds" in html and "First 30" not in html
 
-    study_put(study, RETRAIN_ATTR, {k: v for k, v in rec.items() if k not in ("confusion_per_seed", "mistakes")})
+    study_put(study, RETRAIN, {k: v for k, v in rec.items() if k not in ("confusion_per_seed", "mistakes")})
     old = work.path / "old.html"
     work.cli("report", "tiny", "--out", str(old))
     page = _rendered(old, tmp_path)

@@ -26,16 +26,13 @@ from hpsearch.errors import HpsearchError
 from hpsearch.fmt import summary
 from hpsearch.results.compare import Comparison
 from hpsearch.results.provenance import evidence
-from hpsearch.store.queries import LOOKS_ATTR, settings_of, test_looks
-from hpsearch.store.records import COMPARE_TEST, config_of, study_get, study_put
+from hpsearch.store.queries import settings_of, test_looks
+from hpsearch.store.records import COMPARE_TEST, FINGERPRINT, LOOKS, config_of, study_get, study_put
 from hpsearch.store.storage import try_exclusive
 from hpsearch.study.config import TrialConfig
-from hpsearch.study.fingerprint import FINGERPRINT_ATTR
 from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.train.fused import fit_together
 from hpsearch.train.loop import fit
-
-COMPARE_TEST_ATTR = COMPARE_TEST
 
 
 def test_groups(study: optuna.Study, comparison: Comparison, *, data_root: Path, device: torch.device,
@@ -55,7 +52,7 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
                  studies_dir: Path | None, say: Callable[[str], None]) -> dict[str, Any]:
     settings = settings_of(study)
     trials = [t for g in comparison.groups for t in g.trials]
-    stored_fp = study_get(study, FINGERPRINT_ATTR, {})
+    stored_fp = study_get(study, FINGERPRINT, {})
     ensure_specs([config_of(t) for t in trials], settings, stored_fp, studies_dir)
     ensure_data_code(settings, stored_fp, studies_dir)
     warning = check_data_hash(settings, prepare(settings.data, data_root), False, f"study {study.study_name!r}")
@@ -82,7 +79,7 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
 
     look = test_looks(study) + 1
     test = load_test_data(settings.data, data_root, data.mean, data.std, device,
-                          look=lambda: study.set_user_attr(LOOKS_ATTR, look))  # counted before the read
+                          look=lambda: study.set_user_attr(LOOKS, look))  # counted before the read
     task = settings.task
     groups = []
     for g in comparison.groups:
@@ -92,5 +89,5 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
                           for k in task.METRICS if scores and scores[0].get(k) is not None}})
     record = {"look": look, "by": comparison.by, "metric": comparison.metric, "groups": groups,
               "reproduced": reproduced, "retrained": len(trials), "device": str(device), **evidence()}
-    study_put(study, COMPARE_TEST_ATTR, [*study_get(study, COMPARE_TEST_ATTR, []), record])
+    study_put(study, COMPARE_TEST, [*study_get(study, COMPARE_TEST, []), record])
     return record

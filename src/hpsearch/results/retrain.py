@@ -35,9 +35,6 @@ from hpsearch.results.checkpoints import load_checkpoint
 from hpsearch.results.provenance import evidence
 from hpsearch.store.paths import safe_name
 from hpsearch.store.queries import (
-    LOOKS_ATTR,
-    PENDING_ATTR,
-    RETRAIN_ATTR,
     chosen_trial,
     interrupted_look,
     objective_names,
@@ -48,18 +45,29 @@ from hpsearch.store.queries import (
     settings_of,
     test_looks,
 )
-from hpsearch.store.records import RETRAIN_LINE, RetrainRecord, SeedRun, config_of, run_metric, study_get, study_put
+from hpsearch.store.records import (
+    FINGERPRINT,
+    LOOKS,
+    PENDING,
+    RETRAIN,
+    RETRAIN_LINE,
+    RetrainRecord,
+    SeedRun,
+    config_of,
+    run_metric,
+    study_get,
+    study_put,
+)
 from hpsearch.store.storage import try_exclusive
 from hpsearch.study.config import TrialConfig
 from hpsearch.study.declaration import StoredSettings
-from hpsearch.study.fingerprint import FINGERPRINT_ATTR
 from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.study.seeds import retrain_seeds
 from hpsearch.tasks import ModelTest, Task
 from hpsearch.train.fused import fit_together, fusion_wanted, why_not_fusable
 from hpsearch.train.loop import EpochMetrics, FitResult, fit
 
-__all__ = ["RETRAIN_ATTR", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
+__all__ = ["RETRAIN", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
 
 Progress = Callable[[str], None]
 
@@ -136,7 +144,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         say(f"an earlier retrain was killed during test look {lost['look']}; that look counts")
     settings = settings_of(study)
     candidates = [chosen_trial(study, req.trial)] if req.trial is not None else ranked_trials(study)[: req.top_k]
-    stored_fp = study_get(study, FINGERPRINT_ATTR, {})
+    stored_fp = study_get(study, FINGERPRINT, {})
     ensure_specs([config_of(t) for t in candidates], settings, stored_fp,
                  req.studies_dir, req.allow_module_change)
     ensure_data_code(settings, stored_fp, req.studies_dir, req.allow_module_change)
@@ -181,8 +189,8 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     look = looks + 1
 
     def count_look() -> None:  # write-ahead: the gate calls this before the first test image is read
-        study.set_user_attr(LOOKS_ATTR, look)
-        study_put(study, PENDING_ATTR, {"look": look, "trial": trial.number, "seeds": seeds})
+        study.set_user_attr(LOOKS, look)
+        study_put(study, PENDING, {"look": look, "trial": trial.number, "seeds": seeds})
 
     test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device, look=count_look)
     say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look})")
@@ -215,9 +223,9 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     # the task's own keys (classify: topk_k, confusion, classes, samples, mistakes; reconstruct and
     # segment: their samples, distribution) and the provenance, both declared in RetrainRecord
     record.update(cast(RetrainRecord, {**task_fields, **evidence()}))
-    study_put(study, RETRAIN_ATTR, record)
+    study_put(study, RETRAIN, record)
     study_put(study, RETRAIN_LINE, retrain_line(record))
-    study_put(study, PENDING_ATTR, None)
+    study_put(study, PENDING, None)
     return record
 
 

@@ -129,7 +129,7 @@ class Objective:
         step fails the trials of that group only. A ``KeyboardInterrupt`` propagates (the caller
         fails the trials not yet settled); their curves so far are recorded first.
         """
-        if self.device.type == "cuda":  # what --workers auto packs by (workers.GPU_PEAK_ATTR): this worker's peak
+        if self.device.type == "cuda":  # what --workers auto packs by (workers.GPU_PEAK): this worker's peak
             torch.cuda.reset_peak_memory_stats(self.device)
         groups = self._groups(plans, settle)
         try:

@@ -29,11 +29,10 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from hpsearch.store.records import OOM_REQUEUED_FROM, OOM_REQUEUES
 from hpsearch.study.samplers import CELL_ATTR
 
 MAX_REQUEUES = 3
-REQUEUED_ATTR = "oom_requeued_from"  # on the re-queued trial: the trial number that ran out
-RETRIES_ATTR = "oom_requeues"  # how many times these parameters were re-queued so far
 
 
 def co_tenants(study: optuna.Study, trial: optuna.Trial) -> list[int]:
@@ -61,10 +60,10 @@ def handle(study: optuna.Study, trial: optuna.Trial, err: BaseException, pack: S
     """
     others = sorted(set(co_tenants(study, trial)) | (set(pack) - {trial.number}))
     device = trial.user_attrs.get("device", "the device")
-    retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
+    retries = int(trial.user_attrs.get(OOM_REQUEUES, 0))
     detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
     if others and retries < MAX_REQUEUES:
-        attrs = {REQUEUED_ATTR: trial.number, RETRIES_ATTR: retries + 1}
+        attrs = {OOM_REQUEUED_FROM: trial.number, OOM_REQUEUES: retries + 1}
         cell = trial.user_attrs.get(CELL_ATTR)
         if cell is not None:  # a grid cell stays that cell
             attrs[CELL_ATTR] = cell

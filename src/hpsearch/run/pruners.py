@@ -40,8 +40,6 @@ from hpsearch.store.compat import (
 from hpsearch.store.records import ELAPSED
 from hpsearch.store.rows import completed_ids
 
-ELAPSED_ATTR = ELAPSED  # [[step, seconds since the trial started], ...]
-
 PRUNERS = ("median", "median-time", "hyperband", "none")  # the CLI's choices list them too (it stays optuna-free)
 
 
@@ -84,9 +82,9 @@ class MedianTimePruner(optuna.pruners.BasePruner):
         if step is None or trial.datetime_start is None:
             return False
         elapsed = self._elapsed(trial)
-        clock = [*trial.system_attrs.get(ELAPSED_ATTR, []), [step, elapsed]]
+        clock = [*trial.system_attrs.get(ELAPSED, []), [step, elapsed]]
         # Optuna's own pruners keep their bookkeeping in system attributes the same way.
-        set_trial_system_attr(study, trial, ELAPSED_ATTR, clock)
+        set_trial_system_attr(study, trial, ELAPSED, clock)
 
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if len(completed) < max(1, self._n_startup_trials) or step < self._n_warmup_steps:
@@ -110,7 +108,7 @@ def _wall_seconds(trial: FrozenTrial) -> float:
 
 def value_at(trial: FrozenTrial, seconds: float) -> float | None:
     """The last value ``trial`` had reported ``seconds`` after it started, or None."""
-    reached = [int(step) for step, at in trial.system_attrs.get(ELAPSED_ATTR, []) if at <= seconds]
+    reached = [int(step) for step, at in trial.system_attrs.get(ELAPSED, []) if at <= seconds]
     if not reached:
         return None
     return trial.intermediate_values.get(max(reached))

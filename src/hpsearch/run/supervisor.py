@@ -23,7 +23,7 @@ from rich.console import Console
 from hpsearch.data import prepare
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.fmt import pack
-from hpsearch.run import budget, interrupts
+from hpsearch.run import interrupts
 from hpsearch.run.workers import (
     FINISHED_STATES,
     WorkerJob,
@@ -33,18 +33,14 @@ from hpsearch.run.workers import (
     threads_per_worker,
     worker_devices,
 )
+from hpsearch.store import budget
 from hpsearch.store.paths import check_name
 from hpsearch.store.queries import pareto_front, recorded
-from hpsearch.store.records import study_get
+from hpsearch.store.records import FINGERPRINT, SETTINGS, study_get
 from hpsearch.store.storage import grace_period, mask, open_storage
 from hpsearch.study import discover
-from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
-from hpsearch.study.fingerprint import (
-    FINGERPRINT_ATTR,
-    differences,
-    fetch_models,
-    fingerprint,
-)
+from hpsearch.study.declaration import StoredSettings
+from hpsearch.study.fingerprint import differences, fetch_models, fingerprint
 from hpsearch.study.rebuild import check_data_hash
 from hpsearch.study.samplers import SamplerSpec, check_grid
 from hpsearch.study.seeds import derive_seed
@@ -138,15 +134,15 @@ def _create_or_join(storage: optuna.storages.BaseStorage, req: RunRequest, loade
     settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name, str(loaded.path),
                                  data_hash, SamplerSpec(req.sampler) if req.sampler else None)
     if budget.create_if_absent(storage, req.storage, name, settings.directions, list(settings.objectives),
-                               {SETTINGS_ATTR: settings.to_dict(), FINGERPRINT_ATTR: fp}):
+                               {SETTINGS: settings.to_dict(), FINGERPRINT: fp}):
         return settings, True
     study = optuna.load_study(study_name=name, storage=storage)
-    if study_get(study, SETTINGS_ATTR) is None:
+    if study_get(study, SETTINGS) is None:
         raise StorageError(f"study {name!r} in {mask(req.storage)} was not created by hpsearch; "
                            "pass --name NEW_NAME to start a separate study")
-    stored = StoredSettings.from_dict(study_get(study, SETTINGS_ATTR))
+    stored = StoredSettings.from_dict(study_get(study, SETTINGS))
     _check_compatible(stored, loaded, req, name)
-    _check_fingerprint(study_get(study, FINGERPRINT_ATTR, {}), fp, loaded, req, name)
+    _check_fingerprint(study_get(study, FINGERPRINT, {}), fp, loaded, req, name)
     warning = check_data_hash(stored, data_hash, req.allow_data_change, f"study {name!r}")
     if warning:
         print(warning, file=sys.stderr)

@@ -32,16 +32,15 @@ from optuna.trial import TrialState
 from hpsearch.data import load_search_data, seal
 from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.run import interrupts, oom
-from hpsearch.run.budget import FINISHED_STATES, WAIT, decide, fail_stale  # noqa: F401 - re-exported for callers
 from hpsearch.run.objective import Objective, Outcome
 from hpsearch.run.pruners import make_pruner
+from hpsearch.store.budget import FINISHED_STATES, WAIT, decide, fail_stale  # noqa: F401 - re-exported for callers
 from hpsearch.store.compat import trial_id
 from hpsearch.store.queries import primary_value  # a pruned trial's is its last report
-from hpsearch.store.records import study_get
+from hpsearch.store.records import FINGERPRINT, GPU_PEAK, SETTINGS, study_get
 from hpsearch.store.storage import Heartbeat, heartbeat_interval, open_storage, with_retry
 from hpsearch.study import discover
-from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
-from hpsearch.study.fingerprint import FINGERPRINT_ATTR
+from hpsearch.study.declaration import StoredSettings
 from hpsearch.study.samplers import SamplerSpec
 from hpsearch.train.loop import warm_up
 
@@ -109,7 +108,6 @@ class CpuSlots:
         yield False
 
 
-GPU_PEAK_ATTR = "gpu_peak_bytes"  # a CUDA trial's torch.cuda.max_memory_allocated (run/objective.py records it)
 MEMORY_HEADROOM = 0.8  # of a card's memory that --workers auto plans to fill (allocator cache, cuDNN workspaces)
 MAX_PER_GPU = 8  # --workers auto never puts more trials than this on one card
 
@@ -130,8 +128,8 @@ def auto_workers(device: str, study: optuna.Study) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if not device.startswith("cuda"):
         return cpu_cores()
-    peaks = [int(t.user_attrs[GPU_PEAK_ATTR]) for t in study.get_trials(deepcopy=False)
-             if t.user_attrs.get(GPU_PEAK_ATTR)]
+    peaks = [int(t.user_attrs[GPU_PEAK]) for t in study.get_trials(deepcopy=False)
+             if t.user_attrs.get(GPU_PEAK)]
     return workers_for_memory(torch.cuda.get_device_properties(0).total_memory, peaks, torch.cuda.device_count())
 
 
@@ -147,7 +145,7 @@ def worker_devices(device: str, workers: int) -> list[str]:
 
 def next_trial(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str,
                n_trials: int, sampler: SamplerSpec | None = None) -> optuna.Trial | str | None:
-    """A new trial, ``None`` (budget met) or ``WAIT``: :func:`hpsearch.run.budget.decide`, retried
+    """A new trial, ``None`` (budget met) or ``WAIT``: :func:`hpsearch.store.budget.decide`, retried
     as a whole while the database (or the storage proxy) is away."""
     return with_retry(lambda: decide(study, storage, url, n_trials, sampler), url)
 
@@ -181,9 +179,9 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     loaded = discover.load(job.study_path)
     storage = open_storage(job.storage_url, create=False)
     study = optuna.load_study(study_name=job.study_name, storage=storage)
-    settings = StoredSettings.from_dict(study_get(study, SETTINGS_ATTR))
+    settings = StoredSettings.from_dict(study_get(study, SETTINGS))
     study.sampler = settings.sampler.build(job.sampler_seed, job.n_trials)  # what the study stored
-    created_from = study_get(study, FINGERPRINT_ATTR, {}).get("source_sha256")
+    created_from = study_get(study, FINGERPRINT, {}).get("source_sha256")
     if created_from != loaded.source_sha256 and not job.allow_module_change:
         raise StudyModuleError(f"{loaded.path} changed since study {job.study_name!r} was created; "
                                "restart the run (it will say what differs) or pass --allow-module-change")

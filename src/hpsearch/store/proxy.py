@@ -9,7 +9,7 @@ It serves two gRPC services on one port:
 - Optuna's storage service (:func:`optuna.storages.run_grpc_proxy_server`'s servicer) on the
   database, behind Optuna's trial cache, as Optuna recommends;
 - ``hpsearch.Budget`` (:class:`Budget`), for what hpsearch adds to Optuna's storage: the budget
-  decisions of :mod:`hpsearch.run.budget` and trial heartbeats.
+  decisions of :mod:`hpsearch.store.budget` and trial heartbeats.
 
 **Why the proxy takes the budget decisions itself** rather than lending workers a lock: the
 budget lock (a file lock beside SQLite, a Postgres advisory lock) needs the database, and a
@@ -37,7 +37,7 @@ from typing import Any
 import optuna
 
 from hpsearch.errors import HpsearchError, StorageError
-from hpsearch.run import budget
+from hpsearch.store import budget
 from hpsearch.store.compat import grpc_servicer, study_id, trial_id
 from hpsearch.store.proxy_client import SERVICE, decode, encode, require_grpc
 from hpsearch.store.storage import (
@@ -58,7 +58,7 @@ STOP_GRACE_S = 5.0
 
 
 class Budget:
-    """The ``hpsearch.Budget`` service: :mod:`hpsearch.run.budget`'s decisions and heartbeats.
+    """The ``hpsearch.Budget`` service: :mod:`hpsearch.store.budget`'s decisions and heartbeats.
 
     Calls for one study take a thread lock here before the database lock: on Postgres a
     thread waiting for the advisory lock holds a pooled connection, and enough waiters would

@@ -6,7 +6,7 @@ connections instead of a thousand. What it cannot forward is what hpsearch adds 
 the budget lock (a file lock or a Postgres advisory lock, which needs the database itself)
 and heartbeats (the gRPC storage is not an Optuna heartbeat storage). So the proxy serves a
 second, small gRPC service beside Optuna's, and :class:`ProxyStorage` calls it for exactly
-those: the three decisions of :mod:`hpsearch.run.budget`, taken *inside the proxy* under the
+those: the three decisions of :mod:`hpsearch.store.budget`, taken *inside the proxy* under the
 database's own lock, and the heartbeat of a running trial. See :mod:`hpsearch.store.proxy` for why
 the decisions run there rather than as a lock lent to the worker.
 
@@ -135,7 +135,7 @@ class ProxyStorage(_Base):
         return reply
 
     def decide(self, study: optuna.Study, n_trials: int, sampler: Any) -> optuna.Trial | str | None:
-        """:func:`hpsearch.run.budget.decide`, taken by the proxy; a new trial comes back as its id and
+        """:func:`hpsearch.store.budget.decide`, taken by the proxy; a new trial comes back as its id and
         becomes this worker's :class:`optuna.Trial` (its sampler runs here, outside the lock)."""
         reply = self._retried("Decide", {"study": study.study_name, "n_trials": n_trials,
                                          "sampler": sampler.to_dict() if sampler is not None else None})

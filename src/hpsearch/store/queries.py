@@ -10,12 +10,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import HpsearchError
 from hpsearch.hints import command
-from hpsearch.store.records import LOOKS, PENDING, RETRAIN, RetrainRecord, retrain_record, study_get
+from hpsearch.store.records import LOOKS, PENDING, SETTINGS, RetrainRecord, retrain_record, study_get
 from hpsearch.store.rows import state_counts
 from hpsearch.store.storage import mask
-from hpsearch.study.declaration import SETTINGS_ATTR, StoredSettings
-
-RETRAIN_ATTR, LOOKS_ATTR, PENDING_ATTR = RETRAIN, LOOKS, PENDING  # the names this module has always exported
+from hpsearch.study.declaration import StoredSettings
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ def pick_study(storage: optuna.storages.BaseStorage, url: str, name: str | None)
 
 
 def settings_of(study: optuna.Study) -> StoredSettings:
-    stored = study_get(study, SETTINGS_ATTR)
+    stored = study_get(study, SETTINGS)
     if stored is None:
         raise HpsearchError(f"study {study.study_name!r} was not created by hpsearch (no settings recorded)")
     return StoredSettings.from_dict(stored)
@@ -125,7 +123,7 @@ def objective_names(study: optuna.Study) -> list[str]:
     names = study.metric_names
     if names and all(names):
         return list(names)
-    return [settings_of(study).metric] if study_get(study, SETTINGS_ATTR) is not None else ["value"]
+    return [settings_of(study).metric] if study_get(study, SETTINGS) is not None else ["value"]
 
 
 def _no_single_best(study: optuna.Study) -> HpsearchError:
@@ -177,10 +175,10 @@ def recorded(study: optuna.Study) -> RetrainRecord | None:
 def test_looks(study: optuna.Study) -> int:
     """Looks at the test split so far, interrupted ones included (records of 0.1 carry the count)."""
     rec = recorded(study) or {}
-    return max(int(study.user_attrs.get(LOOKS_ATTR, 0)), int(rec.get("test_looks", 0)))
+    return max(int(study.user_attrs.get(LOOKS, 0)), int(rec.get("test_looks", 0)))
 
 
 def interrupted_look(study: optuna.Study) -> dict[str, Any] | None:
     """The look a killed retrain began and never recorded, if any."""
-    pending = study_get(study, PENDING_ATTR)
+    pending = study_get(study, PENDING)
     return pending or None

@@ -199,6 +199,10 @@ class TrialAttrs(TypedDict, total=False):
     traceback: str  # the failure's traceback, last 4,000 characters
 
 
+# trial user attributes other modules name (TrialAttrs lists them all)
+GPU_PEAK = "gpu_peak_bytes"
+OOM_REQUEUED_FROM = "oom_requeued_from"
+OOM_REQUEUES = "oom_requeues"
 ELAPSED = "hpsearch:elapsed"  # trial system attribute: [[step, seconds since its start], …] for median-time pruning
 TRIAL_ATTRS = frozenset(TrialAttrs.__annotations__) | {CELL}
 STUDY_ATTRS = frozenset({LOOKS, RETRAIN_LINE})  # study user attributes; the rest are the records above

@@ -9,13 +9,10 @@ from typing import Any, Literal
 import optuna
 
 from hpsearch.data import DatasetInfo, DataSpec, Source
-from hpsearch.store.records import SETTINGS
 from hpsearch.study.config import TrialConfig
 from hpsearch.study.samplers import SEED_PARAM, SamplerSpec
 from hpsearch.tasks import Task, classify
 from hpsearch.tasks import from_dict as task_from_dict
-
-SETTINGS_ATTR = SETTINGS  # the study record holding StoredSettings.to_dict() (records.study_get reads it)
 
 Direction = Literal["maximize", "minimize"]
 

@@ -13,12 +13,10 @@ from typing import Any
 
 import optuna
 
-from hpsearch.store.records import FINGERPRINT
 from hpsearch.study.config import TrialConfig
 from hpsearch.study.declaration import Study
 
 PROBES = 64
-FINGERPRINT_ATTR = FINGERPRINT  # the study record holding fingerprint() (records.study_get reads it)
 
 
 def _sampled(study: Study, probes: int) -> Iterator[tuple[TrialConfig, optuna.trial.FrozenTrial]]:

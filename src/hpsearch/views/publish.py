@@ -34,8 +34,6 @@ from hpsearch.tasks import from_dict as task_from_dict
 from hpsearch.views import tables
 from hpsearch.views.importance import RELIABLE_TRIALS
 
-PUBLISHED_ATTR = PUBLISHED
-
 
 def artifact_dir(url: str, explicit: Path | None = None) -> Path:
     """The artifact folder for a storage URL: the one given, else the default described above."""
