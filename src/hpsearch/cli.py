@@ -229,13 +229,13 @@ def best(
     from hpsearch.store.queries import (
         best_trial,
         chosen_trial,
-        interrupted_look,
         objective_names,
         pareto_front,
         pick_study,
         recorded,
         settings_of,
     )
+    from hpsearch.store.records import looks_counted
     from hpsearch.store.storage import open_storage
     from hpsearch.views import terminal
 
@@ -245,9 +245,7 @@ def best(
     if refit and not retrain:
         raise HpsearchError("--refit applies to --retrain: hpsearch best STUDY --retrain --refit")
     rec = recorded(st)
-    if settings.multi and not (retrain and trial is not None):
-        if retrain:
-            best_trial(st)  # raises: several objectives have no single best; names the front
+    if settings.multi and not retrain:
         front = pareto_front(st)
         if not front:
             best_trial(st)  # raises: nothing completed yet
@@ -256,7 +254,7 @@ def best(
             return
         terminal.pareto_front(out, st.study_name, objective_names(st), front)
         if rec is not None:
-            terminal.retrain_record(out, rec, fresh=False)
+            terminal.retrain_record(out, rec, fresh=False, looks=looks_counted(st))
         return
     top = chosen_trial(st, trial) if settings.multi and trial is not None else best_trial(st)
     fresh = False
@@ -265,30 +263,22 @@ def best(
         from hpsearch.results.retrain import retrain as do_retrain
         from hpsearch.train.loop import resolve_device
         from hpsearch.train.switches import check_switches
+        from hpsearch.views.progress import RetrainView
         from hpsearch.views.publish import artifact_dir, artifact_store, needs_publishing, publish
 
         folder = artifact_dir(url, artifacts)
         artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
         check_switches()  # and so does a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE
-    if retrain and refit and rec is not None and not rec.get("refit") and not force:
-        raise HpsearchError("the retrain record was trained on train only, not refit; --refit --force refits "
-                            "on train + validation (a new look at the test split, counted)")
-    if retrain and trial is not None and rec is not None and rec["trial"] != trial and not force:
-        raise HpsearchError(f"the retrain record is for trial {rec['trial']}; --trial {trial} --force retrains "
-                            f"trial {trial} (a new look at the test split, counted)")
-    if retrain and (rec is None or force or interrupted_look(st) is not None):
-        from hpsearch.views.progress import RetrainView
-
         try:
             dev = resolve_device(device.value)
         except ValueError as e:
             raise HpsearchError(str(e)) from None
-        with RetrainView(err if as_json else out) as view:
-            rec = do_retrain(st, RetrainRequest(
+        with RetrainView(err if as_json else out) as view:  # the "once" policy is the service's (needs_look)
+            done = do_retrain(st, RetrainRequest(
                 seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root), device=dev, out_dir=out_dir,
                 studies_dir=studies_dir, storage_url=url, allow_module_change=allow_module_change,
                 allow_data_change=allow_data_change, trial=trial, epochs=epochs, refit=refit), view.message, view.tick)
-        fresh = True
+        rec, fresh = done.record, done.looked
     if retrain and rec is not None and needs_publishing(st, rec):
         uploaded = publish(st, rec, folder)
         (err if as_json else out).print(f"dashboard: study note written, {len(uploaded)} artifacts uploaded to "
@@ -298,7 +288,7 @@ def best(
         return
     terminal.best_trial(out, st.study_name, settings.metric, top, "trial" if settings.multi else "best trial")
     if rec is not None:
-        terminal.retrain_record(out, rec, fresh=fresh)
+        terminal.retrain_record(out, rec, fresh=fresh, looks=looks_counted(st))
         if not settings.multi and top.number not in [c["trial"] for c in rec.get("candidates", [])]:
             out.print(f"note: the best trial is now {top.number}; the record is for trial {rec['trial']} "
                       f"(--retrain --force retrains, a new look at the test split)", highlight=False)
@@ -366,7 +356,8 @@ def compare(
     import json
 
     from hpsearch.results.compare import compare as group
-    from hpsearch.store.queries import pick_study, settings_of, test_looks
+    from hpsearch.store.queries import pick_study, settings_of
+    from hpsearch.store.records import looks_counted
     from hpsearch.store.storage import open_storage
     from hpsearch.views import terminal
 
@@ -389,7 +380,7 @@ def compare(
             row["test"] = {k: v for k, v in t.items() if k.startswith("test_")}
         shown["test_look"] = tested["look"]
         shown["reproduced"] = f"{tested['reproduced']}/{tested['retrained']}"
-    shown["test_looks"] = test_looks(st)
+    shown["test_looks"] = looks_counted(st)
     if as_json:
         print(json.dumps(shown, indent=2))
         return

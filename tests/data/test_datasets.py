@@ -284,7 +284,7 @@ def test_a_search_worker_cannot_read_a_new_sources_test_split(tmp_path: Path) ->
 @pytest.mark.slow
 def test_an_image_folder_study_runs_retrains_reports_and_serves_from_one_decode(
         work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_dashboard import Dashboard, api
+    from dashboard_process import Dashboard, api
 
     folder = write_image_folder(work.path / "pets")
     monkeypatch.setenv("HPSEARCH_FOLDER", str(folder))

@@ -13,7 +13,7 @@ import torch
 from conftest import Finished, Work
 from hpsearch.data import DataSpec, load_search_data, load_test_data
 from hpsearch.results.retrain import load_checkpoint
-from hpsearch.store.records import RETRAIN, study_get
+from hpsearch.store.records import PENDING, RETRAIN, looks_counted, study_get
 from hpsearch.store.storage import try_exclusive
 from hpsearch.train.loop import evaluate
 
@@ -160,3 +160,34 @@ def test_a_look_through_a_symlinked_database_waits_for_the_one_under_way(searche
     assert "another `hpsearch best --retrain` of study 'tiny_mnist' is running" in r.output
     study = optuna.load_study(study_name="tiny_mnist", storage=work.url)
     assert study_get(study, RETRAIN) is None and not list((work.path / "runs").glob("**/*.pt"))
+
+
+KILL_BEFORE_RECORD = """
+import os, sys
+from hpsearch.results import look
+def record(self, key, value):
+    os._exit(137)  # what kill -9 leaves between the look and its record: no finally block
+look.Look.record = record
+from hpsearch.cli import main
+sys.argv = ["hpsearch", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_killed_compare_test_counts_its_look_and_the_next_look_says_so(searched: tuple[Work, Path]) -> None:
+    """`compare --test` goes through the same door as a retrain: counted write-ahead and left
+    pending if killed, so `studies` shows it and the next look names it."""
+    work, root = searched
+    killed = subprocess.run([sys.executable, "-c", KILL_BEFORE_RECORD, "compare", "tiny_mnist", "--by", "lr",
+                             "--test", "--data-root", str(root)], cwd=work.path,
+                            env={**os.environ, "HPSEARCH_STORAGE": work.url}, capture_output=True, text=True)
+    assert killed.returncode == 137, killed.stdout + killed.stderr
+    study = optuna.load_study(study_name="tiny_mnist", storage=work.url)
+    assert looks_counted(study) == 1 and study_get(study, PENDING)["what"] == "compare --test"
+    assert "compare --test interrupted (1 look)" in work.cli("studies").output
+    r = work.cli("best", "--retrain", "--seeds", "1", "--data-root", str(root))
+    assert "an earlier compare --test was killed during test look 1; that look counts" in r.output
+    assert "test split looked at 2 times" in r.output
+    rec = record(work)
+    assert rec["test_looks"] == 2 and rec["interrupted_looks"] == [1]
+    assert study_get(optuna.load_study(study_name="tiny_mnist", storage=work.url), PENDING) is None

@@ -21,9 +21,9 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from test_recovery import heartbeats, start_run, wait_running
 
 from conftest import Work
+from processes import heartbeats, start_run, wait_running
 
 pytest.importorskip("grpc", reason="grpcio is not installed: pip install 'hpsearch[grpc]'")
 

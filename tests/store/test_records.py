@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from pathlib import Path
+
 import optuna
 import pytest
 
@@ -9,11 +13,58 @@ from conftest import Finished, Work
 from hpsearch.store import records
 from hpsearch.store.compat import storage_of, study_id
 
-pytestmark = pytest.mark.slow
+SRC = Path(__file__).resolve().parents[2] / "src" / "hpsearch"
+# a stored attribute named by a string literal: set_user_attr("x"), user_attrs["x"], .get("x"), system attrs too
+RAW_KEY = re.compile(r"""\b(set_(user|system)_attr\(|(user|system)_attrs(\.get\(|\[))\s*["']""")
+
+
+def test_no_module_but_the_record_module_names_a_stored_attribute_by_string() -> None:
+    """Writers and readers go through store/records.py (put_attrs, TrialRecord, study_get, …)."""
+    found = [f"{path.relative_to(SRC)}:{n}: {line.strip()}" for path in sorted(SRC.rglob("*.py"))
+             if path.name != "records.py"
+             for n, line in enumerate(path.read_text().splitlines(), 1) if RAW_KEY.search(line)]
+    assert not found, "\n".join(found)
+
+
+def test_the_raw_key_pattern_finds_what_it_is_meant_to() -> None:
+    for line in ('trial.set_user_attr("seed", 1)', "t.user_attrs['model']", 't.user_attrs.get("epochs")',
+                 't.system_attrs.get("fixed_params", {})'):
+        assert RAW_KEY.search(line), line
+    assert not RAW_KEY.search("records.put_attrs(trial, seed=1)")
+    assert not RAW_KEY.search('"get_study_user_attrs", "get_study_system_attrs"')
+
+
+def test_the_trial_record_reads_every_attribute_the_writers_may_write() -> None:
+    fields = {f.name for f in dataclasses.fields(records.TrialRecord)}
+    assert set(records.TrialAttrs.__annotations__) <= fields
+    assert records.TRIAL_ATTRS == set(records.TrialAttrs.__annotations__) | {records.CELL}
+
+
+def test_older_trials_are_upgraded_on_read() -> None:
+    """hpsearch 0.1 wrote no model name (it trained the CNN); no version before this one wrote
+    best_epoch: both come from what the trial does hold."""
+    old = optuna.trial.create_trial(value=0.9, user_attrs={"n_params": 1000, "seed": 7, "epochs": 3,
+                                                           "curves": {"val_top1": [0.5, 0.9, 0.8]}})
+    rec = records.trial_record(old, "val_top1", maximize=True)
+    assert (rec.model, rec.seeds, rec.best_epoch, rec.curves["val_top1"]) == ("cnn", (7,), 2, [0.5, 0.9, 0.8])
+    assert records.trial_record(old, "val_top1", maximize=False).best_epoch == 1
+    assert records.TrialRecord.of_trial(optuna.trial.create_trial(value=1.0)).model is None  # never trained
+
+
+@pytest.mark.parametrize("curve, maximize, best", [
+    ([0.1, 0.3, 0.3, 0.2], True, 2),  # the earliest of equal values
+    ([None, 0.4, 0.2], False, 3),
+    ([None, None], True, None),
+    ([], True, None),
+])
+def test_best_epoch(curve: list[float | None], maximize: bool, best: int | None) -> None:
+    assert records.best_epoch(curve, maximize) == best
+
 
 TRIAL_SYSTEM = {records.CONFIG, records.CURVES, records.REPEAT_CURVES, records.ELAPSED}
 
 
+@pytest.mark.slow
 def test_a_searched_and_retrained_study_stores_only_declared_attributes(work: Work, tiny_retrained: Finished) -> None:
     work.adopt(tiny_retrained)
     study = optuna.load_study(study_name="tiny", storage=work.url)
@@ -28,3 +79,8 @@ def test_a_searched_and_retrained_study_stores_only_declared_attributes(work: Wo
     rec = records.retrain_record(study)
     assert rec is not None and study.user_attrs[records.RETRAIN_LINE].startswith(f"trial {rec['trial']}: test top1 ")
     assert study.user_attrs[records.LOOKS] == rec["test_looks"] == 1
+    done = [records.trial_record(t, "val_top1") for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    for r in done:  # every metric the task computes, on the training pass and on validation, and the best epoch
+        assert {"train_loss", "train_top1", "train_topk", "val_loss", "val_top1", "val_topk"} <= set(r.curves)
+        assert r.best_epoch == records.best_epoch(r.curves["val_top1"], maximize=True) is not None
+        assert "best_epoch" in study.trials[r.number].user_attrs  # recorded, not only derived

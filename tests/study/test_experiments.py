@@ -13,13 +13,13 @@ from collections import Counter
 import optuna
 import pytest
 from optuna.trial import TrialState
-from test_recovery import start_run, wait_for
 
 from conftest import Work
 from hpsearch import samplers
 from hpsearch.store.records import SETTINGS, study_get
 from hpsearch.study.declaration import StoredSettings
 from hpsearch.study.samplers import CELL_ATTR, SamplerSpec
+from processes import start_run, wait_for
 
 CELLS = {(h, o) for h in (8, 16) for o in ("adam", "sgd_hi", "sgd_lo")}
 

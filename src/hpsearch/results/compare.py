@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import summary
-from hpsearch.store.records import curves_of_trial
+from hpsearch.store.records import TrialRecord, best_epoch, curves_of_trial
 
 
 @dataclass
@@ -33,20 +33,14 @@ class Group:
     def values(self) -> list[float]:
         return [float(t.values[0]) for t in self.trials if t.values]  # the study metric (first objective)
 
-    def mean_of(self, attr: str) -> float | None:
-        got = [float(t.user_attrs[attr]) for t in self.trials if t.user_attrs.get(attr) is not None]
+    def mean_of(self, attr: Literal["epochs", "seconds", "n_params"]) -> float | None:
+        got = [float(v) for t in self.trials if (v := getattr(TrialRecord.of_trial(t), attr)) is not None]
         return statistics.fmean(got) if got else None
 
     def best_epochs(self, metric: str, maximize: bool) -> list[int]:
         """The epoch of each trial's best validation value (1-based): next to the final epoch,
         it says whether training ran past its best."""
-        out = []
-        for t in self.trials:
-            curve = [v for v in curves_of_trial(t).get(metric) or [] if v is not None]
-            if curve:
-                best = max(curve) if maximize else min(curve)
-                out.append(curve.index(best) + 1)
-        return out
+        return [b for t in self.trials if (b := best_epoch(curves_of_trial(t).get(metric) or [], maximize)) is not None]
 
     def curves(self, metric: str) -> list[list[float | None]]:
         return [c for t in self.trials if (c := curves_of_trial(t).get(metric))]

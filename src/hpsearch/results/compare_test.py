@@ -21,14 +21,13 @@ from typing import Any
 import optuna
 import torch
 
-from hpsearch.data import load_search_data, load_test_data, prepare
-from hpsearch.errors import HpsearchError
+from hpsearch.data import load_search_data, prepare
 from hpsearch.fmt import summary
 from hpsearch.results.compare import Comparison
+from hpsearch.results.look import Look, look_at_test_split
 from hpsearch.results.provenance import evidence
-from hpsearch.store.queries import settings_of, test_looks
-from hpsearch.store.records import COMPARE_TEST, FINGERPRINT, LOOKS, config_of, study_get, study_put
-from hpsearch.store.storage import try_exclusive
+from hpsearch.store.queries import settings_of
+from hpsearch.store.records import COMPARE_TEST, FINGERPRINT, TrialRecord, config_of, study_get
 from hpsearch.study.config import TrialConfig
 from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.train.fused import fit_together
@@ -39,17 +38,16 @@ def test_groups(study: optuna.Study, comparison: Comparison, *, data_root: Path,
                 storage_url: str | None = None, studies_dir: Path | None = None,
                 say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Retrain every trial of ``comparison`` from its recorded seed, evaluate all once on the test
-    split (one counted look), record and return ``{"look", "groups": [...]}``."""
-    if storage_url is None:
-        return _test_groups(study, comparison, data_root, device, studies_dir, say)
-    with try_exclusive(storage_url, f"hpsearch:retrain:{study.study_name}") as mine:  # one look at a time
-        if not mine:
-            raise HpsearchError(f"a retrain or compare --test of study {study.study_name!r} is running; wait for it")
-        return _test_groups(study, comparison, data_root, device, studies_dir, say)
+    split (one counted look, through the one door), record and return ``{"look", "groups": [...]}``."""
+    with look_at_test_split(study, "compare --test", storage_url) as look:
+        if look.interrupted is not None:
+            say(f"an earlier {look.interrupted.get('what', 'retrain')} was killed during test look "
+                f"{look.interrupted['look']}; that look counts")
+        return _test_groups(study, comparison, data_root, device, studies_dir, say, look)
 
 
 def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, device: torch.device,
-                 studies_dir: Path | None, say: Callable[[str], None]) -> dict[str, Any]:
+                 studies_dir: Path | None, say: Callable[[str], None], look: Look) -> dict[str, Any]:
     settings = settings_of(study)
     trials = [t for g in comparison.groups for t in g.trials]
     stored_fp = study_get(study, FINGERPRINT, {})
@@ -63,9 +61,9 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
     reproduced = 0
     for i, t in enumerate(trials, 1):
         config = TrialConfig.from_dict(config_of(t))
-        epochs = int(t.user_attrs.get("epochs") or settings.max_epochs)
-        seeds = [int(s) for s in t.user_attrs.get("seeds") or [t.user_attrs["seed"]]]
-        if t.user_attrs.get("fused"):  # its repeats trained as one model: retrained the same way, they reproduce
+        done = TrialRecord.of_trial(t)
+        epochs, seeds = done.epochs or settings.max_epochs, list(done.seeds)
+        if done.fused:  # its repeats trained as one model: retrained the same way, they reproduce
             results = fit_together([config] * len(seeds), data, epochs=epochs, seeds=seeds, device=device,
                                    task=settings.task, fuse=True)
         else:
@@ -77,9 +75,7 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
         say(f"retrained trial {t.number} ({i}/{len(trials)}) from its seed{'s' if len(seeds) > 1 else ''}: "
             f"{settings.metric}={again:.4f} (search: {searched:.4f})")
 
-    look = test_looks(study) + 1
-    test = load_test_data(settings.data, data_root, data.mean, data.std, device,
-                          look=lambda: study.set_user_attr(LOOKS, look))  # counted before the read
+    test = look.read(settings.data, data_root, data.mean, data.std, device, trials=[t.number for t in trials])
     task = settings.task
     groups = []
     for g in comparison.groups:
@@ -87,7 +83,7 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
         groups.append({"params": g.params, "trials": [t.number for t in g.trials],
                        **{f"test_{k}": summary([s[k] for s in scores])  # type: ignore[misc]
                           for k in task.METRICS if scores and scores[0].get(k) is not None}})
-    record = {"look": look, "by": comparison.by, "metric": comparison.metric, "groups": groups,
+    record = {"look": look.number, "by": comparison.by, "metric": comparison.metric, "groups": groups,
               "reproduced": reproduced, "retrained": len(trials), "device": str(device), **evidence()}
-    study_put(study, COMPARE_TEST, [*study_get(study, COMPARE_TEST, []), record])
+    look.record(COMPARE_TEST, [*study_get(study, COMPARE_TEST, []), record])
     return record

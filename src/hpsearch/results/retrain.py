@@ -24,7 +24,6 @@ from hpsearch.data import (
     SearchData,
     Tensors,
     load_search_data,
-    load_test_data,
     prepare,
     refit_data,
 )
@@ -32,9 +31,11 @@ from hpsearch.errors import HpsearchError
 from hpsearch.fmt import summary
 from hpsearch.results import checkpoints
 from hpsearch.results.checkpoints import load_checkpoint
+from hpsearch.results.look import Look, look_at_test_split
 from hpsearch.results.provenance import evidence
 from hpsearch.store.paths import safe_name
 from hpsearch.store.queries import (
+    best_trial,
     chosen_trial,
     interrupted_look,
     objective_names,
@@ -43,12 +44,9 @@ from hpsearch.store.queries import (
     recorded,
     retrain_line,
     settings_of,
-    test_looks,
 )
 from hpsearch.store.records import (
     FINGERPRINT,
-    LOOKS,
-    PENDING,
     RETRAIN,
     RETRAIN_LINE,
     RetrainRecord,
@@ -58,7 +56,6 @@ from hpsearch.store.records import (
     study_get,
     study_put,
 )
-from hpsearch.store.storage import try_exclusive
 from hpsearch.study.config import TrialConfig
 from hpsearch.study.declaration import StoredSettings
 from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
@@ -107,41 +104,67 @@ class RetrainRequest:
     studies_dir: Path | None = None  # where to find the study module if a trial's model needs it
     allow_module_change: bool = False
     allow_data_change: bool = False
-    storage_url: str | None = None  # for the lock that lets one retrain of a study run at a time
+    storage_url: str | None = None  # the database the look's lock lives in (default: the one the study opened)
     trial: int | None = None  # retrain this trial instead of the best (e.g. a point of the Pareto front)
     epochs: int | None = None  # train the final runs this long (default: the search's max_epochs)
     refit: bool = False  # train the final runs on train + validation (no validation score left)
 
 
-def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None,
-            tick: Ticker | None = None) -> RetrainRecord:
-    """Return the retrain record, computing it (one look at the test split) only when needed.
+@dataclass(frozen=True)
+class Retrained:
+    record: RetrainRecord
+    looked: bool  # this call looked at the test split (False: the record already answered it)
 
-    One retrain of a study runs at a time (a second one is refused, not queued: it would
-    only repeat the first's look). Each look is counted before the test split is read, so a
-    retrain killed mid-evaluation can only over-count, never hide a look.
+
+def needs_look(study: optuna.Study, req: RetrainRequest) -> bool:
+    """The "once" policy of ``best --retrain``, in one place: whether this request must look at the
+    test split (no record yet, ``--force``, or an earlier look was killed) or the record answers it.
+
+    A request the record cannot answer without ``--force`` is refused in one line naming the
+    ``--force`` command: another trial than the one retrained, or a refit where the record is not.
     """
     if req.seeds < 1 or req.top_k < 1 or (req.epochs is not None and req.epochs < 1):
         raise HpsearchError("--seeds, --top-k and --epochs must be >= 1")
-    if req.storage_url is None:
-        return _retrain(study, req, progress, tick)
-    with try_exclusive(req.storage_url, f"hpsearch:retrain:{study.study_name}") as mine:
-        if not mine:
-            raise HpsearchError(f"another `hpsearch best --retrain` of study {study.study_name!r} is running; "
-                                "wait for it to finish, then rerun to see its record")
-        return _retrain(study, req, progress, tick)
+    if req.trial is None and settings_of(study).multi:
+        best_trial(study)  # raises: several objectives have no single best; names the front and --trial
+    if req.trial is not None:
+        chosen_trial(study, req.trial)  # raises for a trial that does not exist or did not complete
+    rec = recorded(study)
+    if rec is not None and not req.force:
+        if req.refit and not rec.get("refit"):
+            raise HpsearchError("the retrain record was trained on train only, not refit; --refit --force refits "
+                                "on train + validation (a new look at the test split, counted)")
+        if req.trial is not None and rec["trial"] != req.trial:
+            raise HpsearchError(f"the retrain record is for trial {rec['trial']}; --trial {req.trial} --force "
+                                f"retrains trial {req.trial} (a new look at the test split, counted)")
+    return rec is None or req.force or interrupted_look(study) is not None
 
 
-def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None,
+def retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None = None,
+            tick: Ticker | None = None) -> Retrained:
+    """The retrain record, computed (one look at the test split) only where :func:`needs_look` says.
+
+    One look of a study runs at a time (a second one is refused, not queued: it would only repeat
+    the first's look); the policy is asked again once the look is held, since one that finished
+    meanwhile may have answered the request. Each look is counted before the test split is read
+    (:mod:`hpsearch.results.look`), so a retrain killed mid-evaluation over-counts, never hides.
+    """
+    if needs_look(study, req):
+        with look_at_test_split(study, "retrain", req.storage_url) as look:
+            if needs_look(study, req):
+                return Retrained(_retrain(study, req, look, progress, tick), looked=True)
+    rec = recorded(study)
+    assert rec is not None  # needs_look is False only with a record
+    return Retrained(rec, looked=False)
+
+
+def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Progress | None,
              tick: Ticker | None) -> RetrainRecord:
     say = progress or (lambda _msg: None)
     previous = recorded(study)
-    lost = interrupted_look(study)
-    if previous is not None and not req.force and lost is None:
-        return previous
-    looks = test_looks(study)
+    lost = look.interrupted
     if lost is not None:
-        say(f"an earlier retrain was killed during test look {lost['look']}; that look counts")
+        say(f"an earlier {lost.get('what', 'retrain')} was killed during test look {lost['look']}; that look counts")
     settings = settings_of(study)
     candidates = [chosen_trial(study, req.trial)] if req.trial is not None else ranked_trials(study)[: req.top_k]
     stored_fp = study_get(study, FINGERPRINT, {})
@@ -152,7 +175,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
                               f"study {study.study_name!r}")
     if warning:
         say(warning)
-    round_ = looks  # fresh seeds for every look: a new round never overwrites an earlier one's checkpoints
+    round_ = look.number - 1  # fresh seeds for every look: a new round never overwrites an earlier one's checkpoints
     data = load_search_data(settings.data, req.data_root, req.device)
     say(f"loaded {settings.data.label}: {len(data.train)} train / {len(data.val)} val images")
 
@@ -186,14 +209,8 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     assert leader is not None
     trial, seeds, fits, _ = leader
 
-    look = looks + 1
-
-    def count_look() -> None:  # write-ahead: the gate calls this before the first test image is read
-        study.set_user_attr(LOOKS, look)
-        study_put(study, PENDING, {"look": look, "trial": trial.number, "seeds": seeds})
-
-    test = load_test_data(settings.data, req.data_root, data.mean, data.std, req.device, look=count_look)
-    say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look})")
+    test = look.read(settings.data, req.data_root, data.mean, data.std, req.device, trial=trial.number, seeds=seeds)
+    say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look.number})")
     runs, task_fields = _test_once(fits, seeds, test, data, trial, settings, req.out_dir, study.study_name, req.refit)
     names = list(task.METRICS)
     record: RetrainRecord = {
@@ -215,7 +232,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
         "test": {m: summary([_number(r, f"test_{m}") for r in runs]) for m in _metrics(runs, "test", names)},
         "candidates": scored,
         "first_layer": _first_layer(fits[0].model, seeds[0]),
-        "test_looks": look,
+        "test_looks": look.number,
         "interrupted_looks": sorted({*(previous or {}).get("interrupted_looks", []),
                                      *([lost["look"]] if lost else [])}),
         "rounds": round_ + 1,
@@ -223,9 +240,8 @@ def _retrain(study: optuna.Study, req: RetrainRequest, progress: Progress | None
     # the task's own keys (classify: topk_k, confusion, classes, samples, mistakes; reconstruct and
     # segment: their samples, distribution) and the provenance, both declared in RetrainRecord
     record.update(cast(RetrainRecord, {**task_fields, **evidence()}))
-    study_put(study, RETRAIN, record)
     study_put(study, RETRAIN_LINE, retrain_line(record))
-    study_put(study, PENDING, None)
+    look.record(RETRAIN, record)
     return record
 
 

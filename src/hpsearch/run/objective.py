@@ -55,7 +55,7 @@ class Planned:
     seeds: list[int]
     size: Size
     history: list[EpochMetrics] = field(default_factory=list)
-    per_seed: list[list[float]] = field(default_factory=list)
+    per_seed: list[list[EpochMetrics]] = field(default_factory=list)  # with repeats: each seed's epochs
     group: Group | None = None  # the runs it trains in (its seeds, and its pack-mates' where they fuse)
     members: list[int] = field(default_factory=list)  # its seeds' indices in ``group``
     settled: bool = False
@@ -85,27 +85,24 @@ class Objective:
         """Everything before training: where it runs, its seeds, its config and size (a config over
         the study's limits is pruned here, before any step, by raising ``optuna.TrialPruned``)."""
         # where it runs, first: a trial out of GPU memory asks which others share its device (hpsearch.run.oom)
-        trial.set_user_attr("device", str(self.device))
-        trial.set_user_attr("threads", torch.get_num_threads())
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        records.put_attrs(trial, device=str(self.device), threads=torch.get_num_threads(),
+                          worker=f"{socket.gethostname()}:{os.getpid()}")
         seeds = self.seeds(trial)
         config = self.study.space(trial)
-        trial.set_user_attr("seed", seeds[0])
+        records.put_attrs(trial, seed=seeds[0])
         if len(seeds) > 1:
-            trial.set_user_attr("seeds", seeds)
+            records.put_attrs(trial, seeds=seeds)
         records.put(trial, records.CONFIG, config.to_dict())
-        trial.set_user_attr("model", config.model.name)
+        records.put_attrs(trial, model=config.model.name)
         try:
             size = measure(config.model, self.data.info)  # a throwaway CPU copy, no weights read
         except InfeasibleModel as err:
-            trial.set_user_attr("rejected", str(err))
+            records.put_attrs(trial, rejected=str(err))
             raise optuna.TrialPruned(f"rejected before training: {err}") from None
-        trial.set_user_attr("n_params", size.params)
-        trial.set_user_attr("n_trainable", size.trainable)
-        trial.set_user_attr("flops", size.flops)
+        records.put_attrs(trial, n_params=size.params, n_trainable=size.trainable, flops=size.flops)
         too_big = _over_limit(size, self.settings)
         if too_big:
-            trial.set_user_attr("rejected", too_big)
+            records.put_attrs(trial, rejected=too_big)
             raise optuna.TrialPruned(f"rejected before training: {too_big}")
         return Planned(trial, config, seeds, size, per_seed=[[] for _ in seeds])
 
@@ -197,9 +194,9 @@ class Objective:
                 p.group, p.members = group, list(range(start, start + len(p.seeds)))
                 start += len(p.seeds)
                 if group.fused and len(p.seeds) > 1:  # its own repeats trained as one model
-                    p.trial.set_user_attr("fused", len(p.seeds))
+                    records.put_attrs(p.trial, fused=len(p.seeds))
                 if group.fused and len(bucket) > 1:  # ... with other trials' runs
-                    p.trial.set_user_attr("fused_with", [q.number for q in bucket if q is not p])
+                    records.put_attrs(p.trial, fused_with=[q.number for q in bucket if q is not p])
             groups.append((group, bucket))
         return groups
 
@@ -214,12 +211,12 @@ class Objective:
         mine = [outcomes[i] for i in p.members if i in outcomes]
         diverged = next((o for o in mine if isinstance(o, Diverged)), None)
         if diverged is not None:
-            p.trial.set_user_attr("diverged_at_epoch", diverged.epoch)
+            records.put_attrs(p.trial, diverged_at_epoch=diverged.epoch)
             raise optuna.TrialPruned(str(diverged))
         each = [o for o in mine if isinstance(o, EpochMetrics)]
         metric = self.settings.metric
-        for values, m in zip(p.per_seed, each):
-            values.append(float(getattr(m, metric)))
+        for runs, m in zip(p.per_seed, each):
+            runs.append(m)
         m = mean_metrics(each)
         p.history.append(m)
         if not self.settings.multi:
@@ -244,11 +241,12 @@ class Objective:
 
     def _write(self, p: Planned, seconds: float | None) -> None:
         """Its evidence: curves, the worker's peak GPU memory so far, and its seconds if it finished."""
-        _record_curves(p.trial, p.history, p.per_seed if len(p.seeds) > 1 else None, self.settings.metric)
+        _record_curves(p.trial, p.history, p.per_seed if len(p.seeds) > 1 else None, self.settings.metric,
+                       self.settings.direction == "maximize")
         if self.device.type == "cuda":
-            p.trial.set_user_attr("gpu_peak_bytes", torch.cuda.max_memory_allocated(self.device))
+            records.put_attrs(p.trial, gpu_peak_bytes=torch.cuda.max_memory_allocated(self.device))
         if seconds is not None:
-            p.trial.set_user_attr("seconds", round(seconds, 3))
+            records.put_attrs(p.trial, seconds=round(seconds, 3))
 
     def _record(self, p: Planned) -> None:
         """:meth:`_write` for an interrupted trial, if it can still be written (the caller fails it)."""
@@ -302,14 +300,20 @@ def _over_limit(size: Size, settings: StoredSettings) -> str | None:
     return None
 
 
-def _record_curves(trial: optuna.Trial, history: list[EpochMetrics], per_seed: list[list[float]] | None,
-                   metric: str) -> None:
-    """Mean curves under ``curves``; with repeats also each seed's metric curve, so a report can
-    show the spread behind the mean (``repeat_curves``, ``repeat_values``: each seed's last)."""
+def _record_curves(trial: optuna.Trial, history: list[EpochMetrics], per_seed: list[list[EpochMetrics]] | None,
+                   metric: str, maximize: bool) -> None:
+    """Every metric's curve, train and validation, per epoch (the seeds' mean with repeats), and
+    the epoch the study metric was best; with repeats also each seed's curve of every metric, so a
+    report can show the spread behind the mean (``repeat_values``: each seed's last study metric)."""
     if not history:
         return
-    records.put(trial, records.CURVES, curves_of(history))
-    trial.set_user_attr("epochs", len(history))
+    curves = curves_of(history)
+    records.put(trial, records.CURVES, curves)
+    best = records.best_epoch(curves.get(metric) or [], maximize)
+    records.put_attrs(trial, epochs=len(history))
+    if best is not None:
+        records.put_attrs(trial, best_epoch=best)
     if per_seed is not None:
-        records.put(trial, records.REPEAT_CURVES, {metric: per_seed})
-        trial.set_user_attr("repeat_values", [v[-1] for v in per_seed if v])
+        each = [curves_of(runs) for runs in per_seed if runs]
+        records.put(trial, records.REPEAT_CURVES, {name: [c[name] for c in each] for name in curves})
+        records.put_attrs(trial, repeat_values=[float(getattr(runs[-1], metric)) for runs in per_seed if runs])

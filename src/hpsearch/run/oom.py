@@ -22,26 +22,23 @@ from __future__ import annotations
 
 import gc
 import socket
-import warnings
 from collections.abc import Sequence
 
 import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpsearch.store.records import OOM_REQUEUED_FROM, OOM_REQUEUES
-from hpsearch.study.samplers import CELL_ATTR
+from hpsearch.store.records import TrialRecord, enqueue
 
 MAX_REQUEUES = 3
 
 
 def co_tenants(study: optuna.Study, trial: optuna.Trial) -> list[int]:
     """Numbers of the other trials RUNNING now on this trial's device on this machine."""
-    attrs = trial.user_attrs
-    device, host = attrs.get("device"), socket.gethostname()
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return [t.number for t in running if t.number != trial.number and t.user_attrs.get("device") == device
-            and str(t.user_attrs.get("worker", "")).split(":")[0] == host]
+    device, host = TrialRecord.of_trial(trial).device, socket.gethostname()
+    running = [TrialRecord.of_trial(t)
+               for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    return [t.number for t in running if t.number != trial.number and t.device == device and t.host == host]
 
 
 def free_cuda_memory() -> None:
@@ -59,17 +56,11 @@ def handle(study: optuna.Study, trial: optuna.Trial, err: BaseException, pack: S
     Returns ``(message, requeued)``; the caller fails the trial with ``message`` as its error.
     """
     others = sorted(set(co_tenants(study, trial)) | (set(pack) - {trial.number}))
-    device = trial.user_attrs.get("device", "the device")
-    retries = int(trial.user_attrs.get(OOM_REQUEUES, 0))
+    mine = TrialRecord.of_trial(trial)
+    device, retries = mine.device or "the device", mine.oom_requeues
     detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
     if others and retries < MAX_REQUEUES:
-        attrs = {OOM_REQUEUED_FROM: trial.number, OOM_REQUEUES: retries + 1}
-        cell = trial.user_attrs.get(CELL_ATTR)
-        if cell is not None:  # a grid cell stays that cell
-            attrs[CELL_ATTR] = cell
-        with warnings.catch_warnings():  # enqueue_trial's user_attrs are "experimental"
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.enqueue_trial(dict(trial.params), user_attrs=attrs, skip_if_exists=False)
+        enqueue(study, trial.params, cell=mine.cell, requeued_from=trial.number, requeues=retries + 1)
         return (f"out of GPU memory on {device} with {len(others)} other trial(s) there "
                 f"({', '.join(map(str, others))}); its parameters are re-queued ({detail})"), True
     if others:

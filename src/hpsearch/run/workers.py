@@ -37,7 +37,7 @@ from hpsearch.run.pruners import make_pruner
 from hpsearch.store.budget import FINISHED_STATES, WAIT, decide, fail_stale  # noqa: F401 - re-exported for callers
 from hpsearch.store.compat import trial_id
 from hpsearch.store.queries import primary_value  # a pruned trial's is its last report
-from hpsearch.store.records import FINGERPRINT, GPU_PEAK, SETTINGS, study_get
+from hpsearch.store.records import FINGERPRINT, SETTINGS, TrialRecord, put_attrs, study_get
 from hpsearch.store.storage import Heartbeat, heartbeat_interval, open_storage, with_retry
 from hpsearch.study import discover
 from hpsearch.study.declaration import StoredSettings
@@ -128,8 +128,7 @@ def auto_workers(device: str, study: optuna.Study) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if not device.startswith("cuda"):
         return cpu_cores()
-    peaks = [int(t.user_attrs[GPU_PEAK]) for t in study.get_trials(deepcopy=False)
-             if t.user_attrs.get(GPU_PEAK)]
+    peaks = [peak for t in study.get_trials(deepcopy=False) if (peak := TrialRecord.of_trial(t).gpu_peak_bytes)]
     return workers_for_memory(torch.cuda.get_device_properties(0).total_memory, peaks, torch.cuda.device_count())
 
 
@@ -306,7 +305,7 @@ def run_trials(study: optuna.Study, storage: optuna.storages.RDBStorage, trials:
 
 
 def trial_failed(study: optuna.Study, trial: optuna.Trial, error: str) -> None:
-    trial.set_user_attr("error", error)
+    put_attrs(trial, error=error)
     study.tell(trial, state=TrialState.FAIL)
 
 
@@ -339,7 +338,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome, pack: list
             trial_failed(study, trial, f"interrupted ({interrupts.describe(signum)})")
             raise interrupts.Interrupted(signum) from outcome
         message = f"{type(outcome).__name__}: {outcome}"
-        trial.set_user_attr("traceback", "".join(traceback.format_exception(outcome))[-4000:])
+        put_attrs(trial, traceback="".join(traceback.format_exception(outcome))[-4000:])
         trial_failed(study, trial, message)
         return TrialState.FAIL, None, message
     frozen = study.tell(trial, outcome)

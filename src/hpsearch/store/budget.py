@@ -24,10 +24,10 @@ from optuna.trial import TrialState
 
 from hpsearch.store.compat import trial_id
 from hpsearch.store.proxy_client import ProxyStorage
-from hpsearch.store.records import study_put
+from hpsearch.store.records import enqueue, study_put
 from hpsearch.store.rows import state_counts
 from hpsearch.store.storage import budget_lock
-from hpsearch.study.samplers import CELL_ATTR, SamplerSpec, next_cell
+from hpsearch.study.samplers import SamplerSpec, next_cell
 from hpsearch.tasks import Direction
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -63,9 +63,7 @@ def decide(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str, 
             cell = next_cell(sampler, study.get_trials(deepcopy=False))
             if cell is None:  # every cell finished or running: done, or wait for the running ones
                 return WAIT if running else None
-            with warnings.catch_warnings():  # enqueue_trial's user_attrs are "experimental"
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.enqueue_trial(cell, user_attrs={CELL_ATTR: cell})
+            enqueue(study, cell, cell=cell)
         trial = study.ask()  # a WAITING trial first: a re-queued or just-enqueued cell
         # First beat before the lock is released: no instant in which a new RUNNING trial
         # has no heartbeat (such a trial could never be found stale, and would hold the

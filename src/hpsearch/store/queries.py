@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import HpsearchError
 from hpsearch.hints import command
-from hpsearch.store.records import LOOKS, PENDING, SETTINGS, RetrainRecord, retrain_record, study_get
+from hpsearch.store.records import PENDING, SETTINGS, RetrainRecord, looks_counted, retrain_record, study_get
 from hpsearch.store.rows import state_counts
 from hpsearch.store.storage import mask
 from hpsearch.study.declaration import StoredSettings
@@ -48,11 +48,12 @@ def study_lines(storage: optuna.storages.BaseStorage) -> list[StudyLine]:
 
 def retrain_state(study: optuna.Study) -> str:
     """``retrained #3: test top1 0.9712 ± 0.0031 (1 look)``, ``not retrained``, or an interrupted look."""
-    rec = recorded(study)
-    looks = test_looks(study)
+    rec, looks, killed = recorded(study), looks_counted(study), interrupted_look(study)
+    n = f"{looks} look{'s' if looks != 1 else ''}"
+    what = f"{killed.get('what', 'retrain')} interrupted" if killed else ""
     if rec is None:
-        return f"retrain interrupted ({looks} look{'s' if looks != 1 else ''})" if looks else "not retrained"
-    return f"retrained #{rec['trial']}: {_test_score(rec)} ({looks} look{'s' if looks != 1 else ''})"
+        return f"{what} ({n})" if killed else (f"not retrained ({n})" if looks else "not retrained")
+    return f"retrained #{rec['trial']}: {_test_score(rec)} ({n}{'; ' + what if killed else ''})"
 
 
 def retrain_line(rec: RetrainRecord) -> str:
@@ -170,12 +171,6 @@ def _nothing_complete(study: optuna.Study) -> HpsearchError:
 
 def recorded(study: optuna.Study) -> RetrainRecord | None:
     return retrain_record(study)
-
-
-def test_looks(study: optuna.Study) -> int:
-    """Looks at the test split so far, interrupted ones included (records of 0.1 carry the count)."""
-    rec = recorded(study) or {}
-    return max(int(study.user_attrs.get(LOOKS, 0)), int(rec.get("test_looks", 0)))
 
 
 def interrupted_look(study: optuna.Study) -> dict[str, Any] | None:

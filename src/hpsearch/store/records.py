@@ -19,15 +19,21 @@ trial, its test score ± std over how many seeds) beside the count of test looks
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
-from typing import Any, TypedDict, cast
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import optuna
 from optuna.trial import FrozenTrial
 
 from hpsearch.fmt import Summary
+from hpsearch.models import LEGACY_MODEL
 from hpsearch.store.compat import storage_of, study_id, trial_id
 from hpsearch.study.samplers import CELL_ATTR as CELL  # trial user attribute: the grid cell it was handed
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 CONFIG = "hpsearch:config"  # TrialConfig.to_dict(): what the trial trained (user attribute "config" before)
 CURVES = "hpsearch:curves"  # {"train_loss": [...], "val_top1": [...], "seconds": [...], …} per epoch ("curves")
@@ -152,6 +158,16 @@ def retrain_record(study: optuna.Study) -> RetrainRecord | None:
     return rec
 
 
+def looks_counted(study: optuna.Study) -> int:
+    """Looks at the test split so far, killed ones included: the study counter, written before
+    each look. hpsearch 0.1 kept no counter; its retrain record's look number is the count."""
+    counted = study.user_attrs.get(LOOKS)
+    if counted is not None:
+        return int(counted)
+    rec = retrain_record(study)
+    return int(rec.get("test_looks", 0)) if rec else 0
+
+
 def study_get(study: optuna.Study, key: str, default: Any = None) -> Any:
     """A study record (one of the keys above) from wherever this study's version stored it."""
     if key in _STUDY_RECORDS:
@@ -197,6 +213,120 @@ class TrialAttrs(TypedDict, total=False):
     oom_requeues: int  # how many times these parameters were re-queued so far
     error: str  # a failed trial's cause in one line ("interrupted (SIGTERM)", "KeyError: 'x'")
     traceback: str  # the failure's traceback, last 4,000 characters
+    fused_with: list[int]  # run --trials-per-worker: the trials it trained beside, as one model
+    best_epoch: int  # 1-based epoch of the study metric's best validation value (its curves hold every metric)
+
+
+def put_attrs(trial: optuna.Trial, **attrs: Unpack[TrialAttrs]) -> None:
+    """Set a running trial's small attributes by name; mypy checks each name and type against
+    :class:`TrialAttrs`, so no other module spells a stored key."""
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def enqueue(study: optuna.Study, params: Mapping[str, Any], *, cell: dict[str, Any] | None = None,
+            requeued_from: int | None = None, requeues: int | None = None) -> None:
+    """Queue a trial with these parameters and the attributes it starts with: its grid ``cell``
+    (kept on a retry), and after an out-of-memory the trial it stands in for and the count."""
+    attrs: dict[str, Any] = {}
+    if cell is not None:
+        attrs[CELL] = cell
+    if requeued_from is not None:
+        attrs[OOM_REQUEUED_FROM] = requeued_from
+    if requeues is not None:
+        attrs[OOM_REQUEUES] = requeues
+    with warnings.catch_warnings():  # enqueue_trial's user_attrs are "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.enqueue_trial(dict(params), user_attrs=attrs, skip_if_exists=False)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What one trial measured, as every reader sees it, whichever version wrote it.
+
+    Built by :func:`trial_record` (from a :class:`FrozenTrial`) or :meth:`of` (from the raw
+    attributes, as the fast SQL reads in ``rows`` get them). The upgrades of older layouts
+    happen here and nowhere else: a trial of hpsearch 0.1 has no ``model`` (it trained the CNN),
+    a trial from before ``best_epoch`` was recorded gets it from its curve.
+    """
+
+    number: int
+    seed: int | None = None
+    seeds: tuple[int, ...] = ()  # every training seed (one unless repeats)
+    device: str | None = None
+    threads: int | None = None
+    worker: str | None = None
+    model: str | None = None
+    n_params: int | None = None
+    n_trainable: int | None = None
+    flops: int | None = None
+    rejected: str | None = None
+    diverged_at_epoch: int | None = None
+    seconds: float | None = None
+    epochs: int | None = None
+    repeat_values: tuple[float, ...] = ()
+    fused: int | None = None
+    fused_with: tuple[int, ...] = ()
+    gpu_peak_bytes: int | None = None
+    oom_requeued_from: int | None = None
+    oom_requeues: int = 0
+    error: str | None = None
+    traceback: str | None = None
+    cell: dict[str, Any] | None = None  # the grid cell it was handed
+    best_epoch: int | None = None  # of the study metric (trial_record fills it in for older trials)
+    curves: dict[str, list[float | None]] = field(default_factory=dict)  # every metric, train and val, per epoch
+    repeat_curves: dict[str, list[list[float]]] = field(default_factory=dict)  # with repeats: each seed's
+
+    @classmethod
+    def of(cls, number: int, attrs: Mapping[str, Any], curves: Mapping[str, list[float | None]] | None = None,
+           repeat_curves: Mapping[str, list[list[float]]] | None = None) -> TrialRecord:
+        """From stored user attributes (and the bulky curves, where the caller read them)."""
+        a = attrs
+        seed = a.get("seed")
+        return cls(
+            number=number, seed=seed, seeds=tuple(a.get("seeds") or ([seed] if seed is not None else [])),
+            device=a.get("device"), threads=a.get("threads"), worker=a.get("worker"),
+            model=a.get("model", LEGACY_MODEL if "n_params" in a else None),  # 0.1 trained only the CNN
+            n_params=a.get("n_params"), n_trainable=a.get("n_trainable"), flops=a.get("flops"),
+            rejected=a.get("rejected"), diverged_at_epoch=a.get("diverged_at_epoch"), seconds=a.get("seconds"),
+            epochs=a.get("epochs"), repeat_values=tuple(a.get("repeat_values") or ()), fused=a.get("fused"),
+            fused_with=tuple(a.get("fused_with") or ()), gpu_peak_bytes=a.get("gpu_peak_bytes"),
+            oom_requeued_from=a.get("oom_requeued_from"), oom_requeues=int(a.get("oom_requeues") or 0),
+            error=a.get("error"), traceback=a.get("traceback"), cell=a.get(CELL), best_epoch=a.get("best_epoch"),
+            curves=dict(curves or {}), repeat_curves=dict(repeat_curves or {}))
+
+    @classmethod
+    def of_trial(cls, trial: FrozenTrial | optuna.Trial) -> TrialRecord:
+        """Its small attributes only (no curves): what a listing, a placement or a plot of sizes needs."""
+        return cls.of(trial.number, trial.user_attrs)
+
+    @property
+    def host(self) -> str | None:
+        """The machine it ran on (``worker`` is ``host:pid``)."""
+        return self.worker.split(":")[0] if self.worker else None
+
+    @property
+    def why_not_trained(self) -> str | None:
+        """A failed trial's error, or why it was rejected before training."""
+        return self.error or self.rejected
+
+
+def best_epoch(curve: list[float | None], maximize: bool) -> int | None:
+    """The 1-based epoch of a curve's best value (the earliest of equal ones); None if it has none."""
+    scored = [(v, i) for i, v in enumerate(curve, 1) if v is not None]
+    if not scored:
+        return None
+    pick = max(scored, key=lambda s: (s[0], -s[1])) if maximize else min(scored, key=lambda s: (s[0], s[1]))
+    return pick[1]
+
+
+def trial_record(trial: FrozenTrial, metric: str | None = None, maximize: bool = True) -> TrialRecord:
+    """The trial's :class:`TrialRecord`. Given the study ``metric`` and its direction, a trial
+    written before ``best_epoch`` was recorded gets it from its curve of that metric."""
+    rec = TrialRecord.of(trial.number, trial.user_attrs, curves_of_trial(trial), repeat_curves_of(trial))
+    if rec.best_epoch is None and metric is not None:
+        rec = replace(rec, best_epoch=best_epoch(rec.curves.get(metric) or [], maximize))
+    return rec
 
 
 # trial user attributes other modules name (TrialAttrs lists them all)
@@ -206,6 +336,11 @@ OOM_REQUEUES = "oom_requeues"
 ELAPSED = "hpsearch:elapsed"  # trial system attribute: [[step, seconds since its start], …] for median-time pruning
 TRIAL_ATTRS = frozenset(TrialAttrs.__annotations__) | {CELL}
 STUDY_ATTRS = frozenset({LOOKS, RETRAIN_LINE})  # study user attributes; the rest are the records above
+
+
+def small_attrs(trial: FrozenTrial) -> dict[str, Any]:
+    """The trial's user attributes as stored, less the bulky records old versions kept there."""
+    return {k: v for k, v in trial.user_attrs.items() if k not in _OLD_NAMES.values()}
 
 
 def put(trial: optuna.Trial, key: str, value: Any) -> None:

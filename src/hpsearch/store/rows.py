@@ -22,8 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from hpsearch.models import LEGACY_MODEL
 from hpsearch.store.compat import rdb_models, study_id
+from hpsearch.store.records import TrialRecord
 
 Row = dict[str, Any]
 ROW_ATTRS = ("epochs", "n_params", "flops", "model", "rejected", "error")  # the user attributes a listing shows
@@ -60,18 +60,19 @@ def row_of(t: FrozenTrial) -> Row:
 def _row(number: int, state: TrialState, values: list[float] | None, start: Any, complete: Any,
          params: dict[str, Any], attrs: dict[str, Any], reports: int) -> Row:
     duration = (complete - start).total_seconds() if complete and start else None
+    rec = TrialRecord.of(number, attrs)
     return {
         "number": number,
         "state": state.name,
         "value": values[0] if values else None,  # the study metric (the first objective, with several)
         **({"values": values} if values is not None and len(values) > 1 else {}),
-        "epochs": attrs.get("epochs", reports),
+        "epochs": rec.epochs if rec.epochs is not None else reports,
         "seconds": None if duration is None else round(duration, 2),
-        "n_params": attrs.get("n_params"),
-        "flops": attrs.get("flops"),  # forward FLOPs per image
-        "model": attrs.get("model", LEGACY_MODEL if "n_params" in attrs else None),
+        "n_params": rec.n_params,
+        "flops": rec.flops,  # forward FLOPs per image
+        "model": rec.model,
         "params": params,
-        "error": attrs.get("error") or attrs.get("rejected"),
+        "error": rec.why_not_trained,
     }
 
 

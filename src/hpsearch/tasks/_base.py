@@ -59,7 +59,8 @@ class Task:
 
     kind: ClassVar[str] = ""
     METRICS: ClassVar[dict[str, Direction]] = {}  # what evaluate() returns, first the loss
-    TRAIN_METRICS: ClassVar[tuple[str, ...]] = ()  # measured on the training batches as trained (train_<name>)
+    TRAIN_METRICS: ClassVar[tuple[str, ...]] = ()  # measured on the training batches as trained (train_<name>);
+    # train_counts may add more for some data (classify: topk, where the classes are enough for one)
     default_metric: ClassVar[str] = ""
     headline: ClassVar[str] = ""  # the metric the per-seed tables show for validation, and sum up in one line
     needs_masks: ClassVar[bool] = False  # the dataset must come with per-pixel masks

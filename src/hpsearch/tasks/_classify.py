@@ -108,7 +108,12 @@ class Classify(Task):
         return F.cross_entropy(out, y)
 
     def train_counts(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"top1": (out.detach().argmax(1) == y).sum()}
+        out = out.detach()
+        counts = {"top1": (out.argmax(1) == y).sum()}
+        k = topk_for(out.shape[1])
+        if k is not None:  # the same k as validation's, so train_topk and val_topk are one metric
+            counts["topk"] = (out.topk(k, dim=1).indices == y[:, None]).any(1).sum()
+        return counts
 
     def evaluate(self, model: nn.Module, data: Tensors, info: DatasetInfo) -> dict[str, float | None]:
         loss, top1, topk, _ = evaluate(model, data, topk_for(info.num_classes))

@@ -198,7 +198,7 @@ class Fused(Group):
                     task.check_output(out[j], xs[j], ys[j])
                 losses.append(task.loss(out[j], xs[j], ys[j], data.train))
                 for name, v in task.train_counts(out[j], xs[j], ys[j]).items():
-                    counts[name][j] += v
+                    counts.setdefault(name, torch.zeros(k, device=device))[j] += v
             for m in members:
                 m.opt.zero_grad(set_to_none=True)
             torch.stack(losses).sum().backward()

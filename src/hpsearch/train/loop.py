@@ -221,7 +221,7 @@ class Training:
                 task.check_output(out, x, y)
             loss = task.loss(out, x, y, data.train)
             for name, v in task.train_counts(out, x, y).items():
-                counts[name] += v
+                counts.setdefault(name, torch.zeros((), device=device)).add_(v)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

@@ -30,9 +30,8 @@ from plotly.graph_objects import Figure
 from plotly.subplots import make_subplots
 
 from hpsearch.fmt import is_pct
-from hpsearch.models import LEGACY_MODEL
 from hpsearch.store.queries import objective_names
-from hpsearch.store.records import RetrainRecord, curves_of_trial
+from hpsearch.store.records import RetrainRecord, TrialRecord, curves_of_trial
 from hpsearch.views.importance import RELIABLE_TRIALS, Importances, param_importances
 
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#b0b0b0", "FAIL": "#d62728", "RUNNING": "#2ca02c",
@@ -309,23 +308,23 @@ def _epochs(t: FrozenTrial, metric: str) -> dict[int, float]:
 
 def size_vs_score(study: optuna.Study, metric: str) -> Figure:
     """Score against parameters and FLOPs, the trade-off a ``max_params`` limit cuts."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.values and t.user_attrs.get("n_params")]
+    done = [(t, r) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.values and (r := TrialRecord.of_trial(t)).n_params]
     if not done:
         raise NotAvailable("no completed trial has a recorded size yet")
-    has_flops = any(t.user_attrs.get("flops") for t in done)
+    has_flops = any(r.flops for _, r in done)
     fig = make_subplots(rows=1, cols=2 if has_flops else 1, shared_yaxes=True,
                         subplot_titles=["parameters", "FLOPs per image"] if has_flops else ["parameters"])
     palette = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
-    models = sorted({str(t.user_attrs.get("model", LEGACY_MODEL)) for t in done})
+    models = sorted({str(r.model) for _, r in done})
     for i, model in enumerate(models):
-        mine = [t for t in done if str(t.user_attrs.get("model", LEGACY_MODEL)) == model]
+        mine = [(t, r) for t, r in done if str(r.model) == model]
         for col, key in enumerate(["n_params", "flops"][: 2 if has_flops else 1], start=1):
-            pts = [t for t in mine if t.user_attrs.get(key)]
+            pts = [(t, size) for t, r in mine if (size := r.n_params if key == "n_params" else r.flops)]
             fig.add_trace(go.Scatter(
-                x=[t.user_attrs[key] for t in pts], y=[t.values[0] for t in pts], mode="markers", name=model,
+                x=[size for _, size in pts], y=[t.values[0] for t, _ in pts], mode="markers", name=model,
                 legendgroup=model, showlegend=col == 1, marker={"color": palette[i % len(palette)], "size": 7},
-                text=[f"trial {t.number}" for t in pts],
+                text=[f"trial {t.number}" for t, _ in pts],
                 hovertemplate=f"%{{text}} ({model})<br>{key}: %{{x:,}}<br>{metric}: %{{y:.4f}}<extra></extra>"),
                 row=1, col=col)
             fig.update_xaxes(type="log", row=1, col=col)
@@ -346,7 +345,7 @@ def worker_timeline(study: optuna.Study) -> Figure:
             continue
         end = t.datetime_complete or start
         state = t.state.name
-        worker = str(t.user_attrs.get("worker", "unknown"))
+        worker = TrialRecord.of_trial(t).worker or "unknown"
         fig.add_trace(go.Bar(
             base=[start.isoformat()], x=[max((end - start).total_seconds() * 1000, 1.0)],
             y=[worker], orientation="h", name=state.lower(), legendgroup=state, showlegend=state not in seen,
@@ -356,7 +355,7 @@ def worker_timeline(study: optuna.Study) -> Figure:
         seen.add(state)
     fig.update_layout(title="Worker timeline: which worker ran which trial, when", barmode="overlay",
                       xaxis={"type": "date", "title": "time"}, yaxis={"title": "worker (host:pid)"},
-                      height=max(300, 60 * len({str(t.user_attrs.get('worker')) for t in trials}) + 150))
+                      height=max(300, 60 * len({TrialRecord.of_trial(t).worker for t in trials}) + 150))
     return fig
 
 

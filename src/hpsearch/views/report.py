@@ -28,7 +28,7 @@ from hpsearch.fmt import is_pct, mean_std, summary
 from hpsearch.results.compare import compare
 from hpsearch.store.paths import check_output, write_atomically
 from hpsearch.store.queries import objective_names, pareto_front, recorded, settings_of
-from hpsearch.store.records import RetrainRecord
+from hpsearch.store.records import RetrainRecord, looks_counted
 from hpsearch.study.samplers import SEED_PARAM
 from hpsearch.tasks import from_dict as task_from_dict
 from hpsearch.views import figures, tables
@@ -134,7 +134,7 @@ def write_report(study: optuna.Study, path: Path, by: list[str] | None = None, p
         page.missing(f"Not retrained yet: run `hpsearch best {study.study_name} --retrain`. The retrain table, "
                      f"retrain learning curves, {shows} and first-layer filters appear here after it.")
     else:
-        _retrain_section(page, rec)
+        _retrain_section(page, rec, looks_counted(study))
 
     by = by if by is not None else [d for d in settings.sampler.dimensions or {} if d != SEED_PARAM]
     if by and counts["complete"]:
@@ -184,11 +184,11 @@ def _front_section(page: _Page, study: optuna.Study) -> None:
     page.plot(lambda: figures.pareto_front(study))
 
 
-def _retrain_section(page: _Page, rec: RetrainRecord) -> None:
+def _retrain_section(page: _Page, rec: RetrainRecord, looks: int) -> None:
     n = len(rec["runs"])
     on = " on train + validation (a refit: no validation score)" if rec.get("refit") else ""
     page.raw(f"<p>Trial {rec['trial']} retrained with {n} seeds × {rec['epochs']} epochs{on} on "
-             f"{html.escape(str(rec['device']))}; test split looked at {rec['test_looks']} time(s) in this "
+             f"{html.escape(str(rec['device']))}; test split looked at {looks} time(s) in this "
              "study.</p>")
     page.raw(tables.to_html(tables.retrain_summary(rec)))
     page.raw(tables.to_html(tables.retrain_seeds(rec)))

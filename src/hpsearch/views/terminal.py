@@ -16,7 +16,7 @@ from hpsearch.fmt import Num, is_pct, mean_std, pack
 from hpsearch.hints import command
 from hpsearch.models import LEGACY_MODEL
 from hpsearch.store.queries import StudyLine, primary_value
-from hpsearch.store.records import RetrainRecord, config_of
+from hpsearch.store.records import RetrainRecord, TrialRecord, config_of, small_attrs
 from hpsearch.views import tables
 from hpsearch.views.listing import Listing, value_of
 
@@ -65,12 +65,12 @@ def _param(v: Any) -> str:
 
 
 def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTrial, label: str = "best trial") -> None:
-    a = trial.user_attrs
-    size = f"{a.get('model', LEGACY_MODEL)}, {a.get('n_params', '?')} params"
-    if a.get("flops") is not None:
-        size += f", {_count(a['flops'])} FLOPs"
+    a = TrialRecord.of_trial(trial)
+    size = f"{a.model or LEGACY_MODEL}, {'?' if a.n_params is None else a.n_params} params"
+    if a.flops is not None:
+        size += f", {_count(a.flops)} FLOPs"
     console.print(f"{study_name}: {label} {trial.number}, {metric} = {_f(primary_value(trial))} "
-                  f"({a.get('epochs', '?')} epochs, {size})", highlight=False, soft_wrap=True)
+                  f"({'?' if a.epochs is None else a.epochs} epochs, {size})", highlight=False, soft_wrap=True)
     t = Table(box=None, show_header=False, pad_edge=False)
     t.add_column("param", style="bold")
     t.add_column("value")
@@ -108,7 +108,8 @@ def front_json(study_name: str, objectives: list[str], front: list[FrozenTrial],
     return json.dumps(out, indent=2)
 
 
-def retrain_record(console: Console, rec: RetrainRecord, *, fresh: bool) -> None:
+def retrain_record(console: Console, rec: RetrainRecord, *, fresh: bool, looks: int) -> None:
+    """The retrain's tables; ``looks``: the study's count of test looks (``compare --test`` counts too)."""
     candidates = tables.retrain_candidates(rec)
     if candidates is not None:
         console.print("re-scored on the validation split (fresh seeds):", soft_wrap=True)
@@ -121,7 +122,6 @@ def retrain_record(console: Console, rec: RetrainRecord, *, fresh: bool) -> None
     console.print(" · ".join(f"{label.split(' (')[0]} {cell.text()}" for label, cell in summary.rows
                              if isinstance(label, str) and isinstance(cell, tables.Num)),
                   highlight=False, soft_wrap=True)
-    looks = rec["test_looks"]
     console.print(f"test split looked at {looks} time{'s' if looks != 1 else ''}"
                   + ("" if fresh else " (recorded result shown; --force evaluates again)")
                   + f"; checkpoints in {rec['runs'][0]['checkpoint'].rsplit('/', 1)[0]}/", highlight=False, soft_wrap=True)
@@ -140,7 +140,7 @@ def best_json(study_name: str, trial: FrozenTrial, rec: RetrainRecord | None) ->
         "study": study_name,
         "best_trial": {"number": trial.number, "value": primary_value(trial),
                        "params": dict(trial.params),
-                       "user_attrs": {**{k: v for k, v in trial.user_attrs.items() if k != "curves"},
+                       "user_attrs": {**small_attrs(trial),
                                       **({"config": config_of(trial)} if _has_config(trial) else {})}},
     }
     if rec is not None:
