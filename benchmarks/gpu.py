@@ -82,8 +82,9 @@ def epoch_seconds(data: Any, device: str, capture: bool, epochs: int = 2) -> dic
     import torch
 
     from hpsearch.train.loop import Training
-    os.environ["HPSEARCH_CAPTURE"] = "1" if capture else "0"
-    run = Training(reference_config(), data, epochs=epochs, seed=0, device=torch.device(device))
+    from hpsearch.train.options import Speedups
+    run = Training(reference_config(), data, epochs=epochs, seed=0, device=torch.device(device),
+                   speedups=Speedups(capture=capture))
     for _ in range(epochs):
         m = run.epoch()
     sync(device)
@@ -130,9 +131,9 @@ def fused_seconds(data: Any, device: str, k: int, capture: bool) -> dict[str, An
     import torch
 
     from hpsearch.train.fused import train_together
-    os.environ["HPSEARCH_CAPTURE"] = "1" if capture else "0"
+    from hpsearch.train.options import Speedups
     group = train_together([reference_config()] * k, data, epochs=2, seeds=list(range(k)),
-                           device=torch.device(device), fuse=True)
+                           device=torch.device(device), speedups=Speedups(fuse=True, capture=capture))
     group.epoch()
     last = group.epoch()
     sync(device)
@@ -147,13 +148,13 @@ def retrain_seconds(data: Any, device: str, seeds: int, epochs: int) -> dict[str
 
     from hpsearch.results.retrain import _fit_seeds
     from hpsearch.tasks import classify
-    os.environ["HPSEARCH_CAPTURE"] = "0"
-    if device == "cpu":  # only the --quick check runs here: take the fused path that CUDA takes
-        os.environ["HPSEARCH_FUSE"] = "1"
+    from hpsearch.train.options import Speedups
+    # on the CPU only the --quick check runs here: take the fused path that CUDA takes
+    speedups = Speedups(fuse=True if device == "cpu" else None)
     out: dict[str, Any] = {"epochs": epochs}
     for k in (1, seeds):
         t0 = time.perf_counter()
-        fits = _fit_seeds(study_config(), data, list(range(k)), epochs, torch.device(device), classify(),
+        fits = _fit_seeds(study_config(), data, list(range(k)), epochs, torch.device(device), speedups, classify(),
                           lambda *_: None, lambda *_: None)
         sync(device)
         out[f"seeds_{k}_wall_s"] = round(time.perf_counter() - t0, 2)

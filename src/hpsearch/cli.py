@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 
 from hpsearch.errors import HpsearchError
+from hpsearch.run import pruners
+from hpsearch.study import samplers
 
 app = typer.Typer(
     help="Hyperparameter search for PyTorch image classifiers on a shared Optuna study.",
@@ -36,19 +38,17 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
-class Pruner(str, Enum):
-    median = "median"
-    median_time = "median-time"
-    hyperband = "hyperband"
-    none = "none"
+def _one_of(names: list[str], what: str) -> Callable[[str | None], str | None]:
+    """A ``--option`` whose values come from a registry, so the CLI never lists them a second time."""
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in names:
+            raise typer.BadParameter(f"{value!r} is not a {what}; choose from {', '.join(names)}")
+        return value
+    return check
 
 
-class Sampler(str, Enum):  # hpsearch.study.samplers.KINDS but grid (which needs its cells in the module)
-    tpe = "tpe"
-    random = "random"
-    qmc = "qmc"
-    cmaes = "cmaes"
-    nsga2 = "nsga2"
+PRUNERS = pruners.registered()
+SAMPLERS = [k for k in samplers.registered() if k != "grid"]  # a grid's cells are declared in the study module
 
 
 class PlotlyJS(str, Enum):  # hpsearch.views.report.PLOTLYJS_MODES
@@ -157,14 +157,16 @@ def run(
     studies_dir: StudiesDirOpt = None,
     name: Annotated[str | None, typer.Option(help="Study name in the database (default: module name); letters, "
                                              "digits, '.', '_', '-', not starting with '.' or '-'.")] = None,
-    pruner: Annotated[Pruner, typer.Option(
+    pruner: Annotated[str, typer.Option(
+        metavar=f"[{'|'.join(PRUNERS)}]", callback=_one_of(PRUNERS, "pruner"),
         help="Stop unpromising trials early: median (compare at equal epochs), median-time (at equal "
-             "seconds: suits --timeout, slow models must earn their cost), hyperband, none.")] = Pruner.median,
+             "seconds: suits --timeout, slow models must earn their cost), hyperband, none.")] = "median",
     allow_module_change: Annotated[bool, typer.Option(
         help="Join a study even though its module changed since the study was created.")] = False,
     allow_data_change: Annotated[bool, typer.Option(
         help="Join a study even though its dataset's files changed since the study was created.")] = False,
-    sampler: Annotated[Sampler | None, typer.Option(
+    sampler: Annotated[str | None, typer.Option(
+        metavar=f"[{'|'.join(SAMPLERS)}]", callback=_one_of(SAMPLERS, "sampler"),
         help="Sampler for a new study (default: the module's, else tpe); stored, so every worker and "
              "machine uses it. A grid is declared in the module: Study(sampler=samplers.grid({...})).")] = None,
     trials_per_worker: Annotated[int, typer.Option(
@@ -176,18 +178,18 @@ def run(
 
     Ctrl-C or SIGTERM marks running trials failed and exits 130 or 143; rerun to resume."""
     from hpsearch.run import supervisor
-    from hpsearch.train.switches import check_switches
+    from hpsearch.train.options import Speedups
     from hpsearch.views import terminal
 
-    check_switches()  # a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE is one line here, not a failed trial per worker
+    speedups = Speedups.from_env()  # a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE is one line here, not a failed trial per worker
     if workers != "auto" and not workers.strip().isdigit():
         raise HpsearchError(f"--workers must be >= 1 or auto, got {workers!r}")
     result = supervisor.run(supervisor.RunRequest(
         study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers if workers == "auto" else int(workers),
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
-        name=name, pruner=pruner.value, allow_module_change=allow_module_change,
-        allow_data_change=allow_data_change, sampler=sampler.value if sampler else None,
-        trials_per_worker=trials_per_worker,
+        name=name, pruner=pruner, allow_module_change=allow_module_change,
+        allow_data_change=allow_data_change, sampler=sampler,
+        trials_per_worker=trials_per_worker, speedups=speedups,
     ), out)
     terminal.run_summary(out, result)
     if result.interrupted:
@@ -262,13 +264,13 @@ def best(
         from hpsearch.results.retrain import RetrainRequest
         from hpsearch.results.retrain import retrain as do_retrain
         from hpsearch.train.loop import resolve_device
-        from hpsearch.train.switches import check_switches
+        from hpsearch.train.options import Speedups
         from hpsearch.views.progress import RetrainView
         from hpsearch.views.publish import artifact_dir, artifact_store, needs_publishing, publish
 
         folder = artifact_dir(url, artifacts)
         artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
-        check_switches()  # and so does a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE
+        speedups = Speedups.from_env()  # and so does a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE
         try:
             dev = resolve_device(device.value)
         except ValueError as e:
@@ -277,7 +279,8 @@ def best(
             done = do_retrain(st, RetrainRequest(
                 seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root), device=dev, out_dir=out_dir,
                 studies_dir=studies_dir, storage_url=url, allow_module_change=allow_module_change,
-                allow_data_change=allow_data_change, trial=trial, epochs=epochs, refit=refit), view.message, view.tick)
+                allow_data_change=allow_data_change, trial=trial, epochs=epochs, refit=refit, speedups=speedups),
+                view.message, view.tick)
         rec, fresh = done.record, done.looked
     if retrain and rec is not None and needs_publishing(st, rec):
         uploaded = publish(st, rec, folder)
@@ -366,16 +369,17 @@ def compare(
     result = group(st, [p.strip() for p in by.split(",") if p.strip()], settings_of(st).metric)
     shown = result.to_dict()
     if test:
-        from hpsearch.results.compare_test import test_groups
+        from hpsearch.results.compare_test import groups_on_test_split
         from hpsearch.train.loop import resolve_device
+        from hpsearch.train.options import Speedups
 
         try:
             dev = resolve_device(device.value)
         except ValueError as e:
             raise HpsearchError(str(e)) from None
         say = (lambda m: err.print(m, highlight=False)) if as_json else (lambda m: out.print(m, highlight=False))
-        tested = test_groups(st, result, data_root=_data_root(data_root), device=dev, storage_url=url,
-                             studies_dir=studies_dir, say=say)
+        tested = groups_on_test_split(st, result, data_root=_data_root(data_root), device=dev, storage_url=url,
+                                      studies_dir=studies_dir, speedups=Speedups.from_env(), say=say)
         for row, t in zip(shown["groups"], tested["groups"]):
             row["test"] = {k: v for k, v in t.items() if k.startswith("test_")}
         shown["test_look"] = tested["look"]

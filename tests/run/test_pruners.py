@@ -10,8 +10,9 @@ from optuna.trial import TrialState
 from sqlalchemy import event
 
 from conftest import Work
-from hpsearch.cli import Pruner
-from hpsearch.run.pruners import PRUNERS, CompletedTrials, MedianTimePruner, make_pruner, value_at
+from hpsearch import cli
+from hpsearch.run import pruners
+from hpsearch.run.pruners import CompletedTrials, MedianTimePruner, make_pruner, value_at
 from hpsearch.store.records import ELAPSED
 
 CURVE = (0.80, 0.85, 0.90)
@@ -89,11 +90,32 @@ def test_value_at_reads_the_curve_on_the_clock(tmp_path: Path) -> None:
 
 
 def test_every_pruner_name_builds_and_a_wrong_one_says_which_exist() -> None:
-    for name in PRUNERS:
+    for name in pruners.registered():
         assert isinstance(make_pruner(name, max_epochs=5), optuna.pruners.BasePruner)
     with pytest.raises(ValueError, match="median-time"):
         make_pruner("fastest", max_epochs=5)
-    assert tuple(p.value for p in Pruner) == PRUNERS  # the CLI offers exactly these
+    assert cli.PRUNERS == pruners.registered() == ["median", "median-time", "hyperband", "none"]  # the CLI's choices
+
+
+def test_pruners_and_samplers_are_open_registries() -> None:
+    """A study module adds its own the way it adds a model: registered by name, built from what is stored."""
+    from hpsearch.study import samplers
+
+    pruners.register_pruner("patient")(lambda max_epochs: optuna.pruners.PatientPruner(None, patience=2))
+    try:
+        assert isinstance(make_pruner("patient", max_epochs=5), optuna.pruners.PatientPruner)
+    finally:
+        pruners._FACTORIES.pop("patient")
+    samplers.register_sampler("gp")(lambda options, seed, n: optuna.samplers.RandomSampler(seed=seed))
+    try:
+        spec = samplers.SamplerSpec("gp", {"x": 1})
+        spec.check()
+        assert samplers.SamplerSpec.from_dict(spec.to_dict()) == spec  # stored by kind and options
+        assert isinstance(spec.build(seed=1, n_trials=4), optuna.samplers.RandomSampler)
+    finally:
+        samplers._BUILDERS.pop("gp")
+    with pytest.raises(ValueError, match="unknown sampler 'gp'; choose from tpe, random, grid, qmc, cmaes, nsga2 "):
+        samplers.SamplerSpec("gp").check()
 
 
 def test_completed_trials_are_read_once_and_match_optunas_read(store: Work) -> None:

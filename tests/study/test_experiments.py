@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import Work
-from hpsearch import samplers
+from hpsearch import Study, TrialConfig, samplers
 from hpsearch.store.records import SETTINGS, study_get
 from hpsearch.study.declaration import StoredSettings
 from hpsearch.study.samplers import CELL_ATTR, SamplerSpec
@@ -38,7 +38,9 @@ def test_grid_cells_are_the_product_in_order_and_bad_grids_say_why() -> None:
         with pytest.raises(ValueError, match=why):
             samplers.grid(bad)
     with pytest.raises(ValueError, match="unknown sampler 'anneal'"):
-        SamplerSpec("anneal")
+        SamplerSpec("anneal").check()
+    with pytest.raises(ValueError, match="unknown sampler 'anneal'"):  # a study module's typo: refused when it loads
+        Study(dataset="digits", space=lambda t: TrialConfig(), sampler=SamplerSpec("anneal"))
     for spec in (samplers.tpe(multivariate=True, group=True), samplers.random(), samplers.qmc(), samplers.cmaes(),
                  samplers.nsga2(), g):
         assert isinstance(spec.build(seed=1, n_trials=10), optuna.samplers.BaseSampler)

@@ -281,3 +281,28 @@ def test_encoder_transfer_fine_tunes_a_real_cae_fashion_checkpoint(work: Work, m
     config = config_of(frozen)["model"]
     assert config["name"] == "encoder" and config["trunk"]["model"]["name"] == "cae"
     assert config["encoder_from"] == str(ckpt.resolve())
+
+
+def test_a_task_registers_by_kind_and_is_rebuilt_from_what_a_study_stored() -> None:
+    """The task registry is open the way models are: a study module registers its own, the study
+    stores it by kind, and workers, retrains and reports rebuild it from that."""
+    from dataclasses import dataclass
+
+    import torch.nn.functional as F
+
+    @tasks.register_task("smoothed_classify")
+    @dataclass(frozen=True)
+    class Smoothed(tasks.Classify):
+        smoothing: float = 0.1
+
+        def loss(self, out, x, y, data):  # noqa: ANN001, ANN201 - the Task signature
+            return F.cross_entropy(out, y, label_smoothing=self.smoothing)
+
+    task = Smoothed(smoothing=0.2)
+    assert task.to_dict() == {"kind": "smoothed_classify", "smoothing": 0.2}
+    assert tasks.from_dict(task.to_dict()) == task and "smoothed_classify" in tasks.registered()
+    assert task.test_sections == tasks.classify().test_sections  # what the report draws: asked of the task
+    with pytest.raises(ValueError, match="'nope' is not registered"):
+        tasks.from_dict({"kind": "nope"})
+    with pytest.raises(TypeError, match="decorates a Task subclass"):
+        tasks.register_task("bad")(int)  # type: ignore[type-var]

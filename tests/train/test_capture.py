@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from hpsearch.errors import HpsearchError
-from hpsearch.train.capture import Captured, capture_wanted
-from hpsearch.train.switches import CAPTURE_ENV
+from hpsearch.train.capture import Captured
+from hpsearch.train.options import CAPTURE_ENV, Speedups
 
 
 def test_a_step_the_compiler_rejects_runs_eagerly_from_then_on() -> None:
@@ -45,9 +45,10 @@ def test_out_of_memory_is_never_swallowed() -> None:
 
 def test_a_cpu_never_captures_and_a_bad_switch_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(CAPTURE_ENV, "1")
-    assert not capture_wanted(torch.device("cpu")) and capture_wanted(torch.device("cuda"))
+    on = Speedups.from_env()
+    assert not on.captures(torch.device("cpu")) and on.captures(torch.device("cuda"))
     monkeypatch.setenv(CAPTURE_ENV, "0")
-    assert not capture_wanted(torch.device("cuda"))
+    assert not Speedups.from_env().captures(torch.device("cuda"))
     monkeypatch.setenv(CAPTURE_ENV, "on")
     with pytest.raises(HpsearchError, match="HPSEARCH_CAPTURE='on'"):
-        capture_wanted(torch.device("cuda"))
+        Speedups.from_env()

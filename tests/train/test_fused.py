@@ -33,8 +33,11 @@ from hpsearch.run.workers import run_trials
 from hpsearch.store.storage import open_storage
 from hpsearch.study import discover
 from hpsearch.study.declaration import StoredSettings
-from hpsearch.train.fused import FUSE_ENV, Separate, fit_together, fusion_wanted, train_together
+from hpsearch.train.fused import Separate, fit_together, train_together
 from hpsearch.train.loop import Diverged, EpochMetrics, FitResult, curves_of, fit
+from hpsearch.train.options import FUSE_ENV, Speedups
+
+FUSE = Speedups(fuse=True)  # what HPSEARCH_FUSE=1 resolves to at the edge
 
 CPU = torch.device("cpu")
 EPOCHS = 3
@@ -105,7 +108,7 @@ def curve_differences(ca: dict[str, list[float | None]], cb: dict[str, list[floa
 
 def test_fused_cnn_runs_equal_separate_runs_curve_for_curve(digits: SearchData,
                                                             cnn_separate: list[FitResult]) -> None:
-    group = train_together(cnn_members(), digits, epochs=EPOCHS, seeds=SEEDS, device=CPU, fuse=True)
+    group = train_together(cnn_members(), digits, epochs=EPOCHS, seeds=SEEDS, device=CPU, speedups=FUSE)
     assert group.fused, group.reason
     for _ in range(EPOCHS):
         group.epoch()
@@ -123,7 +126,7 @@ def test_fused_cnn_runs_equal_separate_runs_curve_for_curve(digits: SearchData,
 def test_a_swapped_seed_is_caught(digits: SearchData, cnn_separate: list[FitResult]) -> None:
     """The comparison above can fail: members 1 and 2 trained with each other's seeds differ."""
     swapped = fit_together(cnn_members(), digits, epochs=1, seeds=[SEEDS[0], SEEDS[2], SEEDS[1]], device=CPU,
-                           fuse=True)
+                           speedups=FUSE)
     first_epoch = [FitResult(r.model, r.history[:1]) for r in cnn_separate]
     assert differences(swapped[0], first_epoch[0], len(digits.val)) == []
     assert differences(swapped[1], first_epoch[1], len(digits.val)) != []
@@ -132,14 +135,14 @@ def test_a_swapped_seed_is_caught(digits: SearchData, cnn_separate: list[FitResu
 
 def test_fused_mlp_with_batch_norm_equals_separate_runs(digits: SearchData) -> None:
     configs, seeds = mlp_members(), [5, 6, 7]
-    fused = fit_together(configs, digits, epochs=EPOCHS, seeds=seeds, device=CPU, fuse=True)
+    fused = fit_together(configs, digits, epochs=EPOCHS, seeds=seeds, device=CPU, speedups=FUSE)
     for i, (c, s) in enumerate(zip(configs, seeds)):
         assert differences(fused[i], fit(c, digits, epochs=EPOCHS, seed=s, device=CPU), len(digits.val)) == [], i
 
 
 def test_a_stopped_member_leaves_the_others_curves_unchanged(digits: SearchData,
                                                              cnn_separate: list[FitResult]) -> None:
-    group = train_together(cnn_members(), digits, epochs=EPOCHS, seeds=SEEDS, device=CPU, fuse=True)
+    group = train_together(cnn_members(), digits, epochs=EPOCHS, seeds=SEEDS, device=CPU, speedups=FUSE)
     assert group.fused
     assert sorted(group.epoch()) == [0, 1, 2]
     group.stop(1)  # pruned after its first epoch
@@ -157,7 +160,7 @@ def test_a_diverging_member_is_dropped_and_the_others_go_on(digits: SearchData) 
     configs = [TrialConfig(model, OptimConfig(name="adam", lr=3e-3), 64),
                TrialConfig(model, OptimConfig(name="sgd", lr=1e6), 64),
                TrialConfig(model, OptimConfig(name="adam", lr=1e-3), 64)]
-    group = train_together(configs, digits, epochs=2, seeds=[1, 2, 3], device=CPU, fuse=True)
+    group = train_together(configs, digits, epochs=2, seeds=[1, 2, 3], device=CPU, speedups=FUSE)
     assert group.fused
     first = group.epoch()
     assert isinstance(first[1], Diverged) and group.active == [0, 2]
@@ -166,14 +169,14 @@ def test_a_diverging_member_is_dropped_and_the_others_go_on(digits: SearchData) 
         assert differences(group.result(i), fit(configs[i], digits, epochs=2, seed=i + 1, device=CPU),
                            len(digits.val)) == [], i
     with pytest.raises(Diverged):  # fit_together reports it as fit would, after the others finished
-        fit_together(configs, digits, epochs=1, seeds=[1, 2, 3], device=CPU, fuse=True)
+        fit_together(configs, digits, epochs=1, seeds=[1, 2, 3], device=CPU, speedups=FUSE)
 
 
 def test_dropout_members_draw_their_own_masks(digits: SearchData) -> None:
     """Two members with the same seed and config: identical without dropout, apart with it."""
     def curves(dropout: float) -> list[list[float | None]]:
         cfg = TrialConfig(CNN(blocks=1, filters=8, dense=16, dropout=dropout), OptimConfig(lr=3e-3), 64)
-        runs = fit_together([cfg, cfg], digits, epochs=1, seeds=[4, 4], device=CPU, fuse=True)
+        runs = fit_together([cfg, cfg], digits, epochs=1, seeds=[4, 4], device=CPU, speedups=FUSE)
         return [r.curves()["train_loss"] for r in runs]
 
     same = curves(0.0)
@@ -219,7 +222,7 @@ class Unbatchable(ModelSpec):
 ])
 def test_unfusable_members_train_separately_and_correctly(digits: SearchData, configs: list[TrialConfig],
                                                           reason: str) -> None:
-    group = train_together(configs, digits, epochs=2, seeds=[1, 2], device=CPU, fuse=True)
+    group = train_together(configs, digits, epochs=2, seeds=[1, 2], device=CPU, speedups=FUSE)
     assert isinstance(group, Separate) and not group.fused
     assert group.reason is not None and reason in group.reason
     for _ in range(2):
@@ -230,16 +233,18 @@ def test_unfusable_members_train_separately_and_correctly(digits: SearchData, co
 
 
 def test_fusion_follows_the_device_and_the_switch(monkeypatch: pytest.MonkeyPatch, digits: SearchData) -> None:
+    """The switch is read once, at the edge (Speedups.from_env); the trainer reads only what it is given."""
     monkeypatch.delenv(FUSE_ENV, raising=False)
-    assert fusion_wanted(torch.device("cuda")) and not fusion_wanted(CPU)
+    default = Speedups.from_env()
+    assert default.fuses(torch.device("cuda")) and not default.fuses(CPU)
     monkeypatch.setenv(FUSE_ENV, "0")
-    assert not fusion_wanted(torch.device("cuda"))
+    assert not Speedups.from_env().fuses(torch.device("cuda"))
     monkeypatch.setenv(FUSE_ENV, "1")
-    assert fusion_wanted(CPU)
+    on = Speedups.from_env()
+    assert on.fuses(CPU)
     cfg = TrialConfig(CNN(blocks=1, filters=8, dense=0))
-    assert train_together([cfg, cfg], digits, epochs=1, seeds=[1, 2], device=CPU).fused
-    monkeypatch.setenv(FUSE_ENV, "0")
-    assert not train_together([cfg, cfg], digits, epochs=1, seeds=[1, 2], device=CPU).fused
+    assert train_together([cfg, cfg], digits, epochs=1, seeds=[1, 2], device=CPU, speedups=on).fused
+    assert not train_together([cfg, cfg], digits, epochs=1, seeds=[1, 2], device=CPU).fused  # no env read below
 
 
 def test_retrain_seeds_train_fused_and_report_every_epoch_of_every_seed(digits: SearchData,
@@ -256,14 +261,14 @@ def test_retrain_seeds_train_fused_and_report_every_epoch_of_every_seed(digits: 
     def seeds_fit() -> list[FitResult]:
         ticks.clear()
         done.clear()
-        return _fit_seeds(cfg, digits, SEEDS, 2, CPU, classify(), lambda i, k, m: ticks.append((i, k, m.epoch)),
-                          lambda seed, _m: done.append(seed))
+        return _fit_seeds(cfg, digits, SEEDS, 2, CPU, speedups, classify(),
+                          lambda i, k, m: ticks.append((i, k, m.epoch)), lambda seed, _m: done.append(seed))
 
-    monkeypatch.setenv(FUSE_ENV, "1")
+    speedups = Speedups(fuse=True)
     fused = seeds_fit()
     assert all(f.fused for f in fused) and done == SEEDS
     assert ticks == [(1, 3, 1), (2, 3, 1), (3, 3, 1), (1, 3, 2), (2, 3, 2), (3, 3, 2)]
-    monkeypatch.setenv(FUSE_ENV, "0")
+    speedups = Speedups(fuse=False)
     separate = seeds_fit()
     assert not any(f.fused for f in separate) and done == SEEDS
     assert ticks == [(1, 3, 1), (1, 3, 2), (2, 3, 1), (2, 3, 2), (3, 3, 1), (3, 3, 2)]
@@ -315,7 +320,8 @@ def test_a_pack_of_trials_fuses_and_each_trial_is_pruned_or_finished_on_its_own(
     for opt in ("adam", "sgd_hi", "sgd_lo"):
         study.enqueue_trial({"hidden": 8, "opt": opt})
     ticks: list[tuple[int, int]] = []
-    objective = Objective(loaded.study, settings, digits, CPU, on_epoch=lambda n, m: ticks.append((n, m.epoch)))
+    objective = Objective(loaded.study, settings, digits, CPU, on_epoch=lambda n, m: ticks.append((n, m.epoch)),
+                          speedups=FUSE)
     plans = [objective.plan(study.ask()) for _ in range(3)]
     settled: list[tuple[int, object, int]] = []
     objective.train(plans, lambda p, outcome: settled.append((p.number, outcome, len(p.history))))
@@ -342,7 +348,7 @@ def test_a_pack_that_cannot_fuse_trains_in_turn_each_trial_its_own(
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'pack.db'}")
     for hidden in (8, 16):
         study.enqueue_trial({"hidden": hidden, "opt": "adam"})
-    objective = Objective(loaded.study, settings, digits, CPU)
+    objective = Objective(loaded.study, settings, digits, CPU, speedups=FUSE)
     plans = [objective.plan(study.ask()) for _ in range(2)]
     broken = plans[1]
 
@@ -370,7 +376,7 @@ def pack_of_two(tmp_path: Path, digits: SearchData) -> tuple[optuna.Study, Objec
     for opt in ("adam", "sgd_hi"):
         study.enqueue_trial({"hidden": 8, "opt": opt})
     settings = StoredSettings(data=DataSpec("digits"), max_epochs=2, metric="val_top1", seed=0, module="grid6")
-    return study, Objective(discover.load("grid6", STUDIES).study, settings, digits, CPU)
+    return study, Objective(discover.load("grid6", STUDIES).study, settings, digits, CPU, speedups=FUSE)
 
 
 def test_an_interrupt_fails_every_trial_of_the_pack_and_keeps_their_curves(

@@ -18,7 +18,7 @@ from hpsearch import CNN, OptimConfig, TrialConfig
 from hpsearch.data import DataSpec, SearchData, load_search_data
 from hpsearch.train.fused import fit_together
 from hpsearch.train.loop import FitResult, Training, fit
-from hpsearch.train.switches import CAPTURE_ENV
+from hpsearch.train.options import Speedups
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -46,34 +46,30 @@ def close(a: FitResult, b: FitResult) -> bool:
     return True
 
 
-def test_a_captured_training_step_equals_eager(digits_cuda: SearchData, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_captured_training_step_equals_eager(digits_cuda: SearchData) -> None:
     cuda = torch.device("cuda")
-    monkeypatch.setenv(CAPTURE_ENV, "0")
     eager = fit(CONFIGS[0], digits_cuda, epochs=3, seed=1, device=cuda)
-    monkeypatch.setenv(CAPTURE_ENV, "1")
-    run = Training(CONFIGS[0], digits_cuda, epochs=3, seed=1, device=cuda)
+    run = Training(CONFIGS[0], digits_cuda, epochs=3, seed=1, device=cuda, speedups=Speedups(capture=True))
     for _ in range(3):
         run.epoch()
     assert run.forward.capturing, f"capture fell back to eager: {run.forward.reason}"
     assert close(run.result(), eager)
 
 
-def test_fused_runs_on_cuda_equal_separate_runs(digits_cuda: SearchData, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fused_runs_on_cuda_equal_separate_runs(digits_cuda: SearchData) -> None:
     cuda = torch.device("cuda")
-    monkeypatch.setenv(CAPTURE_ENV, "0")
     separate = [fit(c, digits_cuda, epochs=3, seed=s, device=cuda) for c, s in zip(CONFIGS, [1, 2, 3])]
-    fused = fit_together(CONFIGS, digits_cuda, epochs=3, seeds=[1, 2, 3], device=cuda, fuse=True)
+    fused = fit_together(CONFIGS, digits_cuda, epochs=3, seeds=[1, 2, 3], device=cuda, speedups=Speedups(fuse=True))
     assert all(r.fused for r in fused)
     for a, b in zip(fused, separate):
         assert close(a, b)
 
 
-def test_captured_fused_runs_equal_eager_fused_runs(digits_cuda: SearchData, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_captured_fused_runs_equal_eager_fused_runs(digits_cuda: SearchData) -> None:
     cuda = torch.device("cuda")
-    monkeypatch.setenv(CAPTURE_ENV, "0")
-    eager = fit_together(CONFIGS, digits_cuda, epochs=3, seeds=[1, 2, 3], device=cuda, fuse=True)
-    monkeypatch.setenv(CAPTURE_ENV, "1")
-    captured = fit_together(CONFIGS, digits_cuda, epochs=3, seeds=[1, 2, 3], device=cuda, fuse=True)
+    eager = fit_together(CONFIGS, digits_cuda, epochs=3, seeds=[1, 2, 3], device=cuda, speedups=Speedups(fuse=True))
+    captured = fit_together(CONFIGS, digits_cuda, epochs=3, seeds=[1, 2, 3], device=cuda,
+                            speedups=Speedups(fuse=True, capture=True))
     for a, b in zip(captured, eager):
         assert close(a, b)
 

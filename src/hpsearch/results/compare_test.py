@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +33,25 @@ from hpsearch.study.config import TrialConfig
 from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.train.fused import fit_together
 from hpsearch.train.loop import fit
+from hpsearch.train.options import Speedups
 
 
-def test_groups(study: optuna.Study, comparison: Comparison, *, data_root: Path, device: torch.device,
-                storage_url: str | None = None, studies_dir: Path | None = None,
-                say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+def groups_on_test_split(study: optuna.Study, comparison: Comparison, *, data_root: Path, device: torch.device,
+                         storage_url: str | None = None, studies_dir: Path | None = None,
+                         speedups: Speedups = Speedups(),
+                         say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Retrain every trial of ``comparison`` from its recorded seed, evaluate all once on the test
     split (one counted look, through the one door), record and return ``{"look", "groups": [...]}``."""
     with look_at_test_split(study, "compare --test", storage_url) as look:
         if look.interrupted is not None:
             say(f"an earlier {look.interrupted.get('what', 'retrain')} was killed during test look "
                 f"{look.interrupted['look']}; that look counts")
-        return _test_groups(study, comparison, data_root, device, studies_dir, say, look)
+        return _test_groups(study, comparison, data_root, device, studies_dir, speedups, say, look)
 
 
 def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, device: torch.device,
-                 studies_dir: Path | None, say: Callable[[str], None], look: Look) -> dict[str, Any]:
+                 studies_dir: Path | None, speedups: Speedups, say: Callable[[str], None],
+                 look: Look) -> dict[str, Any]:
     settings = settings_of(study)
     trials = [t for g in comparison.groups for t in g.trials]
     stored_fp = study_get(study, FINGERPRINT, {})
@@ -65,9 +69,10 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
         epochs, seeds = done.epochs or settings.max_epochs, list(done.seeds)
         if done.fused:  # its repeats trained as one model: retrained the same way, they reproduce
             results = fit_together([config] * len(seeds), data, epochs=epochs, seeds=seeds, device=device,
-                                   task=settings.task, fuse=True)
+                                   task=settings.task, speedups=replace(speedups, fuse=True))
         else:
-            results = [fit(config, data, epochs=epochs, seed=seed, device=device, task=settings.task) for seed in seeds]
+            results = [fit(config, data, epochs=epochs, seed=seed, device=device, task=settings.task, speedups=speedups)
+                       for seed in seeds]
         again = statistics.fmean(float(getattr(r.history[-1], settings.metric)) for r in results)
         searched = float(t.values[0])
         reproduced += math.isclose(again, searched, rel_tol=1e-6, abs_tol=1e-9)

@@ -11,7 +11,7 @@ import functools
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -61,8 +61,9 @@ from hpsearch.study.declaration import StoredSettings
 from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.study.seeds import retrain_seeds
 from hpsearch.tasks import ModelTest, Task
-from hpsearch.train.fused import fit_together, fusion_wanted, why_not_fusable
+from hpsearch.train.fused import fit_together, why_not_fusable
 from hpsearch.train.loop import EpochMetrics, FitResult, fit
+from hpsearch.train.options import Speedups
 
 __all__ = ["RETRAIN", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
 
@@ -108,6 +109,7 @@ class RetrainRequest:
     trial: int | None = None  # retrain this trial instead of the best (e.g. a point of the Pareto front)
     epochs: int | None = None  # train the final runs this long (default: the search's max_epochs)
     refit: bool = False  # train the final runs on train + validation (no validation score left)
+    speedups: Speedups = Speedups()  # fusion and capture, as the CLI resolved them (Speedups.from_env)
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Pro
     for trial in scoring:
         config = TrialConfig.from_dict(config_of(trial))
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
-        fits = _fit_seeds(config, data, seeds, epochs, req.device, task, pace.of(f"trial {trial.number}",
+        fits = _fit_seeds(config, data, seeds, epochs, req.device, req.speedups, task, pace.of(f"trial {trial.number}",
                                                                                settings.metric),
                           functools.partial(_say_scored, say, trial.number, settings.metric))
         vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
@@ -203,7 +205,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Pro
         config = TrialConfig.from_dict(config_of(trial))
         train_val = refit_data(data)
         say(f"refit: trial {trial.number} on train + validation ({len(train_val.train)} images), {epochs} epochs")
-        fits = _fit_seeds(config, train_val, seeds, epochs, req.device, task,
+        fits = _fit_seeds(config, train_val, seeds, epochs, req.device, req.speedups, task,
                           pace.of(f"refit trial {trial.number}", "train_loss"), lambda s, m: say(f"trial {trial.number} seed {s}: train loss {m.train_loss:.4f}"))
         leader = (trial, seeds, fits, float("nan"))
     assert leader is not None
@@ -268,25 +270,25 @@ def _say_scored(say: Progress, number: int, metric: str, seed: int, m: EpochMetr
 
 
 def _fit_seeds(config: TrialConfig, data: SearchData, seeds: list[int], epochs: int, device: torch.device,
-               task: Task, on_epoch: Callable[[int, int, EpochMetrics], None],
+               speedups: Speedups, task: Task, on_epoch: Callable[[int, int, EpochMetrics], None],
                done: Callable[[int, EpochMetrics], None]) -> list[FitResult]:
     """One run per seed; ``on_epoch(i, K, metrics)`` after every epoch of seed i of K, ``done(seed,
     last epoch)`` after each run.
 
-    Where fusion is wanted (:func:`~hpsearch.train.fused.fusion_wanted`: on CUDA, or ``HPSEARCH_FUSE=1``)
-    and the K runs can fuse, they train as one model, epoch by epoch (seeds 1..K after each epoch,
+    Where ``speedups`` fuse on ``device`` (on CUDA by default, or ``HPSEARCH_FUSE=1``) and the K
+    runs can fuse, they train as one model, epoch by epoch (seeds 1..K after each epoch,
     then ``done`` for each seed in order); otherwise one after another, as they always have.
     """
     k = len(seeds)
-    if k > 1 and fusion_wanted(device) and why_not_fusable([config] * k) is None:
-        fits = fit_together([config] * k, data, epochs=epochs, seeds=seeds, device=device, task=task, fuse=True,
-                            report=lambda i, m: on_epoch(i + 1, k, m))
+    if k > 1 and speedups.fuses(device) and why_not_fusable([config] * k) is None:
+        fits = fit_together([config] * k, data, epochs=epochs, seeds=seeds, device=device, task=task,
+                            speedups=replace(speedups, fuse=True), report=lambda i, m: on_epoch(i + 1, k, m))
         for seed, f in zip(seeds, fits):
             done(seed, f.history[-1])
         return fits
     fits = []
     for i, seed in enumerate(seeds, 1):
-        fits.append(fit(config, data, epochs=epochs, seed=seed, device=device, task=task,
+        fits.append(fit(config, data, epochs=epochs, seed=seed, device=device, task=task, speedups=speedups,
                         report=functools.partial(on_epoch, i, k)))
         done(seed, fits[-1].history[-1])
     return fits

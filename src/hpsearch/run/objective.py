@@ -5,7 +5,7 @@ Optuna after every epoch, prunes when the pruner says so, and records the eviden
 trial carries as user attributes: curves, parameter count, seconds, device and seed.
 
 With ``repeats`` r > 1 the config trains with r seeds, an epoch of each in turn (or of all r at
-once, fused into one model, where :func:`hpsearch.train.fused.fusion_wanted` says so): after every
+once, fused into one model, where the run's :class:`~hpsearch.train.options.Speedups` fuse): after every
 epoch the pruner sees the mean over the seeds so far trained that far (a config that is good
 on one lucky seed is not kept alive by it), and the trial's value is the mean at the end.
 A multi-objective study returns one value per objective and is never pruned (Optuna's
@@ -38,8 +38,9 @@ from hpsearch.study.config import TrialConfig
 from hpsearch.study.declaration import COST_ATTRS, StoredSettings, Study
 from hpsearch.study.samplers import SEED_PARAM
 from hpsearch.study.seeds import derive_seed, trial_seed
-from hpsearch.train.fused import Group, Separate, fusion_wanted, train_together, why_not_fusable
+from hpsearch.train.fused import Group, Separate, train_together, why_not_fusable
 from hpsearch.train.loop import Diverged, EpochMetrics, curves_of
+from hpsearch.train.options import Speedups
 
 EpochHook = Callable[[int, EpochMetrics], None]  # (trial number, metrics)
 Outcome = float | list[float] | BaseException  # a trial's value(s), or why it has none (optuna.TrialPruned, an error)
@@ -72,6 +73,7 @@ class Objective:
     data: SearchData
     device: torch.device
     on_epoch: EpochHook | None = None
+    speedups: Speedups = Speedups()  # fusion and capture, resolved once by the CLI
 
     def __call__(self, trial: optuna.Trial) -> float | Sequence[float]:
         """The Optuna objective: one trial, trained alone."""
@@ -167,7 +169,7 @@ class Objective:
         """The plans as groups of runs: where fusion is wanted, plans whose configs can fuse share one
         (the first that fits); every other plan is a group of its own, so an error stays its own."""
         buckets: list[list[Planned]] = []
-        pack = len(plans) > 1 and fusion_wanted(self.device)
+        pack = len(plans) > 1 and self.speedups.fuses(self.device)
         for p in plans:
             home = next((b for b in buckets if why_not_fusable([b[0].config, p.config]) is None), None) if pack else None
             if home is None:
@@ -179,7 +181,7 @@ class Objective:
             try:
                 group = train_together([p.config for p in bucket for _ in p.seeds], self.data,
                                        epochs=self.settings.max_epochs, seeds=[s for p in bucket for s in p.seeds],
-                                       device=self.device, task=self.settings.task)
+                                       device=self.device, task=self.settings.task, speedups=self.speedups)
             except Exception as err:  # noqa: BLE001 - a config that cannot be built fails its own trial
                 if len(bucket) == 1:
                     self._end(bucket[0], err, settle)

@@ -40,21 +40,51 @@ from hpsearch.store.compat import (
 from hpsearch.store.records import ELAPSED
 from hpsearch.store.rows import completed_ids
 
-PRUNERS = ("median", "median-time", "hyperband", "none")  # the CLI's choices list them too (it stays optuna-free)
+PrunerFactory = Callable[[int], optuna.pruners.BasePruner]  # max_epochs → the pruner a worker uses
+_FACTORIES: dict[str, PrunerFactory] = {}
+
+
+def register_pruner(name: str) -> Callable[[PrunerFactory], PrunerFactory]:
+    """Register ``factory(max_epochs) -> optuna pruner`` as ``hpsearch run --pruner NAME``."""
+    def add(factory: PrunerFactory) -> PrunerFactory:
+        _FACTORIES[name] = factory
+        return factory
+    return add
+
+
+def registered() -> list[str]:
+    """The pruners by name, as ``run --pruner`` lists them."""
+    return list(_FACTORIES)
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
-    # Judge only after a quarter of training, and only once 5 trials finished.
-    warmup = max(1, max_epochs // 4)
-    if name == "median":
-        return ReadsCompletedOnce(optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup))
-    if name == "median-time":
-        return ReadsCompletedOnce(MedianTimePruner(n_startup_trials=5, n_warmup_steps=warmup))
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ValueError(f"unknown pruner {name!r}; use {', '.join(PRUNERS)}")
+    if name not in _FACTORIES:
+        raise ValueError(f"unknown pruner {name!r}; use {', '.join(registered())}")
+    return _FACTORIES[name](max_epochs)
+
+
+def _warmup(max_epochs: int) -> int:
+    return max(1, max_epochs // 4)  # judge only after a quarter of training (and only once 5 trials finished)
+
+
+@register_pruner("median")
+def _median(max_epochs: int) -> optuna.pruners.BasePruner:
+    return ReadsCompletedOnce(optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=_warmup(max_epochs)))
+
+
+@register_pruner("median-time")
+def _median_time(max_epochs: int) -> optuna.pruners.BasePruner:
+    return ReadsCompletedOnce(MedianTimePruner(n_startup_trials=5, n_warmup_steps=_warmup(max_epochs)))
+
+
+@register_pruner("hyperband")
+def _hyperband(max_epochs: int) -> optuna.pruners.BasePruner:
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
+
+
+@register_pruner("none")
+def _none(max_epochs: int) -> optuna.pruners.BasePruner:
+    return optuna.pruners.NopPruner()
 
 
 class MedianTimePruner(optuna.pruners.BasePruner):

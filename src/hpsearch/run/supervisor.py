@@ -45,6 +45,7 @@ from hpsearch.study.rebuild import check_data_hash
 from hpsearch.study.samplers import SamplerSpec, check_grid
 from hpsearch.study.seeds import derive_seed
 from hpsearch.train.loop import resolve_device
+from hpsearch.train.options import Speedups
 from hpsearch.views.progress import Running, RunState, RunView
 
 STOP_GRACE_S = 10.0  # how long interrupted workers get to mark their trials failed
@@ -68,6 +69,7 @@ class RunRequest:
     allow_data_change: bool = False
     sampler: str | None = None  # overrides the module's sampler when the study is created
     trials_per_worker: int = 1  # trials a worker trains at once (workers.take_trials, Objective.train)
+    speedups: Speedups = Speedups()  # fusion and capture, resolved by the CLI (Speedups.from_env)
 
 
 @dataclass
@@ -164,7 +166,7 @@ def _check_compatible(stored: StoredSettings, loaded: discover.LoadedStudy, req:
 def _check_sampler(req: RunRequest, loaded: discover.LoadedStudy) -> None:
     try:
         if req.sampler is not None:
-            SamplerSpec(req.sampler)
+            SamplerSpec(req.sampler).check()
             if req.sampler == "cmaes" and loaded.study.metrics:
                 raise ValueError("--sampler cmaes optimises one objective; this study has "
                                  f"{len(loaded.study.metrics)} ({', '.join(loaded.study.metrics)}): use nsga2, tpe "
@@ -220,7 +222,7 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
                   threads=threads_per_worker(n), data_root=str(req.data_root),
                   sampler_seed=derive_seed(settings.seed, "sampler", i, existing), pruner=req.pruner,
                   allow_module_change=req.allow_module_change, cpu_slots=slot_dir, n_slots=slots,
-                  trials_per_worker=req.trials_per_worker)
+                  trials_per_worker=req.trials_per_worker, speedups=req.speedups)
         for i, dev in enumerate(devices)
     ]
     parts = [f"{study.study_name}:", f"{n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device},",

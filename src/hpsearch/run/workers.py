@@ -43,6 +43,7 @@ from hpsearch.study import discover
 from hpsearch.study.declaration import StoredSettings
 from hpsearch.study.samplers import SamplerSpec
 from hpsearch.train.loop import warm_up
+from hpsearch.train.options import Speedups
 
 MAX_CONSECUTIVE_FAILURES = 3
 REQUEUED = "re-queued"  # run_trials' error for a trial failed only to run again (out of memory beside others)
@@ -67,6 +68,7 @@ class WorkerJob:
     cpu_slots: str | None = None  # folder of slot lock files when workers outnumber the cores
     n_slots: int = 0
     trials_per_worker: int = 1  # trials a worker trains at once (fused where they can be: Objective.train)
+    speedups: Speedups = Speedups()  # fusion and capture, as the CLI resolved them
 
 
 def cpu_cores() -> int:
@@ -197,7 +199,7 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
             raise KeyboardInterrupt
         events.put(("epoch", job.index, number, m.epoch, float(getattr(m, settings.metric))))
 
-    objective = Objective(loaded.study, settings, data, device, on_epoch)
+    objective = Objective(loaded.study, settings, data, device, on_epoch, job.speedups)
     slots = CpuSlots(job.cpu_slots, job.n_slots) if job.cpu_slots else None
 
     def go_on() -> bool:

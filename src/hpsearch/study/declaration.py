@@ -77,8 +77,10 @@ class Study:
             raise ValueError("task must come from hpsearch.tasks (classify(), reconstruct(loss=\"mse\"), "
                              f"segment()), got {type(self.task).__name__}")
         if self.sampler is not None and not isinstance(self.sampler, SamplerSpec):
-            raise ValueError("sampler must come from hpsearch.study.samplers (tpe(), random(), qmc(), cmaes(), "
+            raise ValueError("sampler must come from hpsearch.samplers (tpe(), random(), qmc(), cmaes(), "
                              f"nsga2(), grid({{...}})), got {type(self.sampler).__name__}")
+        if self.sampler is not None:
+            self.sampler.check()
         if not callable(self.space):
             raise ValueError("space must be a function of the Optuna trial returning a TrialConfig")
         if self.metrics is not None:

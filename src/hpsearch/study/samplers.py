@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-KINDS = ("tpe", "random", "qmc", "cmaes", "nsga2", "grid")
+SamplerBuilder = Callable[[dict[str, Any], int, int], "optuna.samplers.BaseSampler"]  # (options, seed, n_trials)
+_BUILDERS: dict[str, SamplerBuilder] = {}
 _FIXED_PARAMS = "fixed_params"  # Optuna's own system attribute: what enqueue_trial fixed (not ours to declare)
 CELL_ATTR = "hpsearch:cell"  # the grid cell a trial was handed (a user attribute, kept on retries)
 SEED_PARAM = "seed"  # a grid dimension of this name sets the trial's training seed
@@ -36,9 +37,12 @@ class SamplerSpec:
     kind: str = "tpe"
     options: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown sampler {self.kind!r}; choose from {', '.join(KINDS)}")
+    def check(self) -> None:
+        """A kind nothing registered is an error (a stored one is checked when it is built, once
+        the study module that registers it has been imported)."""
+        if self.kind not in _BUILDERS:
+            raise ValueError(f"unknown sampler {self.kind!r}; choose from {', '.join(registered())} "
+                             "(or register your own with @samplers.register_sampler)")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **self.options}
@@ -64,23 +68,61 @@ class SamplerSpec:
     def build(self, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
         """The Optuna sampler for one worker; ``seed`` differs per worker (TPE, random) or is
         the study's (QMC, whose points must be one sequence across workers)."""
-        import optuna
+        self.check()
+        return _BUILDERS[self.kind](dict(self.options), seed, n_trials)
 
-        o = self.options
-        if self.kind == "tpe":
-            startup = o.get("n_startup_trials") or min(10, max(3, n_trials // 4))
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True,
-                                              multivariate=o.get("multivariate", False),
-                                              group=o.get("group", False))
-        if self.kind == "random" or self.kind == "grid":  # a grid's cells are fixed; anything else is random
-            return optuna.samplers.RandomSampler(seed=seed)
-        if self.kind == "qmc":
-            return optuna.samplers.QMCSampler(qmc_type=o.get("qmc_type", "sobol"), scramble=True,
-                                              seed=o.get("seed", 0), warn_independent_sampling=False)
-        if self.kind == "cmaes":
-            return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=o.get("n_startup_trials", 1),
-                                                warn_independent_sampling=False)
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=o.get("population_size", 50))
+
+def register_sampler(kind: str) -> Callable[[SamplerBuilder], SamplerBuilder]:
+    """Register ``builder(options, seed, n_trials) -> optuna sampler`` under ``kind``; a study then
+    declares ``Study(sampler=SamplerSpec(kind, options))`` and stores it by kind and options."""
+    def add(builder: SamplerBuilder) -> SamplerBuilder:
+        _BUILDERS[kind] = builder
+        return builder
+    return add
+
+
+def registered() -> list[str]:
+    return list(_BUILDERS)
+
+
+@register_sampler("tpe")
+def _tpe(o: dict[str, Any], seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    startup = o.get("n_startup_trials") or min(10, max(3, n_trials // 4))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True,
+                                      multivariate=o.get("multivariate", False), group=o.get("group", False))
+
+
+@register_sampler("grid")  # a grid's cells are handed out under the budget lock; within a cell, nothing to sample
+@register_sampler("random")
+def _random(o: dict[str, Any], seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@register_sampler("qmc")
+def _qmc(o: dict[str, Any], seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.QMCSampler(qmc_type=o.get("qmc_type", "sobol"), scramble=True,
+                                      seed=o.get("seed", 0), warn_independent_sampling=False)
+
+
+@register_sampler("cmaes")
+def _cmaes(o: dict[str, Any], seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=o.get("n_startup_trials", 1),
+                                        warn_independent_sampling=False)
+
+
+@register_sampler("nsga2")
+def _nsga2(o: dict[str, Any], seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=o.get("population_size", 50))
 
 
 def tpe(*, multivariate: bool = False, group: bool = False, n_startup_trials: int | None = None) -> SamplerSpec:

@@ -12,13 +12,16 @@ Lightning's idea). Three are built in:
   ``pixel_acc``, ``f1`` (per-image Dice), ``iou``.
 
 A study stores its task (:meth:`Task.to_dict`), so workers, retrains and reports rebuild it;
-a study stored before tasks existed has none and is a classification. The classes import
-torch only when they evaluate, so reading stored settings stays fast.
+a study stored before tasks existed has none and is a classification. The registry is open the
+way ``models`` is: ``@register_task("kind")`` on a :class:`Task` subclass (a frozen dataclass
+whose fields are its options) in a study module adds one, rebuilt by kind from what the study
+stored. The classes import torch only when they evaluate, so reading stored settings stays fast.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from hpsearch.tasks._base import Direction, ModelTest, Task
 from hpsearch.tasks._classify import Classify
@@ -26,9 +29,27 @@ from hpsearch.tasks._reconstruct import Reconstruct
 from hpsearch.tasks._segment import Segment
 
 __all__ = ["Classify", "Direction", "Reconstruct", "Segment", "ModelTest", "Task", "classify", "from_dict",
-           "reconstruct", "segment"]
+           "reconstruct", "register_task", "registered", "segment"]
 
 _KINDS: dict[str, type[Task]] = {"classify": Classify, "reconstruct": Reconstruct, "segment": Segment}
+T = TypeVar("T", bound=type[Task])
+
+
+def register_task(kind: str) -> Callable[[T], T]:
+    """Register a :class:`Task` subclass under ``kind`` (what a study stores and rebuilds it by)."""
+    def add(cls: T) -> T:
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise TypeError(f"@register_task({kind!r}) decorates a Task subclass, got {cls!r}")
+        if kind in _KINDS and _KINDS[kind] is not cls and _KINDS[kind].__qualname__ != cls.__qualname__:
+            raise ValueError(f"task kind {kind!r} is taken by {_KINDS[kind].__qualname__}; choose another name")
+        cls.kind = kind
+        _KINDS[kind] = cls
+        return cls
+    return add
+
+
+def registered() -> list[str]:
+    return sorted(_KINDS)
 
 
 def classify() -> Classify:
@@ -57,6 +78,6 @@ def from_dict(d: dict[str, Any] | None) -> Task:
     d = dict(d)
     kind = d.pop("kind", "classify")
     if kind not in _KINDS:
-        raise ValueError(f"stored task kind {kind!r} is not known to this hpsearch (known: {', '.join(_KINDS)}); "
-                         "upgrade hpsearch to read this study")
+        raise ValueError(f"stored task kind {kind!r} is not registered (known: {', '.join(registered())}); import "
+                         "the study module that registers it (@register_task), or upgrade hpsearch")
     return _KINDS[kind](**d)

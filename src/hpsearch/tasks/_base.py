@@ -65,6 +65,9 @@ class Task:
     headline: ClassVar[str] = ""  # the metric the per-seed tables show for validation, and sum up in one line
     needs_masks: ClassVar[bool] = False  # the dataset must come with per-pixel masks
     augments: ClassVar[bool] = True  # batch augmentations keep the targets true (not for masks)
+    # what the report draws from this task's test record, in order (views/report.py's TEST_SECTIONS):
+    # the views ask the task, never its kind
+    test_sections: ClassVar[tuple[str, ...]] = ()
 
     # -- names and directions --------------------------------------------------------------
 

@@ -82,6 +82,7 @@ def mistakes(results: list[ModelTest], test: Tensors, keep: int = MISTAKES) -> d
 @dataclass(frozen=True)
 class Classify(Task):
     kind: ClassVar[str] = "classify"
+    test_sections: ClassVar[tuple[str, ...]] = ("confusion", "per_class", "mistakes")
     METRICS: ClassVar[dict[str, Direction]] = {"loss": "minimize", "top1": "maximize", "topk": "maximize"}
     TRAIN_METRICS: ClassVar[tuple[str, ...]] = ("top1",)
     default_metric: ClassVar[str] = "val_top1"

@@ -50,6 +50,7 @@ class Reconstruct(Task):
     loss_name: str = "mse"
 
     kind: ClassVar[str] = "reconstruct"
+    test_sections: ClassVar[tuple[str, ...]] = ("reconstructions", "distribution")
     METRICS: ClassVar[dict[str, Direction]] = {"loss": "minimize", "mse": "minimize", "psnr": "maximize",
                                                "ssim": "maximize"}
     default_metric: ClassVar[str] = "val_psnr"

@@ -52,6 +52,7 @@ class Segment(Task):
     samples: int = 12  # test images kept with their true and predicted masks
 
     kind: ClassVar[str] = "segment"
+    test_sections: ClassVar[tuple[str, ...]] = ("masks", "distribution")
     METRICS: ClassVar[dict[str, Direction]] = {"loss": "minimize", "pixel_acc": "maximize", "f1": "maximize",
                                                "iou": "maximize"}
     default_metric: ClassVar[str] = "val_f1"

@@ -24,16 +24,9 @@ from typing import Any
 
 import torch
 
-from hpsearch.train.switches import CAPTURE_ENV, capture_setting
-
-__all__ = ["CAPTURE_ENV", "Captured", "capture_wanted"]
+__all__ = ["Captured"]
 
 Compiler = Callable[[Callable[..., Any]], Callable[..., Any]]
-
-
-def capture_wanted(device: torch.device) -> bool:
-    """``HPSEARCH_CAPTURE=1`` on a CUDA device; never on a CPU."""
-    return capture_setting() and device.type == "cuda"
 
 
 def _reduce_overhead(fn: Callable[..., Any]) -> Callable[..., Any]:

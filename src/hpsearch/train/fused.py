@@ -43,11 +43,11 @@ from hpsearch.data import SearchData
 from hpsearch.models import ModelSpec
 from hpsearch.study.config import TrialConfig
 from hpsearch.tasks import Task, classify
-from hpsearch.train.capture import Captured, capture_wanted
+from hpsearch.train.capture import Captured
 from hpsearch.train.loop import Diverged, EpochMetrics, FitResult, Training
-from hpsearch.train.switches import FUSE_ENV, fuse_setting
+from hpsearch.train.options import Speedups
 
-__all__ = ["FUSE_ENV", "Fused", "Group", "Outcome", "Separate", "fit_together", "fusion_wanted", "train_together",
+__all__ = ["Fused", "Group", "Outcome", "Separate", "fit_together", "train_together",
            "why_not_fusable"]
 
 Outcome = EpochMetrics | Diverged  # what one member's epoch gave
@@ -122,7 +122,7 @@ class Fused(Group):
         # from the members' seeds (set by the last Training built), so a fused run reproduces
         self._rng = torch.get_rng_state()
         self._cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
-        self.step_forward = Captured(self._forward, capture_wanted(self.device))  # CUDA graphs if asked
+        self.step_forward = Captured(self._forward, members[0].speedups.captures(self.device))  # CUDA graphs if asked
 
     # -- the fused step -------------------------------------------------------------------
 
@@ -261,22 +261,10 @@ def _shapes_differ(members: list[Training]) -> str | None:
     return None
 
 
-def fusion_wanted(device: torch.device) -> bool:
-    """Whether to fuse on ``device`` unless ``HPSEARCH_FUSE`` says otherwise (1: always, 0: never).
-
-    CUDA: yes (issue 19: five models fused as one ran in the time of one on an H200). CPU: no:
-    on this project's 2-core machine every fused case measured slower than the same runs one by
-    one (docs/benchmarks.md §5, ``benchmarks/fused.py``); a CPU's cores are already busy with one
-    model's convolutions, and vmap's batched layouts cost more than the saved per-op overhead.
-    """
-    setting = fuse_setting()
-    return setting if setting is not None else device.type == "cuda"
-
-
 def train_together(configs: Sequence[TrialConfig], data: SearchData, *, epochs: int, seeds: Sequence[int],
-                   device: torch.device, task: Task | None = None, fuse: bool | None = None) -> Group:
-    """The runs ``configs[i]`` × ``seeds[i]``, fused when they can be and fusion is wanted
-    (``fuse``: None asks :func:`fusion_wanted`); else the same runs stepped in turn.
+                   device: torch.device, task: Task | None = None, speedups: Speedups = Speedups()) -> Group:
+    """The runs ``configs[i]`` × ``seeds[i]``, fused when they can be and ``speedups`` fuse on
+    ``device``; else the same runs stepped in turn.
 
     Each member is built by :class:`Training` itself, so its initial weights, optimizer and
     random streams are the separate run's.
@@ -284,8 +272,9 @@ def train_together(configs: Sequence[TrialConfig], data: SearchData, *, epochs: 
     if len(configs) != len(seeds) or not configs:
         raise ValueError(f"train_together needs one seed per config, got {len(configs)} configs and {len(seeds)} seeds")
     task = task or classify()
-    members = [Training(c, data, epochs=epochs, seed=s, device=device, task=task) for c, s in zip(configs, seeds)]
-    if not (fusion_wanted(device) if fuse is None else fuse):
+    members = [Training(c, data, epochs=epochs, seed=s, device=device, task=task, speedups=speedups)
+               for c, s in zip(configs, seeds)]
+    if not speedups.fuses(device):
         return Separate(members)
     reason = why_not_fusable(configs) or _shapes_differ(members)
     if reason is None:
@@ -300,13 +289,13 @@ def train_together(configs: Sequence[TrialConfig], data: SearchData, *, epochs: 
 
 
 def fit_together(configs: Sequence[TrialConfig], data: SearchData, *, epochs: int, seeds: Sequence[int],
-                 device: torch.device, task: Task | None = None, fuse: bool | None = None,
+                 device: torch.device, task: Task | None = None, speedups: Speedups = Speedups(),
                  report: Callable[[int, EpochMetrics], None] | None = None) -> list[FitResult]:
     """:func:`~hpsearch.train.loop.fit` for several runs at once: ``report(i, metrics)`` after every
     epoch of member i (epoch by epoch, members in order). A member that diverges raises
     :class:`Diverged` once the others have finished (as its own ``fit`` would have)."""
     t0 = time.perf_counter()
-    group = train_together(configs, data, epochs=epochs, seeds=seeds, device=device, task=task, fuse=fuse)
+    group = train_together(configs, data, epochs=epochs, seeds=seeds, device=device, task=task, speedups=speedups)
     diverged: Diverged | None = None
     for _ in range(epochs):
         for i, outcome in group.epoch().items():

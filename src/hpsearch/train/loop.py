@@ -24,7 +24,8 @@ from hpsearch.study.config import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OptimC
 from hpsearch.tasks import Task, classify
 from hpsearch.tasks._base import EVAL_BATCH
 from hpsearch.tasks._classify import evaluate, topk_for
-from hpsearch.train.capture import Captured, capture_wanted
+from hpsearch.train.capture import Captured
+from hpsearch.train.options import Speedups
 
 __all__ = ["EVAL_BATCH", "Diverged", "EpochMetrics", "FitResult", "Training", "curves_of", "evaluate", "fit",
            "make_optimizer", "make_scheduler", "resolve_device", "topk_for", "warm_up"]
@@ -167,7 +168,7 @@ class Training:
     """
 
     def __init__(self, config: TrialConfig, data: SearchData, *, epochs: int, seed: int,
-                 device: torch.device, task: Task | None = None) -> None:
+                 device: torch.device, task: Task | None = None, speedups: Speedups = Speedups()) -> None:
         self.task = task or classify()
         self.task.check_augment(config.augment)
         torch.manual_seed(seed)
@@ -179,7 +180,8 @@ class Training:
         spec.prepare(model)
         self.model = model.to(device=device, memory_format=self.fmt)  # type: ignore[call-overload]  # stubs lack memory_format
         # the training forward (and its backward): captured in CUDA graphs if asked, else the model itself
-        self.forward = Captured(self.model, capture_wanted(device))
+        self.speedups = speedups
+        self.forward = Captured(self.model, speedups.captures(device))
         self.opt = make_optimizer(spec.param_groups(self.model, config.optim.lr), config.optim)
         self.n = len(data.train)
         self.bs = min(config.batch_size, self.n)
@@ -267,11 +269,12 @@ def fit(
     device: torch.device,
     report: Callable[[EpochMetrics], None] | None = None,
     task: Task | None = None,
+    speedups: Speedups = Speedups(),
 ) -> FitResult:
     """Train ``config`` for ``epochs`` on ``data.train``, validating on ``data.val`` each epoch,
     for ``task`` (default: classification)."""
     t_start = time.perf_counter()
-    run = Training(config, data, epochs=epochs, seed=seed, device=device, task=task)
+    run = Training(config, data, epochs=epochs, seed=seed, device=device, task=task, speedups=speedups)
     for _ in range(epochs):
         metrics = run.epoch()
         if report is not None:

@@ -201,18 +201,8 @@ def _retrain_section(page: _Page, rec: RetrainRecord, looks: int) -> None:
 
     page.h2("Retrain learning curves", f"Every seed's loss and validation {hl.label} per epoch.")
     page.plot(lambda: figures.retrain_curves(rec))
-    if task.kind == "reconstruct":
-        _reconstruct_sections(page, rec)
-    elif task.kind == "segment":
-        _segment_sections(page, rec)
-    else:
-        n = len(rec["runs"])
-        per_seed = " The menu shows each seed's own matrix." if rec.get("confusion_per_seed") and n > 1 else ""
-        page.h2("Test confusion matrix", f"Computed during the single test evaluation: the mean over the {n} "
-                f"seeds' models, so each row sums to that class's test images.{per_seed}")
-        page.plot(lambda: figures.confusion(rec))
-        _per_class_section(page, rec)
-        _mistakes_section(page, rec)
+    for name in task.test_sections:  # the task says what its test record holds to draw
+        TEST_SECTIONS[name](page, rec)
     page.h2("First-layer filters", "What the first convolution learned to look for, each filter apart.")
     page.plot(lambda: figures.first_layer_filters(rec))
 
@@ -254,23 +244,33 @@ def _mistakes_section(page: _Page, rec: RetrainRecord) -> None:
     page.plot(lambda: figures.mistakes(rec))
 
 
-def _reconstruct_sections(page: _Page, rec: RetrainRecord) -> None:
-    """An autoencoder is judged by eye as much as by PSNR: originals over reconstructions, and the
-    spread of per-image PSNR (a good mean can hide images it cannot reproduce at all)."""
+def _confusion_section(page: _Page, rec: RetrainRecord) -> None:
+    n = len(rec["runs"])
+    per_seed = " The menu shows each seed's own matrix." if rec.get("confusion_per_seed") and n > 1 else ""
+    page.h2("Test confusion matrix", f"Computed during the single test evaluation: the mean over the {n} "
+            f"seeds' models, so each row sums to that class's test images.{per_seed}")
+    page.plot(lambda: figures.confusion(rec))
+
+
+def _reconstructions_section(page: _Page, rec: RetrainRecord) -> None:
+    """An autoencoder is judged by eye as much as by PSNR: originals over reconstructions."""
     page.h2("Test reconstructions", "The first test images (top row of each pair) and the first seed's "
             "reconstructions of them (below), kept during the single test evaluation.")
     page.plot(lambda: figures.reconstructions(rec))
-    page.h2("Per-image test PSNR", "Distribution over the test images for the first seed's model.")
-    page.plot(lambda: figures.distribution(rec))
 
 
-def _segment_sections(page: _Page, rec: RetrainRecord) -> None:
-    """Masks over images: where the model is wrong, which a mean F1 cannot show, and the spread of
-    per-image F1 (a few images with nothing found pull the mean down)."""
+def _masks_section(page: _Page, rec: RetrainRecord) -> None:
+    """Masks over images: where the model is wrong, which a mean F1 cannot show."""
     page.h2("Test masks", "The first test images with the true mask (middle) and the first seed's predicted "
             "mask (right) overlaid; kept during the single test evaluation.")
     page.plot(lambda: figures.mask_overlays(rec))
-    page.h2("Per-image test F1 (Dice)", "Distribution over the test images for the first seed's model.")
+
+
+def _distribution_section(page: _Page, rec: RetrainRecord) -> None:
+    """The spread of a per-image score: a good mean can hide images the model cannot do at all."""
+    metric = rec["distribution"]["metric"] if "distribution" in rec else "score"
+    label = {"psnr": "PSNR", "f1": "F1 (Dice)"}.get(metric, metric)
+    page.h2(f"Per-image test {label}", "Distribution over the test images for the first seed's model.")
     page.plot(lambda: figures.distribution(rec))
 
 
@@ -300,6 +300,13 @@ def _per_class_section(page: _Page, rec: RetrainRecord) -> None:
         values = [r[i] for r in runs]
         rows.append([str(rec["classes"][i]), str(counts[i]), mean_std(summary(values), True)])
     page.raw(_table(["class", "test images", "accuracy (mean ± std)"], rows))
+
+
+# what a task's test record can show, by the names tasks list in Task.test_sections
+TEST_SECTIONS: dict[str, Callable[[_Page, RetrainRecord], None]] = {
+    "confusion": _confusion_section, "per_class": _per_class_section, "mistakes": _mistakes_section,
+    "reconstructions": _reconstructions_section, "masks": _masks_section, "distribution": _distribution_section,
+}
 
 
 def _v(v: Any) -> str:
