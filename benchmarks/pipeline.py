@@ -158,7 +158,8 @@ def accuracy(root: Path, seeds: int, epochs: int) -> dict[str, object]:
     import torch.nn.functional as F
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     from hpsearch.models import build
-    from hpsearch.train.loop import evaluate, fit
+    from hpsearch.tasks._classify import evaluate
+    from hpsearch.train.loop import fit
     data = load(root)
     cfg = reference_config("none")
     ours, plain = [], []

@@ -18,7 +18,7 @@ from conftest import Work
 from hpsearch.data import DataSpec, load_test_data
 from hpsearch.results.checkpoints import load_checkpoint
 from hpsearch.store.records import RETRAIN, study_get
-from hpsearch.train.loop import evaluate
+from hpsearch.tasks._classify import evaluate
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "dc7b503"

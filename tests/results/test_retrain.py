@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from conftest import Finished, Work
+from hpsearch import load_checkpoint
 from hpsearch.data import DataSpec, load_search_data, load_test_data
-from hpsearch.results.retrain import load_checkpoint
 from hpsearch.store.records import PENDING, RETRAIN, looks_counted, study_get
 from hpsearch.store.storage import try_exclusive
-from hpsearch.train.loop import evaluate
+from hpsearch.tasks._classify import evaluate
 
 pytestmark = pytest.mark.slow
 

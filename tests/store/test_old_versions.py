@@ -20,7 +20,7 @@ from conftest import Work
 from hpsearch import load_checkpoint
 from hpsearch.data import DataSpec, load_test_data
 from hpsearch.store import records
-from hpsearch.train.loop import evaluate
+from hpsearch.tasks._classify import evaluate
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "daa92c9"

@@ -18,7 +18,7 @@ from conftest import Work
 from hpsearch import Study, TrialConfig, samplers
 from hpsearch.store.records import SETTINGS, study_get
 from hpsearch.study.declaration import StoredSettings
-from hpsearch.study.samplers import CELL_ATTR, SamplerSpec
+from hpsearch.study.samplers import CELL, SamplerSpec
 from processes import start_run, wait_for
 
 CELLS = {(h, o) for h in (8, 16) for o in ("adam", "sgd_hi", "sgd_lo")}
@@ -119,10 +119,10 @@ def test_a_killed_cell_is_run_again_by_the_next_run(work: Work) -> None:
     after = trials()
     assert cells_of(after) == Counter(CELLS), out
     by_number = {t.number: t for t in after}
-    done_cells = [t.user_attrs[CELL_ATTR] for t in after if t.state == TrialState.COMPLETE]
+    done_cells = [t.user_attrs[CELL] for t in after if t.state == TrialState.COMPLETE]
     for t in abandoned:
         assert by_number[t.number].state == TrialState.FAIL
-        assert t.user_attrs[CELL_ATTR] in done_cells
+        assert t.user_attrs[CELL] in done_cells
 
 
 @pytest.mark.slow

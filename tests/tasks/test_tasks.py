@@ -15,11 +15,10 @@ import torch
 from torch import nn
 
 from conftest import Finished, Work, write_idx
-from hpsearch import CAE, OptimConfig, Study, TrialConfig, UNet, datasets, tasks
+from hpsearch import CAE, OptimConfig, Study, TrialConfig, UNet, datasets, load_checkpoint, tasks
 from hpsearch.data import Tensors
 from hpsearch.errors import InfeasibleModel, TestSplitForbidden
 from hpsearch.models import build
-from hpsearch.results.retrain import load_checkpoint
 from hpsearch.store.records import RETRAIN, SETTINGS, config_of, study_get
 from hpsearch.study.declaration import StoredSettings
 from hpsearch.tasks._classify import mistakes as classify_mistakes

@@ -9,7 +9,8 @@ import torch
 from hpsearch import ModelConfig, OptimConfig, TrialConfig
 from hpsearch.data import DataSpec, load_search_data
 from hpsearch.study.config import OPTIMIZERS, SCHEDULERS
-from hpsearch.train.loop import Diverged, EpochMetrics, evaluate, fit, topk_for
+from hpsearch.tasks._classify import evaluate, topk_for
+from hpsearch.train.loop import Diverged, EpochMetrics, fit
 
 CPU = torch.device("cpu")
 

@@ -16,10 +16,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import create_trial
 
 from conftest import Finished, Work
+from hpsearch import load_checkpoint
 from hpsearch.data import DataSpec, load_test_data
-from hpsearch.results.retrain import load_checkpoint
 from hpsearch.store.records import RETRAIN, study_get, study_put
-from hpsearch.train.loop import evaluate
+from hpsearch.tasks._classify import evaluate
 from hpsearch.views import figures
 from hpsearch.views.importance import RELIABLE_TRIALS
 

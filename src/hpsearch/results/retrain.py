@@ -30,7 +30,6 @@ from hpsearch.data import (
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import summary
 from hpsearch.results import checkpoints
-from hpsearch.results.checkpoints import load_checkpoint
 from hpsearch.results.look import Look, look_at_test_split
 from hpsearch.results.provenance import evidence
 from hpsearch.store.paths import safe_name
@@ -65,7 +64,7 @@ from hpsearch.train.fused import fit_together, why_not_fusable
 from hpsearch.train.loop import EpochMetrics, FitResult, fit
 from hpsearch.train.options import Speedups
 
-__all__ = ["RETRAIN", "RetrainRequest", "load_checkpoint", "retrain", "save_checkpoint", "summary"]
+__all__ = ["RetrainRequest", "Retrained", "needs_look", "retrain", "save_checkpoint"]
 
 Progress = Callable[[str], None]
 

@@ -25,7 +25,6 @@ from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.fmt import pack
 from hpsearch.run import interrupts
 from hpsearch.run.workers import (
-    FINISHED_STATES,
     WorkerJob,
     WorkerPool,
     auto_workers,
@@ -34,6 +33,7 @@ from hpsearch.run.workers import (
     worker_devices,
 )
 from hpsearch.store import budget
+from hpsearch.store.budget import FINISHED_STATES
 from hpsearch.store.paths import check_name
 from hpsearch.store.queries import pareto_front, recorded
 from hpsearch.store.records import FINGERPRINT, SETTINGS, study_get

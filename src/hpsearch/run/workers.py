@@ -34,7 +34,7 @@ from hpsearch.errors import HpsearchError, StudyModuleError, TrialsFailing
 from hpsearch.run import interrupts, oom
 from hpsearch.run.objective import Objective, Outcome
 from hpsearch.run.pruners import make_pruner
-from hpsearch.store.budget import FINISHED_STATES, WAIT, decide, fail_stale  # noqa: F401 - re-exported for callers
+from hpsearch.store.budget import decide
 from hpsearch.store.compat import trial_id
 from hpsearch.store.queries import primary_value  # a pruned trial's is its last report
 from hpsearch.store.records import FINGERPRINT, SETTINGS, TrialRecord, put_attrs, study_get

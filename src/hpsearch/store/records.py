@@ -30,7 +30,7 @@ from optuna.trial import FrozenTrial
 from hpsearch.fmt import Summary
 from hpsearch.models import LEGACY_MODEL
 from hpsearch.store.compat import storage_of, study_id, trial_id
-from hpsearch.study.samplers import CELL_ATTR as CELL  # trial user attribute: the grid cell it was handed
+from hpsearch.study.samplers import CELL  # trial user attribute: the grid cell it was handed (defined below the store)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

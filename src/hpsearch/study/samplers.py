@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 SamplerBuilder = Callable[[dict[str, Any], int, int], "optuna.samplers.BaseSampler"]  # (options, seed, n_trials)
 _BUILDERS: dict[str, SamplerBuilder] = {}
 _FIXED_PARAMS = "fixed_params"  # Optuna's own system attribute: what enqueue_trial fixed (not ours to declare)
-CELL_ATTR = "hpsearch:cell"  # the grid cell a trial was handed (a user attribute, kept on retries)
+CELL = "hpsearch:cell"  # the grid cell a trial was handed (a user attribute, kept on retries)
 SEED_PARAM = "seed"  # a grid dimension of this name sets the trial's training seed
 
 
@@ -182,7 +182,7 @@ def grid(dimensions: dict[str, Sequence[Any]]) -> SamplerSpec:
 def cell_of(trial: FrozenTrial, names: Sequence[str]) -> tuple[str, ...] | None:
     """The grid cell a trial holds (None if it was never handed one): from the cell it was
     given, else from its parameters (a trial re-queued by a stale-trial retry keeps both)."""
-    given = trial.user_attrs.get(CELL_ATTR)
+    given = trial.user_attrs.get(CELL)
     params = given if isinstance(given, dict) else {**trial.system_attrs.get(_FIXED_PARAMS, {}), **trial.params}
     if not all(n in params for n in names):
         return None

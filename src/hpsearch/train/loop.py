@@ -22,13 +22,11 @@ from hpsearch.data import AUGMENTS, SearchData
 from hpsearch.models import build, count_parameters
 from hpsearch.study.config import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OptimConfig, TrialConfig
 from hpsearch.tasks import Task, classify
-from hpsearch.tasks._base import EVAL_BATCH
-from hpsearch.tasks._classify import evaluate, topk_for
 from hpsearch.train.capture import Captured
 from hpsearch.train.options import Speedups
 
-__all__ = ["EVAL_BATCH", "Diverged", "EpochMetrics", "FitResult", "Training", "curves_of", "evaluate", "fit",
-           "make_optimizer", "make_scheduler", "resolve_device", "topk_for", "warm_up"]
+__all__ = ["Diverged", "EpochMetrics", "FitResult", "Training", "curves_of", "fit", "make_optimizer", "make_scheduler",
+           "resolve_device", "warm_up"]
 
 
 class Diverged(Exception):
