@@ -52,6 +52,7 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[supervisor.RunRequest]:
 def test_run_turns_its_options_into_one_request(work: Work, runs: list[supervisor.RunRequest],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPSEARCH_FUSE", "1")
+    monkeypatch.setenv("HPSEARCH_CPU_SLOTS", "3")
     r = work.cli("run", "digits", "--workers", "auto", "--n-trials", "7", "--timeout", "30", "--pruner",
                  "median-time", "--sampler", "qmc", "--trials-per-worker", "2", "--seed", "5", "--name", "d2",
                  "--storage", "sqlite:///x.db", "--device", "cpu")
@@ -59,7 +60,7 @@ def test_run_turns_its_options_into_one_request(work: Work, runs: list[superviso
     assert (req.study, req.workers, req.n_trials, req.timeout, req.pruner, req.sampler) == (
         "digits", "auto", 7, 30.0, "median-time", "qmc", )
     assert (req.trials_per_worker, req.seed, req.name, req.storage, req.device) == (2, 5, "d2", "sqlite:///x.db", "cpu")
-    assert req.speedups == Speedups(fuse=True)  # read once, here at the edge
+    assert req.speedups == Speedups(fuse=True) and req.cpu_slots == 3  # read once, here at the edge
     assert "digits: 2 trials" in r.output
     work.cli("run", "digits", "--workers", "3")
     assert runs[1].workers == 3 and runs[1].pruner == "median" and runs[1].sampler is None

@@ -173,6 +173,10 @@ def run(
         "--trials-per-worker", help="Trials each worker trains at once (>= 1), each its own budget decision. "
         "Where fusion is on (CUDA, or HPSEARCH_FUSE=1) those whose model and batch size match train as one "
         "model, e.g. a grid's optimizer variants; the others take turns, an epoch each.")] = 1,
+    cpu_slots: Annotated[int | None, typer.Option(
+        "--cpu-slots", envvar="HPSEARCH_CPU_SLOTS", min=0,
+        help="On a CPU, how many trials train at once however many workers run (default: the cores; "
+             "0: no limit).")] = None,
 ) -> None:
     """Search: N worker processes pull trials from one shared study until the budget is met.
 
@@ -189,7 +193,7 @@ def run(
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
         name=name, pruner=pruner, allow_module_change=allow_module_change,
         allow_data_change=allow_data_change, sampler=sampler,
-        trials_per_worker=trials_per_worker, speedups=speedups,
+        trials_per_worker=trials_per_worker, speedups=speedups, cpu_slots=cpu_slots,
     ), out)
     terminal.run_summary(out, result)
     if result.interrupted:

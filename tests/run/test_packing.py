@@ -10,7 +10,7 @@ import torch
 from optuna.trial import TrialState
 
 from conftest import Work
-from hpsearch.run.workers import MAX_PER_GPU, auto_workers, cpu_cores, workers_for_memory
+from hpsearch.run.allocation import MAX_PER_GPU, auto_workers, cpu_cores, workers_for_memory
 from hpsearch.store.records import OOM_REQUEUED_FROM, OOM_REQUEUES
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_a_pack_out_of_memory_is_requeued_whole_and_its_worker_takes_fewer_at_on
 
 def test_workers_auto_is_the_core_count_on_a_cpu_and_packs_cards_by_measured_peak(work: Work) -> None:
     study = optuna.create_study(storage=work.url, study_name="empty")
-    assert auto_workers("cpu", study) == cpu_cores()
+    assert auto_workers(torch.device("cpu"), study) == cpu_cores()
     gib = 1 << 30
     assert workers_for_memory(80 * gib, [], 1) == 1  # nothing measured yet: one per card
     assert workers_for_memory(80 * gib, [10 * gib, 15 * gib], 2) == 2 * 4  # 64 GiB usable // 15 GiB peak, 2 cards

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from conftest import Work
-from hpsearch.run.supervisor import cpu_slots
+from hpsearch.run.allocation import allocate, cpu_cores
 from hpsearch.run.workers import CpuSlots
 
 
@@ -37,11 +38,15 @@ def test_a_killed_holder_frees_its_slot(tmp_path: Path) -> None:
         assert got
 
 
-def test_slot_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HPSEARCH_CPU_SLOTS", "2")
-    assert cpu_slots("cpu", 4) == 2 and cpu_slots("cpu", 2) == 0 and cpu_slots("cuda:0", 4) == 0
-    monkeypatch.setenv("HPSEARCH_CPU_SLOTS", "0")
-    assert cpu_slots("cpu", 16) == 0
+def test_slot_count(tmp_path: Path) -> None:
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    cpu = torch.device("cpu")
+    assert allocate(cpu, 4, 10, study, cpu_slots=2).slots == 2  # 4 workers, 2 may train at once
+    assert allocate(cpu, 2, 10, study, cpu_slots=2).slots == 0  # no more workers than slots: no limit needed
+    assert allocate(cpu, 16, 100, study, cpu_slots=0).slots == 0  # 0 lifts the limit
+    assert allocate(cpu, 8, 3, study, cpu_slots=2).workers == 3  # never more workers than trials left
+    assert allocate(cpu, 8, 0, study).workers == 1  # one waits for the running trials
+    assert allocate(cpu, "auto", 100, study).workers == cpu_cores()
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ trial deletes the study it created. SIGTERM takes the same path as Ctrl-C (``int
 
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import TrialState
 from rich.console import Console
 
@@ -24,14 +24,8 @@ from hpsearch.data import prepare
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.fmt import pack
 from hpsearch.run import interrupts
-from hpsearch.run.workers import (
-    WorkerJob,
-    WorkerPool,
-    auto_workers,
-    cpu_cores,
-    threads_per_worker,
-    worker_devices,
-)
+from hpsearch.run.allocation import allocate
+from hpsearch.run.workers import WorkerJob, WorkerPool
 from hpsearch.store import budget
 from hpsearch.store.budget import FINISHED_STATES
 from hpsearch.store.paths import check_name
@@ -70,6 +64,7 @@ class RunRequest:
     sampler: str | None = None  # overrides the module's sampler when the study is created
     trials_per_worker: int = 1  # trials a worker trains at once (workers.take_trials, Objective.train)
     speedups: Speedups = Speedups()  # fusion and capture, resolved by the CLI (Speedups.from_env)
+    cpu_slots: int | None = None  # CPU trials that may train at once (None: the cores; 0: no limit)
 
 
 @dataclass
@@ -106,7 +101,7 @@ def _run(req: RunRequest, console: Console) -> RunResult:
         raise HpsearchError(f"--timeout must be > 0 seconds, got {req.timeout:g}; leave it out to run "
                             "until the budget is met")
     try:
-        resolve_device(req.device)
+        device = resolve_device(req.device)  # once: "auto" becomes the device every worker is placed on
     except ValueError as err:
         raise HpsearchError(str(err)) from None
     loaded = discover.load(req.study, req.studies_dir)
@@ -119,7 +114,7 @@ def _run(req: RunRequest, console: Console) -> RunResult:
     settings, created = _create_or_join(storage, req, loaded, name, fp, data_hash)
     study = optuna.load_study(study_name=name, storage=storage)
     try:
-        return _supervise(req, loaded, study, storage, settings, console)
+        return _supervise(req, device, loaded, study, storage, settings, console)
     except BaseException:
         if created and not study.get_trials(deepcopy=False):
             optuna.delete_study(study_name=name, storage=storage)
@@ -191,7 +186,7 @@ def _check_fingerprint(stored: dict[str, Any], current: dict[str, Any], loaded: 
     print(f"warning: {what} (joining anyway: --allow-module-change)", file=sys.stderr)
 
 
-def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Study,
+def _supervise(req: RunRequest, device: torch.device, loaded: discover.LoadedStudy, study: optuna.Study,
                storage: optuna.storages.BaseStorage, settings: StoredSettings, console: Console) -> RunResult:
     grid_size = len(settings.sampler.cells()) if settings.sampler.kind == "grid" else None
     total = req.n_trials or grid_size or loaded.study.n_trials  # a grid's budget is its size
@@ -208,22 +203,20 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
         console.print(f"{study.study_name}: {running} running trial(s) hold the rest of the budget "
                       f"({finished}/{total} finished); one worker waits for them (a trial without a heartbeat "
                       f"for {grace_period()}s is failed and retried)", highlight=False, soft_wrap=True)
-    wanted = auto_workers(req.device, study) if req.workers == "auto" else int(req.workers)
-    n = min(wanted, max(1, remaining))
+    alloc = allocate(device, req.workers, remaining, study, req.cpu_slots)
+    n, slots = alloc.workers, alloc.slots
     deadline = None if req.timeout is None else time.time() + req.timeout
     existing = len(study.get_trials(deepcopy=False))
-    devices = worker_devices(req.device, n)
-    slots = cpu_slots(devices[0], n)
     slot_tmp = tempfile.TemporaryDirectory(prefix="hpsearch-cpu-slots-") if slots else None
     slot_dir = slot_tmp.name if slot_tmp is not None else None
     jobs = [
         WorkerJob(index=i, study_path=str(loaded.path), study_name=study.study_name,
                   storage_url=req.storage, n_trials=total, deadline=deadline, device=dev,
-                  threads=threads_per_worker(n), data_root=str(req.data_root),
+                  threads=alloc.threads, data_root=str(req.data_root),
                   sampler_seed=derive_seed(settings.seed, "sampler", i, existing), pruner=req.pruner,
                   allow_module_change=req.allow_module_change, cpu_slots=slot_dir, n_slots=slots,
                   trials_per_worker=req.trials_per_worker, speedups=req.speedups)
-        for i, dev in enumerate(devices)
+        for i, dev in enumerate(alloc.devices)
     ]
     parts = [f"{study.study_name}:", f"{n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device},",
              *([f"up to {req.trials_per_worker} trials each at once,"] if req.trials_per_worker > 1 else []),
@@ -236,6 +229,25 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
     pool = WorkerPool()
     for job in jobs:
         pool.start(job)
+    errors = _watch(pool, study, state, result, console)
+    for i, p in pool.procs.items():
+        p.join()
+        if (p.exitcode or 0) > 0 and p.exitcode not in (130, 143) and not errors and not result.interrupted:
+            errors.append((f"worker {i} exited with code {p.exitcode}", None))
+    if slot_tmp is not None:
+        slot_tmp.cleanup()
+    _finish(study, state, result)
+    if errors and not result.interrupted:
+        message, trace = errors[0]
+        raise TrialsFailing(message, detail=trace)
+    return result
+
+
+def _watch(pool: WorkerPool, study: optuna.Study, state: RunState, result: RunResult,
+           console: Console) -> list[tuple[str, str | None]]:
+    """Follow the workers until they are done: their events into the view, killed ones replaced
+    (at most MAX_RESTARTS), the study polled for trials other machines finish; on Ctrl-C or
+    SIGTERM stop them and fail what they left running. Returns the errors that stop the run."""
     errors: list[tuple[str, str | None]] = []  # (one line, the worker's traceback if it crashed)
     restarts = 0
     with RunView(state, console) as view:
@@ -277,17 +289,7 @@ def _supervise(req: RunRequest, loaded: discover.LoadedStudy, study: optuna.Stud
         except BaseException:
             pool.interrupt(STOP_GRACE_S)  # never leave workers behind when the supervisor fails
             raise
-    for i, p in pool.procs.items():
-        p.join()
-        if (p.exitcode or 0) > 0 and p.exitcode not in (130, 143) and not errors and not result.interrupted:
-            errors.append((f"worker {i} exited with code {p.exitcode}", None))
-    if slot_tmp is not None:
-        slot_tmp.cleanup()
-    _finish(study, state, result)
-    if errors and not result.interrupted:
-        message, trace = errors[0]
-        raise TrialsFailing(message, detail=trace)
-    return result
+    return errors
 
 
 def _reclaim(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str,
@@ -304,13 +306,6 @@ def _reclaim(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str
         console.print(f"{study.study_name}: failed {before - running} abandoned trial(s) (no heartbeat for "
                       f"{grace_period()}s); their parameters are retried", highlight=False, soft_wrap=True)
     return sum(counts.get(s.name, 0) for s in FINISHED_STATES), running
-
-
-def cpu_slots(device: str, workers: int) -> int:
-    """How many CPU workers may train at once: the core count (``HPSEARCH_CPU_SLOTS`` overrides;
-    0 lifts the limit), or 0 when no limit is needed (GPU workers, or no more workers than that)."""
-    limit = int(os.environ.get("HPSEARCH_CPU_SLOTS", cpu_cores()))
-    return limit if device == "cpu" and 0 < limit < workers else 0
 
 
 def _fail_left_running(study: optuna.Study, state: RunState, killed: list[int], error: str) -> None:

@@ -37,7 +37,7 @@ from hpsearch.run.pruners import make_pruner
 from hpsearch.store.budget import decide
 from hpsearch.store.compat import trial_id
 from hpsearch.store.queries import primary_value  # a pruned trial's is its last report
-from hpsearch.store.records import FINGERPRINT, SETTINGS, TrialRecord, put_attrs, study_get
+from hpsearch.store.records import FINGERPRINT, SETTINGS, put_attrs, study_get
 from hpsearch.store.storage import Heartbeat, heartbeat_interval, open_storage, with_retry
 from hpsearch.study import discover
 from hpsearch.study.declaration import StoredSettings
@@ -71,15 +71,6 @@ class WorkerJob:
     speedups: Speedups = Speedups()  # fusion and capture, as the CLI resolved them
 
 
-def cpu_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def threads_per_worker(workers: int) -> int:
-    """Split the cores: max(1, cores // workers) (more workers than cores: see CpuSlots)."""
-    return max(1, cpu_cores() // workers)
-
-
 class CpuSlots:
     """At most ``n`` trials train at once on this machine, however many CPU workers run.
 
@@ -108,40 +99,6 @@ class CpuSlots:
                 return
             time.sleep(0.05)
         yield False
-
-
-MEMORY_HEADROOM = 0.8  # of a card's memory that --workers auto plans to fill (allocator cache, cuDNN workspaces)
-MAX_PER_GPU = 8  # --workers auto never puts more trials than this on one card
-
-
-def workers_for_memory(card_bytes: int, peaks: list[int], gpus: int) -> int:
-    """Trials per card that fit: ``card × headroom // largest measured peak`` (1 to
-    :data:`MAX_PER_GPU`), times the cards; one per card while nothing is measured yet."""
-    per_card = 1 if not peaks else max(1, min(MAX_PER_GPU, int(card_bytes * MEMORY_HEADROOM) // max(1, max(peaks))))
-    return per_card * max(1, gpus)
-
-
-def auto_workers(device: str, study: optuna.Study) -> int:
-    """``--workers auto``. On a CPU: one worker per core (what the CPU slots allow to train at once).
-    On CUDA: from the peak memory earlier trials of this study measured (:func:`workers_for_memory`);
-    a fresh study starts with one per card and its first trials measure. Untested on a GPU: none
-    was lent to the session that wrote it."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if not device.startswith("cuda"):
-        return cpu_cores()
-    peaks = [peak for t in study.get_trials(deepcopy=False) if (peak := TrialRecord.of_trial(t).gpu_peak_bytes)]
-    return workers_for_memory(torch.cuda.get_device_properties(0).total_memory, peaks, torch.cuda.device_count())
-
-
-def worker_devices(device: str, workers: int) -> list[str]:
-    """With CUDA, worker i uses GPU i mod count; otherwise every worker uses the CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        n = torch.cuda.device_count()
-        return [f"cuda:{i % n}" for i in range(workers)]
-    return ["cpu"] * workers
 
 
 def next_trial(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str,
