@@ -31,6 +31,8 @@ from hpsearch.fmt import Summary
 from hpsearch.models import LEGACY_MODEL
 from hpsearch.store.compat import storage_of, study_id, trial_id
 from hpsearch.study.samplers import CELL  # trial user attribute: the grid cell it was handed (defined below the store)
+from hpsearch.tasks import Task
+from hpsearch.tasks import from_dict as task_from_dict
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -156,6 +158,11 @@ def retrain_record(study: optuna.Study) -> RetrainRecord | None:
     """The study's latest retrain, or None if it was never retrained."""
     rec: RetrainRecord | None = study_get(study, RETRAIN)
     return rec
+
+
+def task_of(rec: RetrainRecord) -> Task:
+    """The task a retrain record was scored by; records from before tasks existed are classify."""
+    return task_from_dict(rec.get("task"))
 
 
 def looks_counted(study: optuna.Study) -> int:

@@ -31,7 +31,7 @@ from plotly.subplots import make_subplots
 
 from hpsearch.fmt import is_pct
 from hpsearch.store.queries import objective_names
-from hpsearch.store.records import RetrainRecord, TrialRecord, curves_of_trial
+from hpsearch.store.records import RetrainRecord, TrialRecord, curves_of_trial, task_of
 from hpsearch.views.importance import RELIABLE_TRIALS, Importances, param_importances
 
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#b0b0b0", "FAIL": "#d62728", "RUNNING": "#2ca02c",
@@ -362,9 +362,8 @@ def worker_timeline(study: optuna.Study) -> Figure:
 def retrain_curves(rec: RetrainRecord) -> Figure:
     """Per-seed learning curves of the retrained models: loss (train, val) and the task's headline
     validation metric (top-1 for classify, PSNR for reconstruct, F1 for segment)."""
-    from hpsearch.tasks import from_dict
 
-    head = from_dict(rec.get("task")).headline_column(rec)
+    head = task_of(rec).headline_column(rec)
     train_key = f"train_{head.key}"
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (solid: train, dashed: validation)",
                                                         f"{head.label} (solid: validation, dotted: train)"

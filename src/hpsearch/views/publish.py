@@ -28,9 +28,8 @@ from optuna_dashboard import save_note
 from hpsearch.errors import HpsearchError
 from hpsearch.fmt import is_pct, mean_std, num
 from hpsearch.store.compat import storage_of, trial_id
-from hpsearch.store.records import PUBLISHED, RetrainRecord, study_get, study_put
+from hpsearch.store.records import PUBLISHED, RetrainRecord, study_get, study_put, task_of
 from hpsearch.store.storage import sqlite_path
-from hpsearch.tasks import from_dict as task_from_dict
 from hpsearch.views import tables
 from hpsearch.views.importance import RELIABLE_TRIALS
 
@@ -84,7 +83,7 @@ def note_markdown(study_name: str, rec: RetrainRecord, files: list[str], complet
     """The study note: the three-way comparison, one row per seed (the task's metrics), the parameters;
     with ``completed`` (the study's completed trials now), how far the dashboard's importance panel
     can be trusted — it cannot say so itself."""
-    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
+    task = task_of(rec)
     n = len(rec["runs"])
     lines = [
         f"## Retrained result (hpsearch): trial {rec['trial']}",
@@ -120,7 +119,7 @@ def note_markdown(study_name: str, rec: RetrainRecord, files: list[str], complet
 
 def trial_note_markdown(rec: RetrainRecord) -> str:
     """The retrained trial's note: that it was retrained, the test result in one line, where the rest is."""
-    task = task_from_dict(rec.get("task"))
+    task = task_of(rec)
     base = rec["metric"].removeprefix("val_")
     pct = is_pct(base)
     n = len(rec["runs"])
@@ -150,7 +149,7 @@ def curves_png(rec: RetrainRecord, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    task = task_from_dict(rec.get("task"))
+    task = task_of(rec)
     head = task.headline_column(rec)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     for i, r in enumerate(rec["runs"]):

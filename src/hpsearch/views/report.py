@@ -28,9 +28,8 @@ from hpsearch.fmt import is_pct, mean_std, summary
 from hpsearch.results.compare import compare
 from hpsearch.store.paths import check_output, write_atomically
 from hpsearch.store.queries import objective_names, pareto_front, recorded, settings_of
-from hpsearch.store.records import RetrainRecord, looks_counted
+from hpsearch.store.records import RetrainRecord, looks_counted, task_of
 from hpsearch.study.samplers import SEED_PARAM
-from hpsearch.tasks import from_dict as task_from_dict
 from hpsearch.views import figures, tables
 from hpsearch.views.importance import METHOD, RELIABLE_TRIALS, TOP_QUANTILE, param_importances
 
@@ -196,7 +195,7 @@ def _retrain_section(page: _Page, rec: RetrainRecord, looks: int) -> None:
     if candidates is not None:
         page.raw("<p>Candidates re-scored on validation before choosing (top-k):</p>")
         page.raw(tables.to_html(candidates))
-    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
+    task = task_of(rec)
     hl = task.headline_column(rec)
 
     page.h2("Retrain learning curves", f"Every seed's loss and validation {hl.label} per epoch.")

@@ -17,8 +17,7 @@ from rich import box
 from rich.table import Table as RichTable
 
 from hpsearch.fmt import Num, is_pct
-from hpsearch.store.records import RetrainRecord, run_metric
-from hpsearch.tasks import from_dict as task_from_dict
+from hpsearch.store.records import RetrainRecord, run_metric, task_of
 
 Cell = str | Num
 
@@ -101,7 +100,7 @@ def retrain_summary(rec: RetrainRecord) -> Table:
 def retrain_seeds(rec: RetrainRecord) -> Table:
     """One row per seed with the task's test metrics, the validation headline and the time; the
     mean ± std row last."""
-    task = task_from_dict(rec.get("task"))  # records from before tasks are classify
+    task = task_of(rec)
     cols, hl = task.columns(rec), task.headline_column(rec)
     head = ["seed", *(f"test {c.label}" for c in cols), f"val {hl.label}", "seconds"]
     rows: list[list[Cell]] = [
