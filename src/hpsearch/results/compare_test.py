@@ -88,7 +88,9 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
         groups.append({"params": g.params, "trials": [t.number for t in g.trials],
                        **{f"test_{k}": summary([s[k] for s in scores])  # type: ignore[misc]
                           for k in task.METRICS if scores and scores[0].get(k) is not None}})
-    record = {"look": look.number, "by": comparison.by, "metric": comparison.metric, "groups": groups,
+    killed = [look.interrupted["look"]] if look.interrupted else []  # the marker this look replaces: kept here
+    record = {"look": look.number, "interrupted_looks": killed, "by": comparison.by, "metric": comparison.metric,
+              "groups": groups,
               "reproduced": reproduced, "retrained": len(trials), "device": str(device), **evidence()}
     look.record(COMPARE_TEST, [*study_get(study, COMPARE_TEST, []), record])
     return record
