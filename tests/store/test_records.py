@@ -15,7 +15,7 @@ from hpsearch.store.compat import storage_of, study_id
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "hpsearch"
 # a stored attribute named by a string literal: set_user_attr("x"), user_attrs["x"], .get("x"), system attrs too
-RAW_KEY = re.compile(r"""\b(set_(user|system)_attr\(|(user|system)_attrs(\.get\(|\[))\s*["']""")
+RAW_KEY = re.compile(r"""\b(set_(trial_|study_)?(user|system)_attr\((\s*[\w.()]+,)?|(user|system)_attrs(\.get\(|\[))\s*["']""")
 
 
 def test_no_module_but_the_record_module_names_a_stored_attribute_by_string() -> None:
@@ -28,7 +28,7 @@ def test_no_module_but_the_record_module_names_a_stored_attribute_by_string() ->
 
 def test_the_raw_key_pattern_finds_what_it_is_meant_to() -> None:
     for line in ('trial.set_user_attr("seed", 1)', "t.user_attrs['model']", 't.user_attrs.get("epochs")',
-                 't.system_attrs.get("fixed_params", {})'):
+                 't.system_attrs.get("fixed_params", {})', 'storage.set_trial_user_attr(t._trial_id, "error", e)'):
         assert RAW_KEY.search(line), line
     assert not RAW_KEY.search("records.put_attrs(trial, seed=1)")
     assert not RAW_KEY.search('"get_study_user_attrs", "get_study_system_attrs"')

@@ -30,7 +30,7 @@ from hpsearch.store import budget
 from hpsearch.store.budget import FINISHED_STATES
 from hpsearch.store.paths import check_name
 from hpsearch.store.queries import pareto_front, recorded
-from hpsearch.store.records import FINGERPRINT, SETTINGS, study_get
+from hpsearch.store.records import FINGERPRINT, SETTINGS, fail_frozen, study_get
 from hpsearch.store.storage import grace_period, mask, open_storage
 from hpsearch.study import discover
 from hpsearch.study.declaration import StoredSettings
@@ -317,8 +317,7 @@ def _fail_left_running(study: optuna.Study, state: RunState, killed: list[int], 
     numbers = {n for n, r in state.running.items() if r.worker in killed}
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.number in numbers:
-            study._storage.set_trial_user_attr(t._trial_id, "error", error)
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            fail_frozen(study, t, error)
 
 
 def _forget_running(state: RunState, worker: int) -> None:

@@ -231,6 +231,13 @@ def put_attrs(trial: optuna.Trial, **attrs: Unpack[TrialAttrs]) -> None:
         trial.set_user_attr(key, value)
 
 
+def fail_frozen(study: optuna.Study, trial: FrozenTrial, error: str) -> None:
+    """Fail a trial this process does not own (its worker is dead), with ``error`` as the reason."""
+    storage = storage_of(study)
+    storage.set_trial_user_attr(trial_id(trial), "error", error)
+    storage.set_trial_state_values(trial_id(trial), optuna.trial.TrialState.FAIL)
+
+
 def enqueue(study: optuna.Study, params: Mapping[str, Any], *, cell: dict[str, Any] | None = None,
             requeued_from: int | None = None, requeues: int | None = None) -> None:
     """Queue a trial with these parameters and the attributes it starts with: its grid ``cell``
