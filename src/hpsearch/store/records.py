@@ -69,7 +69,6 @@ class SeedRun(TypedDict, total=False):
     test_per_class_top1: list[float]  # classify
     sample_predictions: list[int]  # classify: the predicted class of each stored sample image
     # val_loss, val_top1, test_loss, test_top1, test_topk (classify); val_psnr, test_ssim, … (others)
-    # classify also: test_per_class_top1 (list), sample_predictions (list of class indices)
 
 
 class Pixels(TypedDict, total=False):
