@@ -133,6 +133,16 @@ def _storage(url: str | None) -> str:
     return url or default_url()
 
 
+def _device(device: Device) -> Any:
+    """The torch device for ``--device``, resolved once here (torch loads only for the commands that train)."""
+    from hpsearch.train.loop import resolve_device
+
+    try:
+        return resolve_device(device.value)
+    except ValueError as e:
+        raise HpsearchError(str(e)) from None
+
+
 def _data_root(root: Path | None) -> Path:
     from hpsearch.data import default_data_root
     return root if root is not None else default_data_root()
@@ -232,77 +242,37 @@ def best(
 ) -> None:
     """Show the best trial (several objectives: the Pareto front); with --retrain, its seed-averaged
     score on the held-out test split."""
-    from hpsearch.store.queries import (
-        best_trial,
-        chosen_trial,
-        objective_names,
-        pareto_front,
-        pick_study,
-        recorded,
-        settings_of,
-    )
-    from hpsearch.store.records import looks_counted
+    from hpsearch.results.best import best as answer
+    from hpsearch.store.queries import pick_study
     from hpsearch.store.storage import open_storage
     from hpsearch.views import terminal
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study)
-    settings = settings_of(st)
     if refit and not retrain:
         raise HpsearchError("--refit applies to --retrain: hpsearch best STUDY --retrain --refit")
-    rec = recorded(st)
-    if settings.multi and not retrain:
-        front = pareto_front(st)
-        if not front:
-            best_trial(st)  # raises: nothing completed yet
-        if as_json:
-            print(terminal.front_json(st.study_name, objective_names(st), front, rec))
-            return
-        terminal.pareto_front(out, st.study_name, objective_names(st), front)
-        if rec is not None:
-            terminal.retrain_record(out, rec, fresh=False, looks=looks_counted(st))
+    if not retrain:
+        terminal.best(out, answer(st, trial), as_json=as_json)
         return
-    top = chosen_trial(st, trial) if settings.multi and trial is not None else best_trial(st)
-    fresh = False
-    if retrain:  # torch, the trainer and the dashboard's writer load only when needed
-        from hpsearch.results.retrain import RetrainRequest
-        from hpsearch.results.retrain import retrain as do_retrain
-        from hpsearch.train.loop import resolve_device
-        from hpsearch.train.options import Speedups
-        from hpsearch.views.progress import RetrainView
-        from hpsearch.views.publish import artifact_dir, artifact_store, needs_publishing, publish
+    from hpsearch.results.retrain import RetrainRequest  # torch, the trainer and the dashboard's writer: only here
+    from hpsearch.train.options import Speedups
+    from hpsearch.views.progress import RetrainView
+    from hpsearch.views.publish import artifact_dir, artifact_store, publish_new
 
-        folder = artifact_dir(url, artifacts)
-        artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
-        speedups = Speedups.from_env()  # and so does a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE
-        try:
-            dev = resolve_device(device.value)
-        except ValueError as e:
-            raise HpsearchError(str(e)) from None
-        with RetrainView(err if as_json else out) as view:  # the "once" policy is the service's (needs_look)
-            done = do_retrain(st, RetrainRequest(
-                seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root), device=dev, out_dir=out_dir,
-                studies_dir=studies_dir, storage_url=url, allow_module_change=allow_module_change,
-                allow_data_change=allow_data_change, trial=trial, epochs=epochs, refit=refit, speedups=speedups),
-                view.message, view.tick)
-        rec, fresh = done.record, done.looked
-    if retrain and rec is not None and needs_publishing(st, rec):
-        uploaded = publish(st, rec, folder)
-        (err if as_json else out).print(f"dashboard: study note written, {len(uploaded)} artifacts uploaded to "
-                                        f"{folder} (hpsearch dashboard shows them)", highlight=False, soft_wrap=True)
-    if as_json:
-        print(terminal.best_json(st.study_name, top, rec))
-        return
-    terminal.best_trial(out, st.study_name, settings.metric, top, "trial" if settings.multi else "best trial")
-    if rec is not None:
-        terminal.retrain_record(out, rec, fresh=fresh, looks=looks_counted(st))
-        if not settings.multi and top.number not in [c["trial"] for c in rec.get("candidates", [])]:
-            out.print(f"note: the best trial is now {top.number}; the record is for trial {rec['trial']} "
-                      f"(--retrain --force retrains, a new look at the test split)", highlight=False)
-    elif not retrain:
-        from hpsearch.hints import command
-
-        out.print(f"not retrained yet: {command('best', st.study_name, '--retrain')}", highlight=False)
+    folder = artifact_dir(url, artifacts)
+    artifact_store(folder)  # a bad --artifacts fails here, before any training or test look
+    request = RetrainRequest(  # Speedups.from_env: a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE fails here too
+        seeds=seeds, top_k=top_k, force=force, data_root=_data_root(data_root), device=_device(device),
+        out_dir=out_dir, studies_dir=studies_dir, storage_url=url, allow_module_change=allow_module_change,
+        allow_data_change=allow_data_change, trial=trial, epochs=epochs, refit=refit, speedups=Speedups.from_env())
+    shown = err if as_json else out
+    with RetrainView(shown) as view:  # the "once" policy is the service's (results.retrain.needs_look)
+        done = answer(st, trial, request, view.message, view.tick)
+    uploaded = publish_new(st, done.record, folder)
+    if uploaded is not None:
+        shown.print(f"dashboard: study note written, {len(uploaded)} artifacts uploaded to {folder} "
+                    "(hpsearch dashboard shows them)", highlight=False, soft_wrap=True)
+    terminal.best(out, done, as_json=as_json)
 
 
 @app.command()
@@ -374,13 +344,9 @@ def compare(
     shown = result.to_dict()
     if test:
         from hpsearch.results.compare_test import groups_on_test_split
-        from hpsearch.train.loop import resolve_device
         from hpsearch.train.options import Speedups
 
-        try:
-            dev = resolve_device(device.value)
-        except ValueError as e:
-            raise HpsearchError(str(e)) from None
+        dev = _device(device)
         say = (lambda m: err.print(m, highlight=False)) if as_json else (lambda m: out.print(m, highlight=False))
         tested = groups_on_test_split(st, result, data_root=_data_root(data_root), device=dev, storage_url=url,
                                       studies_dir=studies_dir, speedups=Speedups.from_env(), say=say)

@@ -84,3 +84,42 @@ def test_a_searched_and_retrained_study_stores_only_declared_attributes(work: Wo
         assert {"train_loss", "train_top1", "train_topk", "val_loss", "val_top1", "val_topk"} <= set(r.curves)
         assert r.best_epoch == records.best_epoch(r.curves["val_top1"], maximize=True) is not None
         assert "best_epoch" in study.trials[r.number].user_attrs  # recorded, not only derived
+
+
+LEGACY_DB = Path(__file__).resolve().parents[1] / "fixtures" / "dc7b503" / "legacy.db"
+
+
+def test_a_retrain_record_of_hpsearch_0_1_is_upgraded_on_read(tmp_path: Path) -> None:
+    """The readers index what every version's record holds after the upgrade, and find absent what
+    cannot be known (0.1 kept no model spec or size)."""
+    from conftest import copy_sqlite
+
+    copy_sqlite(LEGACY_DB, tmp_path / "legacy.db")
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{tmp_path / 'legacy.db'}")
+    stored = records.study_get(study, records.RETRAIN)
+    assert not {"task", "refit", "interrupted_looks"} & set(stored)  # what the fixture is a fixture of
+    rec = records.retrain_record(study)
+    assert rec is not None
+    assert (rec["task"]["kind"], rec["refit"], rec["interrupted_looks"], rec["rounds"]) == ("classify", False, [], 1)
+    assert rec["seeds"] == stored["seeds"] and rec["test"] == stored["test"]
+    assert "model" not in rec and "n_params" not in rec
+    assert records.task_of(rec).kind == "classify"
+
+
+def test_look_markers_and_comparison_records_round_trip(tmp_path: Path) -> None:
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'db.db'}")
+    assert records.pending_look(study) is None and records.comparison_records(study) == []
+    records.study_put(study, records.PENDING, {"look": 2, "trial": 4})  # a marker written before "what" was
+    assert records.pending_look(study) == {"look": 2, "trial": 4, "what": "retrain"}
+    records.count_look(study, {"look": 3, "what": "compare --test", "trials": [1, 2]})
+    assert records.looks_counted(study) == 3 and records.pending_look(study) == {
+        "look": 3, "what": "compare --test", "trials": [1, 2]}
+    first: records.ComparisonRecord = {"look": 3, "by": ["lr"], "metric": "val_top1", "groups": [
+        {"params": {"lr": 0.1}, "trials": [1, 2], "test_top1": {"mean": 0.5, "std": 0.1, "values": [0.4, 0.6]}}]}
+    records.close_look(study, first)
+    records.close_look(study, {**first, "look": 4})
+    assert records.pending_look(study) is None
+    assert [r["look"] for r in records.comparison_records(study)] == [3, 4]
+    assert records.group_metric(records.comparison_records(study)[0]["groups"][0], "test_top1") == {
+        "mean": 0.5, "std": 0.1, "values": [0.4, 0.6]}
+    assert records.retrain_record(study) is None  # a comparison is not a retrain

@@ -17,7 +17,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import torch
@@ -28,7 +28,7 @@ from hpsearch.results.compare import Comparison
 from hpsearch.results.look import Look, look_at_test_split
 from hpsearch.results.provenance import evidence
 from hpsearch.store.queries import settings_of
-from hpsearch.store.records import COMPARE_TEST, FINGERPRINT, TrialRecord, config_of, study_get
+from hpsearch.store.records import FINGERPRINT, ComparisonGroup, ComparisonRecord, TrialRecord, config_of, study_get
 from hpsearch.study.config import TrialConfig
 from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.train.fused import fit_together
@@ -39,19 +39,18 @@ from hpsearch.train.options import Speedups
 def groups_on_test_split(study: optuna.Study, comparison: Comparison, *, data_root: Path, device: torch.device,
                          storage_url: str | None = None, studies_dir: Path | None = None,
                          speedups: Speedups = Speedups(),
-                         say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+                         say: Callable[[str], None] = lambda _m: None) -> ComparisonRecord:
     """Retrain every trial of ``comparison`` from its recorded seed, evaluate all once on the test
     split (one counted look, through the one door), record and return ``{"look", "groups": [...]}``."""
     with look_at_test_split(study, "compare --test", storage_url) as look:
-        if look.interrupted is not None:
-            say(f"an earlier {look.interrupted.get('what', 'retrain')} was killed during test look "
-                f"{look.interrupted['look']}; that look counts")
+        if look.killed_line:
+            say(look.killed_line)
         return _test_groups(study, comparison, data_root, device, studies_dir, speedups, say, look)
 
 
 def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, device: torch.device,
                  studies_dir: Path | None, speedups: Speedups, say: Callable[[str], None],
-                 look: Look) -> dict[str, Any]:
+                 look: Look) -> ComparisonRecord:
     settings = settings_of(study)
     trials = [t for g in comparison.groups for t in g.trials]
     stored_fp = study_get(study, FINGERPRINT, {})
@@ -82,15 +81,17 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
 
     test = look.read(settings.data, data_root, data.mean, data.std, device, trials=[t.number for t in trials])
     task = settings.task
-    groups = []
+    groups: list[ComparisonGroup] = []
     for g in comparison.groups:
         scores = [task.evaluate(m, test, data.info) for t in g.trials for m in models[t.number]]
-        groups.append({"params": g.params, "trials": [t.number for t in g.trials],
-                       **{f"test_{k}": summary([s[k] for s in scores])  # type: ignore[misc]
-                          for k in task.METRICS if scores and scores[0].get(k) is not None}})
+        row: dict[str, Any] = {"params": g.params, "trials": [t.number for t in g.trials]}
+        row.update({f"test_{k}": summary([s[k] for s in scores])  # type: ignore[misc]
+                    for k in task.METRICS if scores and scores[0].get(k) is not None})
+        groups.append(cast(ComparisonGroup, row))
     killed = [look.interrupted["look"]] if look.interrupted else []  # the marker this look replaces: kept here
-    record = {"look": look.number, "interrupted_looks": killed, "by": comparison.by, "metric": comparison.metric,
-              "groups": groups,
-              "reproduced": reproduced, "retrained": len(trials), "device": str(device), **evidence()}
-    look.record(COMPARE_TEST, [*study_get(study, COMPARE_TEST, []), record])
+    record: ComparisonRecord = {
+        "look": look.number, "interrupted_looks": killed, "by": list(comparison.by), "metric": comparison.metric,
+        "groups": groups, "reproduced": reproduced, "retrained": len(trials), "device": str(device)}
+    record.update(cast(ComparisonRecord, evidence()))
+    look.record(record)
     return record

@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import torch
@@ -31,7 +31,15 @@ import torch
 from hpsearch.data import DataSpec, Tensors, load_test_data
 from hpsearch.errors import HpsearchError
 from hpsearch.store.compat import backend_of, storage_of
-from hpsearch.store.records import LOOKS, PENDING, looks_counted, study_get, study_put
+from hpsearch.store.records import (
+    ComparisonRecord,
+    PendingLook,
+    RetrainRecord,
+    close_look,
+    count_look,
+    looks_counted,
+    pending_look,
+)
 from hpsearch.store.storage import try_exclusive
 
 
@@ -55,9 +63,15 @@ class Look:
     study: optuna.Study
     what: str  # "retrain" or "compare --test": said when a killed look is found later
     number: int
-    interrupted: dict[str, Any] | None  # the pending marker an earlier, killed look left
+    interrupted: PendingLook | None  # the pending marker an earlier, killed look left
     detail: dict[str, Any] = field(default_factory=dict)  # kept in the pending marker (trial, seeds, …)
     _counted: bool = False
+
+    @property
+    def killed_line(self) -> str | None:
+        """What to tell the user about the earlier look this one found killed, if any."""
+        lost = self.interrupted
+        return None if lost is None else f"an earlier {lost['what']} was killed during test look {lost['look']}; that look counts"
 
     def read(self, spec: DataSpec, root: Path, mean: torch.Tensor, std: torch.Tensor,
              device: torch.device | str = "cpu", **detail: Any) -> Tensors:
@@ -68,14 +82,12 @@ class Look:
         return load_test_data(spec, root, mean, std, device, look=self._count)
 
     def _count(self) -> None:
-        self.study.set_user_attr(LOOKS, self.number)
-        study_put(self.study, PENDING, {"look": self.number, "what": self.what, **self.detail})
+        count_look(self.study, cast(PendingLook, {**self.detail, "look": self.number, "what": self.what}))
         self._counted = True
 
-    def record(self, key: str, value: Any) -> None:
-        """Store the look's result under the study record ``key`` and close the look."""
-        study_put(self.study, key, value)
-        study_put(self.study, PENDING, None)
+    def record(self, record: RetrainRecord | ComparisonRecord) -> None:
+        """Store the look's record and close the look."""
+        close_look(self.study, record)
 
 
 @contextlib.contextmanager
@@ -86,4 +98,4 @@ def look_at_test_split(study: optuna.Study, what: str, url: str | None = None) -
             raise HpsearchError(f"another `hpsearch best --retrain` of study {study.study_name!r} is running "
                                 "(or a `compare --test`: one look at the test split at a time); wait for it to "
                                 "finish, then rerun to see its record")
-        yield Look(study, what, looks_counted(study) + 1, study_get(study, PENDING) or None)
+        yield Look(study, what, looks_counted(study) + 1, pending_look(study))

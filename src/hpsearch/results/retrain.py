@@ -46,7 +46,6 @@ from hpsearch.store.queries import (
 )
 from hpsearch.store.records import (
     FINGERPRINT,
-    RETRAIN,
     RETRAIN_LINE,
     RetrainRecord,
     SeedRun,
@@ -132,7 +131,7 @@ def needs_look(study: optuna.Study, req: RetrainRequest) -> bool:
         chosen_trial(study, req.trial)  # raises for a trial that does not exist or did not complete
     rec = recorded(study)
     if rec is not None and not req.force:
-        if req.refit and not rec.get("refit"):
+        if req.refit and not rec["refit"]:
             raise HpsearchError("the retrain record was trained on train only, not refit; --refit --force refits "
                                 "on train + validation (a new look at the test split, counted)")
         if req.trial is not None and rec["trial"] != req.trial:
@@ -164,8 +163,8 @@ def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Pro
     say = progress or (lambda _msg: None)
     previous = recorded(study)
     lost = look.interrupted
-    if lost is not None:
-        say(f"an earlier {lost.get('what', 'retrain')} was killed during test look {lost['look']}; that look counts")
+    if look.killed_line:
+        say(look.killed_line)
     settings = settings_of(study)
     candidates = [chosen_trial(study, req.trial)] if req.trial is not None else ranked_trials(study)[: req.top_k]
     stored_fp = study_get(study, FINGERPRINT, {})
@@ -234,7 +233,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Pro
         "candidates": scored,
         "first_layer": _first_layer(fits[0].model, seeds[0]),
         "test_looks": look.number,
-        "interrupted_looks": sorted({*(previous or {}).get("interrupted_looks", []),
+        "interrupted_looks": sorted({*(previous["interrupted_looks"] if previous else []),
                                      *([lost["look"]] if lost else [])}),
         "rounds": round_ + 1,
     }
@@ -242,7 +241,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Pro
     # segment: their samples, distribution) and the provenance, both declared in RetrainRecord
     record.update(cast(RetrainRecord, {**task_fields, **evidence()}))
     study_put(study, RETRAIN_LINE, retrain_line(record))
-    look.record(RETRAIN, record)
+    look.record(record)
     return record
 
 

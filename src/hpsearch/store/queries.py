@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import HpsearchError
 from hpsearch.hints import command
-from hpsearch.store.records import PENDING, SETTINGS, RetrainRecord, looks_counted, retrain_record, study_get
+from hpsearch.store.records import (
+    SETTINGS,
+    PendingLook,
+    RetrainRecord,
+    looks_counted,
+    pending_look,
+    retrain_record,
+    study_get,
+)
 from hpsearch.store.rows import state_counts
 from hpsearch.store.storage import mask
 from hpsearch.study.declaration import StoredSettings
@@ -50,7 +57,7 @@ def retrain_state(study: optuna.Study) -> str:
     """``retrained #3: test top1 0.9712 ± 0.0031 (1 look)``, ``not retrained``, or an interrupted look."""
     rec, looks, killed = recorded(study), looks_counted(study), interrupted_look(study)
     n = f"{looks} look{'s' if looks != 1 else ''}"
-    what = f"{killed.get('what', 'retrain')} interrupted" if killed else ""
+    what = f"{killed['what']} interrupted" if killed else ""
     if rec is None:
         return f"{what} ({n})" if killed else (f"not retrained ({n})" if looks else "not retrained")
     return f"retrained #{rec['trial']}: {_test_score(rec)} ({n}{'; ' + what if killed else ''})"
@@ -59,14 +66,14 @@ def retrain_state(study: optuna.Study) -> str:
 def retrain_line(rec: RetrainRecord) -> str:
     """The retrain in one line, as the dashboard's study page shows it (study user attribute
     ``retrain``): ``trial 3: test top1 0.9712 ± 0.0031 over 5 seeds (test look 1)``."""
-    seeds = len(rec.get("seeds") or [])
+    seeds = len(rec["seeds"])
     return (f"trial {rec['trial']}: {_test_score(rec)} over {seeds} seed{'s' if seeds != 1 else ''} "
-            f"(test look {rec.get('test_looks', 1)})")
+            f"(test look {rec['test_looks']})")
 
 
 def _test_score(rec: RetrainRecord) -> str:
-    metric = str(rec.get("metric", "val_top1")).removeprefix("val_")
-    test = (rec.get("test") or {}).get(metric)
+    metric = rec["metric"].removeprefix("val_")
+    test = rec["test"].get(metric)
     return f"test {metric} {test['mean']:.4f} ± {test['std']:.4f}" if test else "no test score"
 
 
@@ -173,7 +180,6 @@ def recorded(study: optuna.Study) -> RetrainRecord | None:
     return retrain_record(study)
 
 
-def interrupted_look(study: optuna.Study) -> dict[str, Any] | None:
-    """The look a killed retrain began and never recorded, if any."""
-    pending = study_get(study, PENDING)
-    return pending or None
+def interrupted_look(study: optuna.Study) -> PendingLook | None:
+    """The look a killed retrain or ``compare --test`` began and never recorded, if any."""
+    return pending_look(study)

@@ -147,6 +147,50 @@ class RetrainRecord(TypedDict, total=False):
     created: str
 
 
+class PendingLook(TypedDict, total=False):
+    """The marker a look at the test split leaves (study record :data:`PENDING`) from the moment
+    it is counted until its record is written: found later, it names a look that was killed."""
+
+    look: int  # the look's number (the counter was already at it)
+    what: str  # "retrain" or "compare --test" (records before this field: a retrain)
+    trial: int  # retrain: the trial being evaluated
+    seeds: list[int]
+    trials: list[int]  # compare --test: every trial retrained for it
+
+
+class ComparisonGroup(TypedDict, total=False):
+    """One row of a ``compare --test``: its parameter values, its trials, and ``test_<metric>``
+    (:class:`Summary` over every model of the row) for each metric the task computes."""
+
+    params: dict[str, Any]
+    trials: list[int]
+
+
+class ComparisonRecord(TypedDict, total=False):
+    """One ``compare --test`` (the study record :data:`COMPARE_TEST` holds every one, in order)."""
+
+    look: int  # its look number
+    interrupted_looks: list[int]  # the killed look it found pending (that look counts)
+    by: list[str]  # the parameters grouped by
+    metric: str  # the study metric
+    groups: list[ComparisonGroup]
+    reproduced: int  # trials whose retrained validation score equalled the search's
+    retrained: int  # trials retrained for it
+    device: str
+    # provenance (results.provenance.evidence)
+    versions: dict[str, str]
+    git: str | None
+    command: str
+    host: str
+    created: str
+
+
+def group_metric(group: ComparisonGroup, key: str) -> Summary | None:
+    """A row's ``test_<metric>`` summary by its stored name (the task names them)."""
+    value = cast(Mapping[str, Any], group).get(key)
+    return cast(Summary, value) if value is not None else None
+
+
 def run_metric(run: SeedRun, key: str) -> float | None:
     """One seed's number by its stored name (``test_top1``, ``val_psnr``): the task names them."""
     value = cast(Mapping[str, Any], run).get(key)
@@ -154,9 +198,64 @@ def run_metric(run: SeedRun, key: str) -> float | None:
 
 
 def retrain_record(study: optuna.Study) -> RetrainRecord | None:
-    """The study's latest retrain, or None if it was never retrained."""
-    rec: RetrainRecord | None = study_get(study, RETRAIN)
+    """The study's latest retrain, or None if it was never retrained (upgraded: :func:`upgrade_retrain`)."""
+    stored = study_get(study, RETRAIN)
+    return upgrade_retrain(stored) if stored else None
+
+
+def upgrade_retrain(stored: Mapping[str, Any]) -> RetrainRecord:
+    """A retrain record of any version in today's layout, so that no reader guesses at defaults.
+
+    hpsearch 0.1 stored no ``task`` (it was classify), no ``rounds`` (one), no ``refit`` and no
+    ``candidates`` (``--top-k`` came later) and no ``interrupted_looks``; a record written before
+    looks were numbered was look 1. What cannot be known stays absent: 0.1 kept no ``model`` or
+    ``n_params`` (its CNN's arguments were the trial's parameters, which the record does not
+    rebuild), and the keys a task adds only for itself (``mistakes``, ``distribution``,
+    ``confusion_per_seed``) exist only where they were written: readers draw those parts only
+    when they are there.
+    """
+    rec = cast(RetrainRecord, dict(stored))
+    rec.setdefault("task", task_from_dict(None).to_dict())
+    rec.setdefault("rounds", 1)
+    rec.setdefault("refit", False)
+    rec.setdefault("candidates", [])
+    rec.setdefault("interrupted_looks", [])
+    rec.setdefault("test_looks", 1)
+    rec.setdefault("seeds", [int(r["seed"]) for r in rec.get("runs", []) if "seed" in r])
+    rec.setdefault("val", {})
+    rec.setdefault("test", {})
+    rec.setdefault("metric", "val_top1")
     return rec
+
+
+def comparison_records(study: optuna.Study) -> list[ComparisonRecord]:
+    """Every ``compare --test`` of the study, oldest first."""
+    return list(study_get(study, COMPARE_TEST) or [])
+
+
+def pending_look(study: optuna.Study) -> PendingLook | None:
+    """The look a killed ``best --retrain`` or ``compare --test`` counted and never recorded, if any."""
+    marker: PendingLook | None = study_get(study, PENDING) or None
+    if marker is not None and "what" not in marker:
+        marker = {**marker, "what": "retrain"}  # the only look there was before compare --test
+    return marker
+
+
+def count_look(study: optuna.Study, marker: PendingLook) -> None:
+    """Count a look at the test split before its first image is read: the study counter and the
+    pending marker, written ahead (a look killed after this over-counts, never hides)."""
+    study.set_user_attr(LOOKS, marker["look"])
+    study_put(study, PENDING, marker)
+
+
+def close_look(study: optuna.Study, record: RetrainRecord | ComparisonRecord) -> None:
+    """Store a look's record (a retrain replaces the last; a comparison is appended) and clear the
+    pending marker: the look is complete."""
+    if "groups" in record:
+        study_put(study, COMPARE_TEST, [*comparison_records(study), record])
+    else:
+        study_put(study, RETRAIN, record)
+    study_put(study, PENDING, None)
 
 
 def task_of(rec: RetrainRecord) -> Task:

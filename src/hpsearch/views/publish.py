@@ -56,7 +56,15 @@ def artifact_store(folder: Path) -> FileSystemArtifactStore:
 
 def needs_publishing(study: optuna.Study, record: RetrainRecord) -> bool:
     done = study_get(study, PUBLISHED) or {}
-    return done.get("round") != record.get("rounds")
+    return done.get("round") != record["rounds"]
+
+
+def publish_new(study: optuna.Study, record: RetrainRecord | None, folder: Path) -> list[dict[str, str]] | None:
+    """Publish a retrain round not yet published (a publish cut short is finished by the next
+    ``best --retrain``); None when there is nothing new to publish."""
+    if record is None or not needs_publishing(study, record):
+        return None
+    return publish(study, record, folder)
 
 
 def publish(study: optuna.Study, record: RetrainRecord, folder: Path) -> list[dict[str, str]]:
@@ -64,7 +72,7 @@ def publish(study: optuna.Study, record: RetrainRecord, folder: Path) -> list[di
     store = artifact_store(folder)
     uploaded: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        plot = Path(tmp) / f"retrain-curves-trial{record['trial']}-round{record.get('rounds', 1)}.png"
+        plot = Path(tmp) / f"retrain-curves-trial{record['trial']}-round{record['rounds']}.png"
         curves_png(record, plot)
         files = [plot] + [Path(r["checkpoint"]) for r in record["runs"] if Path(r["checkpoint"]).is_file()]
         for path in files:
@@ -74,7 +82,7 @@ def publish(study: optuna.Study, record: RetrainRecord, folder: Path) -> list[di
     completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     save_note(study, note_markdown(study.study_name, record, [u["filename"] for u in uploaded], completed))
     save_note(_trial(study, record["trial"]), trial_note_markdown(record))
-    study_put(study, PUBLISHED, {"round": record.get("rounds"), "artifacts": uploaded,
+    study_put(study, PUBLISHED, {"round": record["rounds"], "artifacts": uploaded,
                                          "folder": str(folder.resolve())})
     return uploaded
 
@@ -98,11 +106,11 @@ def note_markdown(study_name: str, rec: RetrainRecord, files: list[str], complet
     lines += tables.to_markdown(tables.retrain_summary(rec))
     lines += ["", "### Per seed", ""]
     lines += tables.to_markdown(tables.retrain_seeds(rec))
-    if rec.get("model"):  # records from 0.1 have none: the CNN
+    if "model" in rec:  # hpsearch 0.1 kept neither the model nor its size (upgrade_retrain says why)
         spec = dict(rec["model"])
         name = spec.pop("name")
         args = ", ".join(f"{k}={v}" for k, v in spec.items())
-        lines += ["", "### Model", "", f"`{name}({args})`, {rec.get('n_params', '?'):,} parameters"]
+        lines += ["", "### Model", "", f"`{name}({args})`, {rec['n_params']:,} parameters"]
     lines += ["", "### Parameters", "", "| parameter | value |", "|---|---|"]
     lines += [f"| {p} | {v:.4g} |" if isinstance(v, float) else f"| {p} | {v} |" for p, v in rec["params"].items()]
     if files:
@@ -124,8 +132,8 @@ def trial_note_markdown(rec: RetrainRecord) -> str:
     pct = is_pct(base)
     n = len(rec["runs"])
     label = next((c.label for c in task.columns(rec) if c.key == base), base)
-    refit = " on train + validation" if rec.get("refit") else ""
-    return (f"## Retrained (hpsearch, round {rec.get('rounds', 1)})\n\n"
+    refit = " on train + validation" if rec["refit"] else ""
+    return (f"## Retrained (hpsearch, round {rec['rounds']})\n\n"
             f"This trial's parameters were retrained{refit} with {n} fresh seeds × {rec['epochs']} epochs and each "
             f"model evaluated once on the test split: test {label} **{mean_std(rec['test'].get(base), pct)}** "
             f"(search score here: {num(rec['search_value'], pct)}, one seed).\n\n"

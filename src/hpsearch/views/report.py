@@ -185,7 +185,7 @@ def _front_section(page: _Page, study: optuna.Study) -> None:
 
 def _retrain_section(page: _Page, rec: RetrainRecord, looks: int) -> None:
     n = len(rec["runs"])
-    on = " on train + validation (a refit: no validation score)" if rec.get("refit") else ""
+    on = " on train + validation (a refit: no validation score)" if rec["refit"] else ""
     page.raw(f"<p>Trial {rec['trial']} retrained with {n} seeds × {rec['epochs']} epochs{on} on "
              f"{html.escape(str(rec['device']))}; test split looked at {looks} time(s) in this "
              "study.</p>")

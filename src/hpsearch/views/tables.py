@@ -114,7 +114,7 @@ def retrain_seeds(rec: RetrainRecord) -> Table:
 
 def retrain_candidates(rec: RetrainRecord) -> Table | None:
     """With ``--top-k``: each candidate's search score and its re-scored validation; None otherwise."""
-    candidates = rec.get("candidates") or []
+    candidates = rec["candidates"]
     if len(candidates) < 2:
         return None
     base = str(rec["metric"]).removeprefix("val_")

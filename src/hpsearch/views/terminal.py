@@ -21,6 +21,7 @@ from hpsearch.views import tables
 from hpsearch.views.listing import Listing, value_of
 
 if TYPE_CHECKING:  # search imports torch; listings must not
+    from hpsearch.results.best import BestAnswer
     from hpsearch.run.supervisor import RunResult
 
 
@@ -62,6 +63,31 @@ def run_summary(console: Console, r: RunResult) -> None:
 
 def _param(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def best(console: Console, answer: BestAnswer, *, as_json: bool = False) -> None:
+    """``hpsearch best``: the Pareto front or the best trial, then the retrain record if there is one."""
+    if answer.front is not None:
+        if as_json:
+            print(front_json(answer.study, answer.objectives, answer.front, answer.record))
+            return
+        pareto_front(console, answer.study, answer.objectives, answer.front)
+        if answer.record is not None:
+            retrain_record(console, answer.record, fresh=False, looks=answer.looks)
+        return
+    assert answer.trial is not None
+    if as_json:
+        print(best_json(answer.study, answer.trial, answer.record))
+        return
+    best_trial(console, answer.study, answer.metric, answer.trial, "trial" if answer.multi else "best trial")
+    if answer.record is None:
+        console.print(f"not retrained yet: {command('best', answer.study, '--retrain')}", highlight=False)
+        return
+    retrain_record(console, answer.record, fresh=answer.looked, looks=answer.looks)
+    if answer.stale:
+        console.print(f"note: the best trial is now {answer.trial.number}; the record is for trial "
+                      f"{answer.record['trial']} (--retrain --force retrains, a new look at the test split)",
+                      highlight=False)
 
 
 def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTrial, label: str = "best trial") -> None:
@@ -114,7 +140,7 @@ def retrain_record(console: Console, rec: RetrainRecord, *, fresh: bool, looks: 
     if candidates is not None:
         console.print("re-scored on the validation split (fresh seeds):", soft_wrap=True)
         console.print(tables.to_rich(candidates))
-    on = " on train + validation (refit)" if rec.get("refit") else ""
+    on = " on train + validation (refit)" if rec["refit"] else ""
     console.print(f"trial {rec['trial']} retrained with {len(rec['seeds'])} seeds × {rec['epochs']} epochs{on}, "
                   "evaluated once on the test split:", soft_wrap=True, highlight=False)
     console.print(tables.to_rich(tables.retrain_seeds(rec)))
