@@ -7,7 +7,10 @@ import sys
 import optuna
 import pytest
 
-from conftest import Finished, Work
+from conftest import REPO, Finished, Work, copy_sqlite
+from hpsearch.cli import app
+
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 def test_help_in_a_real_subprocess() -> None:
@@ -91,3 +94,19 @@ def test_a_worker_crash_names_debug_and_debug_prints_the_workers_traceback(monke
     monkeypatch.setitem(cli._state, "debug", True)
     r = CliRunner().invoke(app, [])
     assert 'File "w.py"' in r.output and isinstance(r.exception, TrialsFailing)
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["best", "[/]"], "'[/]'"),
+    (["best", "[red]secret"], "'[red]secret'"),  # rich read "[red]" as a colour and reported 'secret'
+    (["trials", "x[/bold]"], "'x[/bold]'"),
+    (["compare", "today", "--by", "lr[/]"], "lr[/]"),
+    (["run", "today", "--studies-dir", "studs[/x]"], "studs[/x]"),
+])
+def test_user_input_in_a_message_prints_as_itself(work: Work, args: list[str], shown: str) -> None:
+    """Messages carry study names, parameters and paths; rich markup in them crashed the command
+    with a MarkupError traceback (issue 34, attack 3) or changed what was reported."""
+    copy_sqlite(FIXTURES / "daa92c9" / "today.db", work.db)  # a study made by hpsearch (the previous main)
+    r = work.runner.invoke(app, args)
+    assert r.exit_code not in (0, None) and r.exception is None or isinstance(r.exception, SystemExit), r.output
+    assert shown in r.output and "Traceback" not in r.output and "MarkupError" not in r.output, r.output

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from hpsearch.errors import HpsearchError
 from hpsearch.run import pruners
@@ -26,8 +27,11 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,  # click's plain help: wraps to any width; rich's panels cut option text at 80 columns
 )
-out = Console()
-err = Console(stderr=True)
+# markup off: messages carry user input (study names, paths, parameters), and "[/]" in a name must
+# print as itself, not be parsed by rich (it crashed, or hid "[red]" of a study named "[red]x")
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
+ERROR = ("error:", "bold red")
 _state = {"debug": False}
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,7 +98,7 @@ def guarded(fn: F) -> F:
                     err.print(e.detail, highlight=False, soft_wrap=True, markup=False)
                 raise
             hint = " (rerun with --debug for the worker's traceback)" if e.detail else ""
-            err.print(f"[bold red]error:[/] {e}{hint}", highlight=False, soft_wrap=True)
+            err.print(Text.assemble(ERROR, f" {e}{hint}"), highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where a command handles it (run)
             from hpsearch.run.interrupts import exit_code
@@ -105,7 +109,7 @@ def guarded(fn: F) -> F:
         except Exception as e:  # noqa: BLE001 - the one boundary for unexpected failures
             if _state["debug"]:
                 raise
-            err.print(f"[bold red]error:[/] {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+            err.print(Text.assemble(ERROR, f" {type(e).__name__}: {e} (rerun with --debug for the traceback)"),
                       highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
     return wrapper  # type: ignore[return-value]

@@ -87,7 +87,7 @@ class RunResult:
 
 def run(req: RunRequest, console: Console | None = None) -> RunResult:
     with interrupts.handled():
-        return _run(req, console or Console())
+        return _run(req, console or Console(markup=False))
 
 
 def _run(req: RunRequest, console: Console) -> RunResult:

@@ -114,7 +114,7 @@ class RunView:
 
     def __init__(self, state: RunState, console: Console | None = None) -> None:
         self.state = state
-        self.console = console or Console()
+        self.console = console or Console(markup=False)
         self.live: Live | None = None
 
     def __enter__(self) -> RunView:
