@@ -98,7 +98,7 @@ def test_images_of_one_size_need_no_size_and_mixed_sizes_say_to_pass_one(tmp_pat
     for c in ("a", "b"):
         (tmp_path / "same" / c).mkdir(parents=True)
         for i in range(4):
-            Image.new("RGB", (7, 5), (i * 40, 0, 0)).save(tmp_path / "same" / c / f"{i}.png")
+            Image.new("RGB", (7, 5), (i * 40, 0 if c == "a" else 90, 0)).save(tmp_path / "same" / c / f"{i}.png")
     same = datasets.image_folder(tmp_path / "same", test_fraction=0.5)
     assert same.info.shape == (3, 5, 7)  # non-square kept as it is
     assert same.read(tmp_path, "train")[0].shape[1:] == (3, 5, 7)
@@ -356,3 +356,39 @@ def test_a_missing_folder_stops_run_with_one_line_and_no_study(work: Work, monke
     out = work.cli("run", "folder_example", expect=1).output
     assert out.strip().count("\n") == 0 and "nowhere does not exist" in out and "Traceback" not in out
     assert not work.db.exists() or optuna.get_all_study_names(work.url) == []
+
+
+def test_a_link_back_up_the_tree_is_walked_once(tmp_path: Path) -> None:
+    """`a/loop -> ..` turned 10 images into 410 rows (issue 34, attack 1): each real folder and
+    file is listed once, however many links lead to it."""
+    root = write_image_folder(tmp_path / "pets", classes=2, train=5, test=2)
+    (root / "train" / "cat" / "loop").symlink_to("..")
+    (root / "train" / "dog" / "again").symlink_to(root / "train" / "dog")
+    ds = datasets.image_folder(root, size=8)
+    assert len(ds.files(root, "train")) == 10 and len(ds.files(root, "test")) == 4
+    x, y = ds.read(tmp_path / "dr", "train")
+    assert len(x) == 10 and torch.bincount(y).tolist() == [5, 5]
+
+
+def test_test_images_reached_from_training_are_refused_in_one_line(tmp_path: Path) -> None:
+    """A link from a training class folder to the test split put the whole test cut into training
+    without a word (issue 34, attack 1); so does a copied file. Both are refused before any read."""
+    root = write_image_folder(tmp_path / "pets", classes=2, train=5, test=2)
+    (root / "train" / "cat" / "borrowed").symlink_to(root / "test" / "cat")
+    with pytest.raises(DatasetError, match=r"2 image\(s\) stored more than once .*test/cat/.* = train/cat/borrowed/"
+                                           r".*the test score would be partly a score on training images"):
+        prepare(DataSpec(datasets.image_folder(root, size=8)), tmp_path / "dr")
+    (root / "train" / "cat" / "borrowed").unlink()
+    prepare(DataSpec(datasets.image_folder(root, size=8)), tmp_path / "dr")  # disjoint again: accepted
+    first = sorted((root / "train" / "dog").iterdir())[0]
+    shutil.copy(first, root / "train" / "dog" / "copy.png")
+    with pytest.raises(DatasetError, match=r"1 image\(s\) .*train/dog/copy.png = train/dog/.*the validation split"):
+        prepare(DataSpec(datasets.image_folder(root, size=8)), tmp_path / "dr")
+
+
+def test_a_single_folder_cut_into_train_and_test_refuses_a_duplicate(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "one", classes=2, train=6, test=None)
+    first = sorted((root / "cat").iterdir())[0]
+    shutil.copy(first, root / "cat" / "twin.png")
+    with pytest.raises(DatasetError, match="test score would be partly"):
+        datasets.image_folder(root, size=8, test_fraction=0.25).content_hash(tmp_path / "dr")

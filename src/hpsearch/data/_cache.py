@@ -22,6 +22,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,22 @@ def _writable(folder: Path) -> bool:
 
 def content_hash(files: Iterable[Path], base: Path, memo: Path) -> str:
     """SHA-256 over the relative names and bytes of ``files`` (sorted), memoised in ``memo``."""
+    return hash_files(files, base, memo).digest
+
+
+@dataclass(frozen=True)
+class Hashed:
+    """What :func:`hash_files` found: the digest over everything, and each file's own SHA-256
+    (by relative name), which is what finds one image stored twice."""
+
+    digest: str
+    files: dict[str, str]
+
+
+def hash_files(files: Iterable[Path], base: Path, memo: Path) -> Hashed:
+    """:func:`content_hash`, with each file's digest. One pass over the bytes feeds both hashes;
+    the memo (JSON, keyed by names, sizes and modification times) keeps both, so a second start
+    only stats the files. A memo this version cannot read is ignored and written anew."""
     prefix = len(str(base).rstrip(os.sep)) + 1
     named = sorted((str(p)[prefix:].replace(os.sep, "/"), p) for p in files)  # relative names, no pathlib cost
     listing = hashlib.sha256()
@@ -59,22 +76,29 @@ def content_hash(files: Iterable[Path], base: Path, memo: Path) -> str:
         listing.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     memo_file = memo / f"hash-{listing.hexdigest()[:32]}"
     try:
-        return memo_file.read_text().strip()
-    except OSError:
-        pass
+        kept = json.loads(memo_file.read_text())
+        if set(kept["files"]) == {rel for rel, _ in named}:
+            return Hashed(str(kept["digest"]), dict(kept["files"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or one written before per-file digests were kept
     h = hashlib.sha256()
+    per_file: dict[str, str] = {}
     for rel, p in named:
         h.update(rel.encode() + b"\0")
+        one = hashlib.sha256()
         with open(p, "rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
+                one.update(chunk)
         h.update(b"\0")
-    digest = h.hexdigest()
+        per_file[rel] = one.hexdigest()
+    hashed = Hashed(h.hexdigest(), per_file)
     try:
-        _write_atomically(memo_file, lambda tmp: tmp.write_text(digest + "\n"))
+        text = json.dumps({"digest": hashed.digest, "files": per_file})
+        _write_atomically(memo_file, lambda tmp: tmp.write_text(text))
     except OSError:
         pass  # a read-only place: hash again next time
-    return digest
+    return hashed
 
 
 def cache_key(spec: dict[str, Any], digest: str) -> str:

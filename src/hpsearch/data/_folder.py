@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from hpsearch.data._cache import cache_dir, cache_key, cached, content_hash
+from hpsearch.data._cache import cache_dir, cache_key, cached, hash_files
 from hpsearch.data._sources import DatasetInfo, Source, Split
 from hpsearch.errors import DatasetError, DatasetMissing
 
@@ -94,8 +94,12 @@ class ImageFolder(Source):
         self.info  # noqa: B018 - lists every folder and raises the first problem
 
     def content_hash(self, root: Path) -> str:
-        everything = [p for part in ("one", "train", "test") for p, _ in self._layout.get(part, [])]
-        return content_hash(everything, Path(self.root), self._cache(root))
+        """The files' digest, once the splits are known to share no image (:func:`refuse_duplicates`)."""
+        parts: dict[str, list[Path]] = {part: [p for p, _ in self._layout[part]]
+                                        for part in ("one", "train", "test") if part in self._layout}
+        hashed = hash_files([p for paths in parts.values() for p in paths], Path(self.root), self._cache(root))
+        refuse_duplicates(parts, hashed.files, Path(self.root))
+        return hashed.digest
 
     def decode(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
         stem = cache_key({**self.spec(), "size": list(self.info.size), "root": None}, self.content_hash(root))
@@ -216,18 +220,62 @@ def _class_folders(folder: Path, base: Path, *, need_two: bool = True) -> list[s
 
 def _images(folder: Path, classes: list[str], index: list[str] | None = None) -> list[tuple[Path, int]]:
     """Every image under each class folder (recursively, links followed, hidden entries skipped),
-    sorted. ``os.walk`` on strings: pathlib's ``rglob`` took 1.5 s for 10k files."""
+    sorted. ``os.walk`` on strings: pathlib's ``rglob`` took 1.5 s for 10k files.
+
+    Each real folder is walked once and each real file listed once (by device and inode): a link
+    back up the tree (``a/loop -> ..``) once turned 10 images into 410 and carried the test
+    images into training. A file reached from two splits is caught by :func:`refuse_duplicates`.
+    """
     index = index or classes
     out: list[tuple[Path, int]] = []
-    for name in classes:
+    seen: set[tuple[int, int]] = set()  # real folders and files of this split, across its classes
+
+    def first_time(path: str) -> bool:
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    tops = [name for name in classes if first_time(str(folder / name))]  # a link into another class stops there
+    for name in tops:
         found: list[str] = []
-        for here, dirs, files in os.walk(folder / name, followlinks=True):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            found += [os.path.join(here, f) for f in files
-                      if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES]
+        for here, dirs, files in os.walk(str(folder / name), followlinks=True):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and first_time(os.path.join(here, d)))
+            found += [path for f in sorted(files)
+                      if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES
+                      and first_time(path := os.path.join(here, f))]
         if not found:
             raise DatasetError(f"{folder / name}: class folder with no images "
                                f"({', '.join(sorted(IMAGE_SUFFIXES))}); add images or remove the folder")
         c = index.index(name)
         out += [(Path(f), c) for f in sorted(found)]
     return out
+
+
+def refuse_duplicates(parts: dict[str, list[Path]], digests: dict[str, str], base: Path) -> None:
+    """Refuse, in one line naming the files, a dataset that holds one image twice where the two
+    copies can land on both sides of a cut: in the training and the test split (the test score
+    would be partly a training score), or twice in the images the validation split is drawn from
+    (it is a seeded random cut of them: the search would be scored on images it trained on).
+
+    ``parts``: the listed files by split (``train``, ``test``, or ``one`` for a single folder that
+    is cut into train and test); ``digests``: each file's SHA-256 by name relative to ``base``.
+    """
+    prefix = len(str(base).rstrip(os.sep)) + 1
+    where: dict[str, list[tuple[str, str]]] = {}  # digest → (split, relative name) of every copy
+    for part, paths in parts.items():
+        for p in paths:
+            rel = str(p)[prefix:].replace(os.sep, "/")
+            where.setdefault(digests[rel], []).append((part, rel))
+    twice = sorted(sorted(copies) for copies in where.values() if len(copies) > 1)
+    if not twice:
+        return
+    shown = "; ".join(" = ".join(rel for _, rel in copies) for copies in twice[:3])
+    more = f" (and {len(twice) - 3} more)" if len(twice) > 3 else ""
+    into_test = any(len({part for part, _ in copies}) > 1 or copies[0][0] == "one" for copies in twice)
+    leak = ("the test score would be partly a score on training images" if into_test else
+            "the validation split, a random cut of the training images, would score the search on images it trained on")
+    raise DatasetError(f"{base}: {len(twice)} image(s) stored more than once with the same content: {shown}{more}; "
+                       f"{leak} — delete all but one copy of each (a link counts as a copy)")
