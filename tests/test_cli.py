@@ -110,3 +110,23 @@ def test_user_input_in_a_message_prints_as_itself(work: Work, args: list[str], s
     r = work.runner.invoke(app, args)
     assert r.exit_code not in (0, None) and r.exception is None or isinstance(r.exception, SystemExit), r.output
     assert shown in r.output and "Traceback" not in r.output and "MarkupError" not in r.output, r.output
+
+
+def test_a_study_module_that_exits_at_import_is_an_error_not_a_finished_run(work: Work) -> None:
+    """`sys.exit(0)` in a study module made `run` exit 0 having run nothing (issue 34, attack 9)."""
+    (work.path / "studies" / "exits.py").write_text("import sys\n\nsys.exit(0)\n")
+    r = work.cli("run", "exits", expect=1)
+    assert "exits.py: called sys.exit(0) while being imported" in r.output and "__main__" in r.output
+    assert "Traceback" not in r.output and not work.db.exists()
+
+
+@pytest.mark.parametrize("args, says, code", [
+    (["run", "tiny", "--n-trials", str(10**23)], "--n-trials must be between 1 and 1,000,000,000", 1),
+    (["dashboard", "--port", "70000"], "Invalid value for '--port'", 2),
+    (["storage-proxy", "--port", "-1"], "Invalid value for '--port'", 2),
+])
+def test_out_of_range_numbers_are_one_line(work: Work, args: list[str], says: str, code: int) -> None:
+    """A budget of 10**23 was accepted; a port of 70000 ended in a bare OverflowError (issue 34, attack 10)."""
+    r = work.runner.invoke(app, args)
+    assert r.exit_code == code and says in r.output and "Traceback" not in r.output, r.output
+    assert not work.db.exists()

@@ -370,7 +370,7 @@ def compare(
 def dashboard(
     storage: StorageOpt = None,
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
     artifacts: ArtifactsOpt = None,
     allowed_hosts: Annotated[str, typer.Option(
         help="Comma-separated host names the browser may use besides the bound address and "
@@ -398,7 +398,7 @@ def storage_proxy(
     storage: StorageOpt = None,
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 serves other machines (a private network "
                                       "only: the proxy has no authentication).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed).")] = 13000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port, printed).")] = 13000,
 ) -> None:
     """Serve the study database over gRPC, so many workers share a few database connections.
 

@@ -44,7 +44,7 @@ from hpsearch.views.progress import Running, RunState, RunView
 
 STOP_GRACE_S = 10.0  # how long interrupted workers get to mark their trials failed
 MAX_RESTARTS = 10  # replacements for killed workers in one run, so a crash loop cannot spin forever
-
+MAX_TRIALS = 10**9  # --n-trials above this is a typo (10**23 was accepted and stored as the budget)
 
 @dataclass(frozen=True)
 class RunRequest:
@@ -95,8 +95,9 @@ def _run(req: RunRequest, console: Console) -> RunResult:
         raise HpsearchError(f"--workers must be >= 1 or auto, got {req.workers}")
     if not isinstance(req.trials_per_worker, int) or req.trials_per_worker < 1:
         raise HpsearchError(f"--trials-per-worker must be >= 1, got {req.trials_per_worker}")
-    if req.n_trials is not None and req.n_trials < 1:
-        raise HpsearchError(f"--n-trials must be >= 1, got {req.n_trials}")
+    if req.n_trials is not None and not 1 <= req.n_trials <= MAX_TRIALS:
+        raise HpsearchError(f"--n-trials must be between 1 and {MAX_TRIALS:,} (a budget beyond any study's life), "
+                            f"got {req.n_trials:,}")
     if req.timeout is not None and not req.timeout > 0:  # `not >` also refuses NaN
         raise HpsearchError(f"--timeout must be > 0 seconds, got {req.timeout:g}; leave it out to run "
                             "until the budget is met")

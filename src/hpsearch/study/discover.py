@@ -72,6 +72,11 @@ def load(ref: str, folder: Path | None = None) -> LoadedStudy:
     _put_first_on_path(path.parent)
     try:
         spec.loader.exec_module(module)
+    except SystemExit as err:  # a script's sys.exit(0) at import made `run` exit 0 having run nothing
+        sys.modules.pop(module_name, None)
+        raise StudyModuleError(f"{path}: called sys.exit({err.code!r}) while being imported; a study module only "
+                               "declares `study = hpsearch.Study(...)` (put script code under "
+                               "`if __name__ == \"__main__\":`)") from None
     except SyntaxError as err:
         sys.modules.pop(module_name, None)
         raise StudyModuleError(f"{err.filename or path}:{err.lineno}: SyntaxError: {err.msg}") from err
