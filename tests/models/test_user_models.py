@@ -27,7 +27,7 @@ RELOAD = """
 import json, sys, torch
 from hpsearch.results.checkpoints import load_checkpoint
 from hpsearch.models import registered, spec_from_dict
-model, ckpt = load_checkpoint(sys.argv[1])
+model, ckpt = load_checkpoint(sys.argv[1], trust_code=True)  # the test made it: trusted
 spec = spec_from_dict(ckpt["model"])
 x = torch.zeros(1, *ckpt["dataset"]["shape"])
 print(json.dumps({"spec": type(spec).__name__, "module": type(spec).__module__,
@@ -152,3 +152,39 @@ def test_a_checkpoint_with_user_code_is_refused_when_code_is_not_trusted(tmp_pat
                          cwd=folder, check=True).stdout
     assert "model TinyMLP is defined by code stored in the checkpoint" in out and "trust_code=True" in out
     assert reload_elsewhere(folder / "c.pt", tmp_path / "other")["spec"] == "TinyMLP"  # trusted: it loads
+    # by default too: the code that ran was stored without being trusted (issue 34, attack 6)
+    default = script.replace(", trust_code=False", "") + "else:\n    print('loaded')\n"
+    out = subprocess.run([sys.executable, "-c", default, str(folder / "c.pt")], capture_output=True, text=True,
+                         cwd=folder, check=True).stdout
+    assert "defined by code stored in the checkpoint" in out and "./studies" in out
+    (folder / "studies").mkdir()  # the user's own module, beside the checkpoint: its source matches, trusted
+    shutil.copy(study, folder / "studies" / "tiny_mlp.py")
+    out = subprocess.run([sys.executable, "-c", default, str(folder / "c.pt")], capture_output=True, text=True,
+                         cwd=folder, check=True).stdout
+    assert out.strip() == "loaded"
+    (folder / "studies" / "tiny_mlp.py").write_text(study.read_text() + "\n# changed\n")
+    out = subprocess.run([sys.executable, "-c", default, str(folder / "c.pt")], capture_output=True, text=True,
+                         cwd=folder, check=True).stdout
+    assert "defined by code stored in the checkpoint" in out  # another source: not the user's module
+
+
+def test_a_builtin_models_checkpoint_never_runs_stored_code(tmp_path: Path) -> None:
+    """A checkpoint of the built-in CNN that carries code (forged: hpsearch stores none for it)
+    loads without running it, trusted or not."""
+    from hpsearch import CNN
+    from hpsearch.data import get_source
+    from hpsearch.models import build
+    from hpsearch.results.checkpoints import save
+
+    info = get_source("digits").info
+    path = tmp_path / "cnn.pt"
+    save(path, build(CNN(filters=4), info), CNN(filters=4), {"dataset": {"shape": list(info.shape),
+                                                                          "classes": list(info.classes)}})
+    ckpt = torch.load(path, weights_only=True)
+    marker = tmp_path / "ran"
+    ckpt["code"] = {"module": "forged_payload", "class": "CNN", "sources": {
+        "forged_payload": {"source": f"open({str(marker)!r}, 'w').write('x')\n", "package": False}}}
+    torch.save(ckpt, path)
+    for trust in (False, True):
+        model, _ = load_checkpoint(path, trust_code=trust)
+        assert type(model).__name__ and not marker.exists() and "forged_payload" not in sys.modules
