@@ -118,7 +118,13 @@ def allow() -> None:
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
     for s in SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
+        signal.signal(s, _later)
     _received.append(signum)
     if not _deferring[0]:
         raise Interrupted(signum)
+
+
+def _later(_signum: int, _frame: FrameType | None) -> None:
+    """Later signals are ignored by a Python handler, not ``SIG_IGN``: a second signal already
+    caught at C level when the first one's handler ran found SIG_IGN and Python raised
+    ``OSError: Signal 15 ignored due to race condition`` with a traceback into the training code."""
