@@ -163,7 +163,8 @@ def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_rerun(store: Work) 
     os.kill(pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
-    assert "was killed (signal 9); starting a replacement" in out
+    said = " ".join(out.split())  # the live view wraps long lines at the terminal's width
+    assert "was killed (signal 9): trial(s) " in said and "failed and re-queued; starting a replacement" in said, out
     trials = optuna.load_study(study_name="slow", storage=work.url).get_trials()
     by_number = {t.number: t for t in trials}
     assert by_number[victim.number].state == TrialState.FAIL
@@ -172,6 +173,28 @@ def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_rerun(store: Work) 
     assert retried[0].params == victim.params
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def test_a_killed_workers_pack_is_failed_at_once_and_retried_as_a_pack(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kill -9 of a worker holding two trials: they stayed RUNNING until some worker next asked
+    for a trial (~12 minutes once) and came back one at a time (issue 34, attack 5). With a grace
+    period far longer than the run, only the supervisor's own clock can fail them."""
+    monkeypatch.setenv("HPSEARCH_FUSE", "1")
+    proc = start_run(work, "slow", "--n-trials", "2", "--trials-per-worker", "2", "--pruner", "none", grace=3600)
+    pack = wait_running(proc, work, n=2)
+    (worker,) = {t.user_attrs["worker"] for t in pack}
+    os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    said = " ".join(out.split())  # the live view wraps long lines at the terminal's width
+    assert "was killed (signal 9): trial(s) " in said and "failed and re-queued" in said, out
+    trials = all_trials(work)
+    assert sorted(t.number for t in trials if t.state == TrialState.FAIL) == sorted(t.number for t in pack)
+    assert all(t.user_attrs["error"] == "worker killed (signal 9)" for t in trials if t.state == TrialState.FAIL)
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") in {p.number for p in pack}]
+    assert len(retried) == 2 and all(t.state == TrialState.COMPLETE and "error" not in t.user_attrs for t in retried)
+    assert len({t.user_attrs["worker"] for t in retried}) == 1 and all("fused_with" in t.user_attrs for t in retried)
+    assert {tuple(sorted(t.params.items())) for t in retried} == {tuple(sorted(t.params.items())) for t in pack}
 
 
 @pytest.mark.postgres

@@ -28,10 +28,11 @@ from hpsearch.run.allocation import allocate
 from hpsearch.run.workers import WorkerJob, WorkerPool
 from hpsearch.store import budget
 from hpsearch.store.budget import FINISHED_STATES
+from hpsearch.store.compat import storage_of
 from hpsearch.store.paths import check_name
 from hpsearch.store.queries import pareto_front, recorded
 from hpsearch.store.records import FINGERPRINT, SETTINGS, fail_frozen, study_get
-from hpsearch.store.storage import grace_period, mask, open_storage
+from hpsearch.store.storage import grace_period, heartbeat_interval, mask, open_storage
 from hpsearch.study import discover
 from hpsearch.study.declaration import StoredSettings
 from hpsearch.study.fingerprint import differences, fetch_models, fingerprint
@@ -230,7 +231,7 @@ def _supervise(req: RunRequest, device: torch.device, loaded: discover.LoadedStu
     pool = WorkerPool()
     for job in jobs:
         pool.start(job)
-    errors = _watch(pool, study, state, result, console)
+    errors = _watch(pool, study, state, result, console, req.storage)
     for i, p in pool.procs.items():
         p.join()
         if (p.exitcode or 0) > 0 and p.exitcode not in (130, 143) and not errors and not result.interrupted:
@@ -245,7 +246,7 @@ def _supervise(req: RunRequest, device: torch.device, loaded: discover.LoadedStu
 
 
 def _watch(pool: WorkerPool, study: optuna.Study, state: RunState, result: RunResult,
-           console: Console) -> list[tuple[str, str | None]]:
+           console: Console, url: str) -> list[tuple[str, str | None]]:
     """Follow the workers until they are done: their events into the view, killed ones replaced
     (at most MAX_RESTARTS), the study polled for trials other machines finish; on Ctrl-C or
     SIGTERM stop them and fail what they left running. Returns the errors that stop the run."""
@@ -253,7 +254,7 @@ def _watch(pool: WorkerPool, study: optuna.Study, state: RunState, result: RunRe
     restarts = 0
     with RunView(state, console) as view:
         try:
-            last_poll = 0.0
+            last_poll = last_reclaim = time.monotonic()
             while True:
                 if (signum := interrupts.received()) is not None:
                     raise interrupts.Interrupted(signum)  # its first raise was swallowed (in a __del__)
@@ -267,16 +268,25 @@ def _watch(pool: WorkerPool, study: optuna.Study, state: RunState, result: RunRe
                         continue
                     restarts += 1
                     code = pool.procs[i].exitcode or 0
-                    view.message(f"worker {i} was killed (signal {-code}); starting a replacement — its trial "
-                                 f"is retried once its heartbeat is {grace_period()}s stale" if code < 0 else
-                                 f"worker {i} was stopped (SIGTERM); starting a replacement — its trial was "
-                                 "marked failed and does not count")
+                    if code < 0:  # killed outright: its trials are failed and re-queued here, now (budget.fail_dead)
+                        mine = {n for n, r in state.running.items() if r.worker == i}
+                        retried = budget.fail_dead(study, mine, f"worker killed (signal {-code})")
+                        what = ("its trials are retried once their heartbeat is stale (the proxy's grace period)"
+                                if retried is None else f"trial(s) {', '.join(map(str, retried))} failed and re-queued"
+                                if retried else "no trial was running")
+                        view.message(f"worker {i} was killed (signal {-code}): {what}; starting a replacement")
+                    else:
+                        view.message(f"worker {i} was stopped (SIGTERM); starting a replacement — its trial was "
+                                     "marked failed and does not count")
                     _forget_running(state, i)
                     pool.start(pool.jobs[i])
                     alive = True
                 if time.monotonic() - last_poll > 1.0:
                     _poll(study, state)
                     last_poll = time.monotonic()
+                if time.monotonic() - last_reclaim > heartbeat_interval():
+                    _reclaim_quietly(study, url)
+                    last_reclaim = time.monotonic()
                 view.refresh()
                 if not alive and not drained:
                     break
@@ -307,6 +317,18 @@ def _reclaim(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str
         console.print(f"{study.study_name}: failed {before - running} abandoned trial(s) (no heartbeat for "
                       f"{grace_period()}s); their parameters are retried", highlight=False, soft_wrap=True)
     return sum(counts.get(s.name, 0) for s in FINISHED_STATES), running
+
+
+def _reclaim_quietly(study: optuna.Study, url: str) -> None:
+    """Fail stale trials on the supervisor's own clock, every heartbeat interval: a worker that
+    died on another machine (or one this supervisor did not see die) has its trials failed and
+    re-queued within the grace period, not whenever some worker next asks for a trial. The
+    workers do the same before each ask; a database that is away for a moment is their concern
+    (their retries decide when it is an error), so a failure here only waits for the next tick."""
+    try:
+        budget.reclaim(study, storage_of(study), url)
+    except Exception:  # noqa: BLE001 - see above: never the reason a run stops
+        pass
 
 
 def _fail_left_running(study: optuna.Study, state: RunState, killed: list[int], error: str) -> None:

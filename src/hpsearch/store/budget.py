@@ -20,11 +20,12 @@ import warnings
 from typing import Any, cast
 
 import optuna
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
-from hpsearch.store.compat import trial_id
+from hpsearch.store.compat import storage_of, trial_id
 from hpsearch.store.proxy_client import ProxyStorage
-from hpsearch.store.records import enqueue, study_put
+from hpsearch.store.records import enqueue, fail_frozen, study_put
 from hpsearch.store.rows import state_counts
 from hpsearch.store.storage import budget_lock
 from hpsearch.study.samplers import SamplerSpec, next_cell
@@ -108,3 +109,30 @@ def fail_stale(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def fail_dead(study: optuna.Study, numbers: set[int], error: str) -> list[int] | None:
+    """Fail the RUNNING trials ``numbers`` of a worker the supervisor saw die, now, instead of
+    once their heartbeat is stale, and re-queue their parameters the way a stale trial's are (the
+    storage's retry callback, at most 3 times). Returns the trials it failed.
+
+    A ``kill -9``'d worker's pack stayed RUNNING until some worker next asked for a trial — 12
+    minutes once — and its trials then came back one at a time; failed here, they are WAITING
+    before the replacement worker starts, which takes them again together. No lock is needed:
+    the storage refuses to finish a trial twice, so a worker that fails the same trial as stale
+    meanwhile makes this one a no-op.
+
+    None behind the storage proxy: it, not this process, fails stale trials and re-queues them (its
+    grace period), and a trial failed here would not be re-queued.
+    """
+    storage = storage_of(study)
+    if isinstance(storage, ProxyStorage):
+        return None
+    done: list[int] = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number in numbers and fail_frozen(study, t, error):
+            done.append(t.number)
+            retry = storage.get_heartbeat_stale_trial_callback() if isinstance(storage, BaseHeartbeat) else None
+            if retry is not None:  # from the trial as it ran: the copy must not inherit this failure's error
+                retry(study, t)
+    return done

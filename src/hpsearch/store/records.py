@@ -329,11 +329,15 @@ def put_attrs(trial: optuna.Trial, **attrs: Unpack[TrialAttrs]) -> None:
         trial.set_user_attr(key, value)
 
 
-def fail_frozen(study: optuna.Study, trial: FrozenTrial, error: str) -> None:
-    """Fail a trial this process does not own (its worker is dead), with ``error`` as the reason."""
+def fail_frozen(study: optuna.Study, trial: FrozenTrial, error: str) -> bool:
+    """Fail a trial this process does not own (its worker is dead), with ``error`` as the reason.
+    False when it had finished meanwhile (another process failed or told it): left as it is."""
     storage = storage_of(study)
-    storage.set_trial_user_attr(trial_id(trial), "error", error)
-    storage.set_trial_state_values(trial_id(trial), optuna.trial.TrialState.FAIL)
+    try:
+        storage.set_trial_user_attr(trial_id(trial), "error", error)
+        return bool(storage.set_trial_state_values(trial_id(trial), optuna.trial.TrialState.FAIL))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
 
 
 def enqueue(study: optuna.Study, params: Mapping[str, Any], *, cell: dict[str, Any] | None = None,
