@@ -392,3 +392,28 @@ def test_a_single_folder_cut_into_train_and_test_refuses_a_duplicate(tmp_path: P
     shutil.copy(first, root / "cat" / "twin.png")
     with pytest.raises(DatasetError, match="test score would be partly"):
         datasets.image_folder(root, size=8, test_fraction=0.25).content_hash(tmp_path / "dr")
+
+
+def test_a_tampered_tensor_cache_is_rebuilt_never_trained_on(tmp_path: Path) -> None:
+    """Flipped labels in the decoded cache trained a fresh process while the data check passed:
+    the content hash is of the source files (issue 34, attack 4). The study records a digest of the
+    decoded training split; a cache that does not match it is dropped and decoded again."""
+    from hpsearch.data import read_checked
+
+    root = write_image_folder(tmp_path / "pets", classes=2, train=6, test=2)
+    spec = DataSpec(datasets.image_folder(root, size=8), val_fraction=0.25)
+    _, mapped, recorded = read_checked(spec, tmp_path / "dr")
+    y = mapped.clone()  # the cache is memory-mapped: rewriting the file in place changes `mapped` too
+    (cache,) = (root / ".hpsearch-cache").glob("*-train.pt")
+    part = torch.load(cache, weights_only=True)
+    part["y"] = 1 - part["y"]  # every label flipped, the file otherwise as built
+    torch.save(part, cache)
+
+    fresh = DataSpec(datasets.image_folder(root, size=8), val_fraction=0.25)  # a new process's object
+    assert torch.equal(read_checked(fresh, tmp_path / "dr")[1], 1 - y)  # unchecked, it would train on them
+    said: list[str] = []
+    data = load_search_data(fresh, tmp_path / "dr", recorded=recorded, say=said.append)
+    assert len(said) == 1 and "does not match what the study recorded" in said[0], said
+    assert sorted(torch.cat([data.train.y, data.val.y]).tolist()) == sorted(y.tolist())
+    assert torch.equal(torch.load(cache, weights_only=True)["y"], y)  # the cache itself is whole again
+    assert read_checked(fresh, tmp_path / "dr", recorded)[2] == recorded

@@ -76,6 +76,8 @@ def test_a_searched_and_retrained_study_stores_only_declared_attributes(work: Wo
     assert set(study.user_attrs) <= records.STUDY_ATTRS, study.user_attrs
     system = {k for k in storage_of(study).get_study_system_attrs(study_id(study)) if k.startswith("hpsearch:")}
     assert {records.SETTINGS, records.FINGERPRINT, records.RETRAIN} <= system
+    digest = records.study_get(study, records.SETTINGS)["train_digest"]  # of the decoded training split
+    assert isinstance(digest, str) and len(digest) == 64
     rec = records.retrain_record(study)
     assert rec is not None and study.user_attrs[records.RETRAIN_LINE].startswith(f"trial {rec['trial']}: test top1 ")
     assert study.user_attrs[records.LOOKS] == rec["test_looks"] == 1

@@ -19,7 +19,7 @@ _WHERE = {
     "AUGMENTS": "_augment",
     "SearchData": "_resident", "Tensors": "_resident", "check_available": "_resident",
     "forbid_test_split": "_resident", "load_search_data": "_resident", "load_test_data": "_resident",
-    "refit_data": "_resident",
+    "refit_data": "_resident", "read_checked": "_resident",
     "prepare": "_resident",
     "SOURCES": "_sources", "DatasetInfo": "_sources", "Source": "_sources", "get_source": "_sources",
     "seal": "_gate", "sealed": "_gate",
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         load_search_data,
         load_test_data,
         prepare,
+        read_checked,
         refit_data,
     )
     from hpsearch.data._sources import SOURCES, DatasetInfo, Source, get_source

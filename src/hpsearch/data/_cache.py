@@ -126,6 +126,25 @@ def cached(folder: Path, stem: str, split: str, build: Callable[[], dict[str, De
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
+def drop(folder: Path, stem: str) -> None:
+    """Delete every split's cache file of ``stem``: the next read decodes from the files again."""
+    for path in folder.glob(f"{stem}-*.pt"):
+        path.unlink(missing_ok=True)
+
+
+def seal_of(x: torch.Tensor, y: torch.Tensor) -> str:
+    """SHA-256 of decoded images and targets (shapes, dtypes, bytes): what a study records of the
+    training split it was created on, so a cache file changed behind its back is never trained on.
+    Hashing reads the memory-mapped cache once."""
+    import torch
+
+    h = hashlib.sha256()
+    for t in (x, y):
+        h.update(f"{tuple(t.shape)}|{t.dtype}|".encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def _save(value: Any, path: Path) -> None:
     import torch
 

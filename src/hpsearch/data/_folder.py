@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from hpsearch.data._cache import cache_dir, cache_key, cached, hash_files
+from hpsearch.data._cache import cache_dir, cache_key, cached, drop, hash_files
 from hpsearch.data._sources import DatasetInfo, Source, Split
 from hpsearch.errors import DatasetError, DatasetMissing
 
@@ -102,9 +102,15 @@ class ImageFolder(Source):
         return hashed.digest
 
     def decode(self, root: Path, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
-        stem = cache_key({**self.spec(), "size": list(self.info.size), "root": None}, self.content_hash(root))
-        part = cached(self._cache(root), stem, split, lambda: self._decode_split(split))
+        part = cached(self._cache(root), self._stem(root), split, lambda: self._decode_split(split))
         return part["x"], part["y"]  # type: ignore[return-value]
+
+    def forget(self, root: Path) -> bool:
+        drop(self._cache(root), self._stem(root))
+        return True
+
+    def _stem(self, root: Path) -> str:
+        return cache_key({**self.spec(), "size": list(self.info.size), "root": None}, self.content_hash(root))
 
     def _cache(self, root: Path) -> Path:
         return cache_dir(Path(self.root), root)

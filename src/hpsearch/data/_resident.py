@@ -13,11 +13,13 @@ front, so the numbers do not change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from hpsearch.data._cache import seal_of
 from hpsearch.data._gate import Look, seal
 from hpsearch.data._sources import DatasetInfo, ensure_files, get_source
 from hpsearch.data._spec import DataSpec
@@ -84,10 +86,39 @@ def prepare(spec: DataSpec, root: Path) -> str | None:
     return digest
 
 
-def load_search_data(spec: DataSpec, root: Path, device: torch.device | str = "cpu") -> SearchData:
+def read_checked(spec: DataSpec, root: Path, recorded: str | None = None,
+                 say: Callable[[str], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The training split and its digest (:func:`seal_of`), checked against ``recorded``, the one the
+    study recorded when it was created (None: not checked, as for studies made before seals).
+
+    A decoded cache that does not match is never trained on: it is dropped and the files decoded
+    again, with a warning (a cache file altered, or left half-written by an old version). If the
+    fresh decode still differs, this machine decodes the same files differently from the one that
+    created the study (another Pillow or libjpeg): that is said, and the fresh tensors are used —
+    they come from the files whose content hash the study's check already accepted.
+    """
     source = get_source(spec.dataset)
     ensure_files(source, root, "train")
     x, y = source.read(root, "train")
+    now = seal_of(x, y)
+    if recorded is None or now == recorded or not source.forget(root):
+        return x, y, now
+    tell = say or (lambda _m: None)
+    tell(f"warning: {source.label}: the decoded tensor cache does not match what the study recorded (altered?); "
+         "dropped it and decoding the files again")
+    x, y = source.read(root, "train")
+    now = seal_of(x, y)
+    if now != recorded:
+        tell(f"warning: {source.label}: the files decode differently here than where the study was created "
+             "(another Pillow or libjpeg?); using this machine's decode")
+    return x, y, now
+
+
+def load_search_data(spec: DataSpec, root: Path, device: torch.device | str = "cpu", *,
+                     recorded: str | None = None, say: Callable[[str], None] | None = None) -> SearchData:
+    """The training split (checked against the digest the study ``recorded``: :func:`read_checked`),
+    cut into train and validation and normalised, resident on ``device``."""
+    x, y, _ = read_checked(spec, root, recorded, say)
     strata = _strata(y)
     train_idx, val_idx = stratified_split(strata, spec.val_fraction, spec.split_seed)
     if spec.train_subset is not None:
@@ -97,7 +128,7 @@ def load_search_data(spec: DataSpec, root: Path, device: torch.device | str = "c
     dev = torch.device(device)
     m, s = mean.to(dev), std.to(dev)
     return SearchData(
-        info=source.info,
+        info=get_source(spec.dataset).info,
         train=Tensors(xt.contiguous().to(dev), y[train_idx].to(dev), m, s),
         val=Tensors(x[val_idx].contiguous().to(dev), y[val_idx].to(dev), m, s),
         mean=mean,

@@ -95,6 +95,11 @@ class Source:
         """A hash of the data's files, so a changed dataset is noticed; None if not tracked."""
         return None
 
+    def forget(self, root: Path) -> bool:
+        """Drop this source's decoded cache so the next read decodes the files again; False for a
+        source that keeps no cache (it decodes on every read, so there is nothing to tamper with)."""
+        return False
+
     @final
     def read(self, root: Path, split: Split, *, look: Look | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One split's images and labels; ``look`` records a test read before it happens."""

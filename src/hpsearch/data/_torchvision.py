@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from hpsearch.data._cache import CACHE_FOLDER, cache_dir, cache_key, cached, content_hash
+from hpsearch.data._cache import CACHE_FOLDER, cache_dir, cache_key, cached, content_hash, drop
 from hpsearch.data._sources import DatasetInfo, Source, Split
 from hpsearch.errors import DatasetError, DatasetMissing
 
@@ -179,9 +179,15 @@ class TorchvisionSet(Source):
         return part["x"], part["y"]
 
     def _decoded(self, root: Path, split: Split) -> dict[str, Any]:
-        folder = self._folder(root)
-        stem = cache_key({**self.spec(), "root": None}, self.content_hash(root))
-        return cached(cache_dir(folder, root), stem, split, lambda: {split: self._convert(root, split)})
+        return cached(cache_dir(self._folder(root), root), self._stem(root), split,
+                      lambda: {split: self._convert(root, split)})
+
+    def forget(self, root: Path) -> bool:
+        drop(cache_dir(self._folder(root), root), self._stem(root))
+        return True
+
+    def _stem(self, root: Path) -> str:
+        return cache_key({**self.spec(), "root": None}, self.content_hash(root))
 
     def _open(self, root: Path, split: Split, *, download: bool = False) -> Any:
         import inspect

@@ -20,7 +20,7 @@ import torch
 from optuna.trial import TrialState
 from rich.console import Console
 
-from hpsearch.data import prepare
+from hpsearch.data import prepare, read_checked
 from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.fmt import pack
 from hpsearch.run import interrupts
@@ -113,10 +113,14 @@ def _run(req: RunRequest, console: Console) -> RunResult:
     _check_sampler(req, loaded)
     fetch_models(loaded.study)  # pretrained weights: downloaded once here, or named as missing
     storage = open_storage(req.storage, create=True)
-    settings, created = _create_or_join(storage, req, loaded, name, fp, data_hash)
+    _, _, train_digest = read_checked(loaded.study.data, req.data_root)  # recorded if this run creates the study
+    settings, created = _create_or_join(storage, req, loaded, name, fp, data_hash, train_digest)
+    if settings.train_digest not in (None, train_digest):  # the decoded split differs from the study's record
+        _, _, train_digest = read_checked(loaded.study.data, req.data_root, settings.train_digest,
+                                          lambda m: print(m, file=sys.stderr))
     study = optuna.load_study(study_name=name, storage=storage)
     try:
-        return _supervise(req, device, loaded, study, storage, settings, console)
+        return _supervise(req, device, loaded, study, storage, settings, console, train_digest)
     except BaseException:
         if created and not study.get_trials(deepcopy=False):
             optuna.delete_study(study_name=name, storage=storage)
@@ -124,14 +128,15 @@ def _run(req: RunRequest, console: Console) -> RunResult:
 
 
 def _create_or_join(storage: optuna.storages.BaseStorage, req: RunRequest, loaded: discover.LoadedStudy,
-                    name: str, fp: dict[str, Any], data_hash: str | None) -> tuple[StoredSettings, bool]:
+                    name: str, fp: dict[str, Any], data_hash: str | None,
+                    train_digest: str) -> tuple[StoredSettings, bool]:
     """Create the study with its settings atomically, or check a joining run agrees with it.
 
     The study and its settings appear in one step under the budget lock
     (:func:`budget.create_if_absent`), so a joining run reads complete settings afterwards.
     """
     settings = StoredSettings.of(loaded.study, 0 if req.seed is None else req.seed, loaded.name, str(loaded.path),
-                                 data_hash, SamplerSpec(req.sampler) if req.sampler else None)
+                                 data_hash, SamplerSpec(req.sampler) if req.sampler else None, train_digest)
     if budget.create_if_absent(storage, req.storage, name, settings.directions, list(settings.objectives),
                                {SETTINGS: settings.to_dict(), FINGERPRINT: fp}):
         return settings, True
@@ -189,7 +194,8 @@ def _check_fingerprint(stored: dict[str, Any], current: dict[str, Any], loaded: 
 
 
 def _supervise(req: RunRequest, device: torch.device, loaded: discover.LoadedStudy, study: optuna.Study,
-               storage: optuna.storages.BaseStorage, settings: StoredSettings, console: Console) -> RunResult:
+               storage: optuna.storages.BaseStorage, settings: StoredSettings, console: Console,
+               train_digest: str) -> RunResult:
     grid_size = len(settings.sampler.cells()) if settings.sampler.kind == "grid" else None
     total = req.n_trials or grid_size or loaded.study.n_trials  # a grid's budget is its size
     state = RunState(study.study_name, settings.metric, total, settings.max_epochs)
@@ -217,7 +223,7 @@ def _supervise(req: RunRequest, device: torch.device, loaded: discover.LoadedStu
                   threads=alloc.threads, data_root=str(req.data_root),
                   sampler_seed=derive_seed(settings.seed, "sampler", i, existing), pruner=req.pruner,
                   allow_module_change=req.allow_module_change, cpu_slots=slot_dir, n_slots=slots,
-                  trials_per_worker=req.trials_per_worker, speedups=req.speedups)
+                  trials_per_worker=req.trials_per_worker, speedups=req.speedups, train_digest=train_digest)
         for i, dev in enumerate(alloc.devices)
     ]
     parts = [f"{study.study_name}:", f"{n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device},",

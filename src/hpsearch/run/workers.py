@@ -69,6 +69,7 @@ class WorkerJob:
     n_slots: int = 0
     trials_per_worker: int = 1  # trials a worker trains at once (fused where they can be: Objective.train)
     speedups: Speedups = Speedups()  # fusion and capture, as the CLI resolved them
+    train_digest: str | None = None  # the decoded training split the supervisor checked (data.read_checked)
 
 
 class CpuSlots:
@@ -148,7 +149,8 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     unpruned = settings.sampler.kind == "grid" or settings.multi
     study.pruner = make_pruner("none" if unpruned else job.pruner, settings.max_epochs)
     device = torch.device(job.device)
-    data = load_search_data(settings.data, Path(job.data_root), device)
+    data = load_search_data(settings.data, Path(job.data_root), device, recorded=job.train_digest,
+                            say=lambda m: print(m, file=sys.stderr))
     warm_up()
 
     def on_epoch(number: int, m: Any) -> None:

@@ -146,6 +146,7 @@ class StoredSettings:
     metrics: tuple[str, ...] | None = None  # several objectives (None: the one metric; all studies before 0.3)
     repeats: int = 1  # seeds per trial (1 before 0.3)
     task: Task = field(default_factory=classify)  # what the models learn (classify before 0.4)
+    train_digest: str | None = None  # of the decoded training split (data.seal_of): a changed cache is never trained on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,7 +157,7 @@ class StoredSettings:
             "max_params": self.max_params, "max_flops": self.max_flops, "data_hash": self.data_hash,
             "sampler": self.sampler.to_dict(),
             "metrics": list(self.metrics) if self.metrics else None, "repeats": self.repeats,
-            "task": self.task.to_dict(),
+            "task": self.task.to_dict(), "train_digest": self.train_digest,
         }
 
     @classmethod
@@ -169,22 +170,23 @@ class StoredSettings:
             max_params=d.get("max_params"), max_flops=d.get("max_flops"), data_hash=d.get("data_hash"),
             sampler=SamplerSpec.from_dict(d.get("sampler")),
             metrics=tuple(d["metrics"]) if d.get("metrics") else None, repeats=int(d.get("repeats") or 1),
-            task=task_from_dict(d.get("task")),
+            task=task_from_dict(d.get("task")), train_digest=d.get("train_digest"),
         )
 
     @classmethod
     def of(cls, study: Study, seed: int, module: str, module_path: str | None = None,
-           data_hash: str | None = None, sampler: SamplerSpec | None = None) -> StoredSettings:
+           data_hash: str | None = None, sampler: SamplerSpec | None = None,
+           train_digest: str | None = None) -> StoredSettings:
         return cls(study.data, study.max_epochs, study.metric, seed, module, module_path,  # type: ignore[arg-type]
                    study.max_params, study.max_flops, data_hash, sampler or study.sampler_spec,
-                   study.metrics, study.repeats, study.task)
+                   study.metrics, study.repeats, study.task, train_digest)
 
     def differences(self, other: StoredSettings) -> list[str]:
         """What a joining run would change, ignoring where the module file sits and the data's
         hash (a changed dataset has its own check and its own ``--allow-data-change``)."""
         a, b = self.to_dict(), other.to_dict()
         return [f"{k}: stored {a[k]!r}, now {b[k]!r}" for k in a
-                if k not in ("module_path", "data_hash") and a[k] != b[k]]
+                if k not in ("module_path", "data_hash", "train_digest") and a[k] != b[k]]
 
     @property
     def direction(self) -> Direction:
