@@ -417,3 +417,32 @@ def test_a_tampered_tensor_cache_is_rebuilt_never_trained_on(tmp_path: Path) -> 
     assert sorted(torch.cat([data.train.y, data.val.y]).tolist()) == sorted(y.tolist())
     assert torch.equal(torch.load(cache, weights_only=True)["y"], y)  # the cache itself is whole again
     assert read_checked(fresh, tmp_path / "dr", recorded)[2] == recorded
+
+
+def test_a_forged_hash_memo_cannot_vouch_for_changed_files(tmp_path: Path) -> None:
+    """A memo file naming the old content for changed files was believed (issue 34, attack 4):
+    once the cache is in doubt, the files themselves are hashed, and changed ones are refused."""
+    from PIL import Image
+
+    from hpsearch.data import read_checked
+
+    root = write_image_folder(tmp_path / "pets", classes=2, train=6, test=2)
+    ds = datasets.image_folder(root, size=8)
+    spec = DataSpec(ds, val_fraction=0.25)
+    _, _, recorded = read_checked(spec, tmp_path / "dr")
+    files_hash = ds.content_hash(tmp_path / "dr")
+    victim = sorted((root / "train" / "cat").iterdir())[0]
+    Image.new("RGB", (8, 8), (0, 255, 0)).save(victim)  # a training image changed
+    fresh = datasets.image_folder(root, size=8)
+    changed = fresh.content_hash(tmp_path / "dr")
+    assert changed != files_hash
+    (memo,) = [m for m in (root / ".hpsearch-cache").glob("hash-*") if json.loads(m.read_text())["digest"] == changed]
+    memo.write_text(json.dumps({**json.loads(memo.read_text()), "digest": files_hash}))  # forged: "nothing changed"
+    assert datasets.image_folder(root, size=8).content_hash(tmp_path / "dr") == files_hash  # believed, as a memo is
+    (cache,) = (root / ".hpsearch-cache").glob("*-train.pt")
+    part = torch.load(cache, weights_only=True)
+    part["y"] = 1 - part["y"]
+    torch.save(part, cache)
+    with pytest.raises(DatasetError, match="the data's files changed since the study was created .*hash memo"):
+        load_search_data(DataSpec(datasets.image_folder(root, size=8), val_fraction=0.25), tmp_path / "dr",
+                         recorded=recorded, files_hash=files_hash)

@@ -127,8 +127,10 @@ def cached(folder: Path, stem: str, split: str, build: Callable[[], dict[str, De
 
 
 def drop(folder: Path, stem: str) -> None:
-    """Delete every split's cache file of ``stem``: the next read decodes from the files again."""
-    for path in folder.glob(f"{stem}-*.pt"):
+    """Delete every split's cache file of ``stem`` and every content-hash memo in ``folder``: the
+    next read hashes and decodes the files themselves. A memo only spares reading the files; once a
+    cache is in doubt, the memo that named it is too (a forged one could vouch for changed files)."""
+    for path in [*folder.glob(f"{stem}-*.pt"), *folder.glob("hash-*")]:
         path.unlink(missing_ok=True)
 
 

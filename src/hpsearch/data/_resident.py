@@ -24,6 +24,7 @@ from hpsearch.data._gate import Look, seal
 from hpsearch.data._sources import DatasetInfo, ensure_files, get_source
 from hpsearch.data._spec import DataSpec
 from hpsearch.data._split import stratified_split, stratified_subset
+from hpsearch.errors import DatasetError
 
 forbid_test_split = seal  # the name 0.1 used
 
@@ -87,15 +88,16 @@ def prepare(spec: DataSpec, root: Path) -> str | None:
 
 
 def read_checked(spec: DataSpec, root: Path, recorded: str | None = None,
-                 say: Callable[[str], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
+                 say: Callable[[str], None] | None = None,
+                 files_hash: str | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The training split and its digest (:func:`seal_of`), checked against ``recorded``, the one the
     study recorded when it was created (None: not checked, as for studies made before seals).
 
     A decoded cache that does not match is never trained on: it is dropped and the files decoded
-    again, with a warning (a cache file altered, or left half-written by an old version). If the
-    fresh decode still differs, this machine decodes the same files differently from the one that
-    created the study (another Pillow or libjpeg): that is said, and the fresh tensors are used —
-    they come from the files whose content hash the study's check already accepted.
+    again — the files hashed again too, no memo believed — with a warning. If the fresh decode
+    still differs and the files' content equals ``files_hash`` (the study's), this machine decodes the
+    same files differently from the one that created the study (another Pillow or libjpeg): that is
+    said, and the fresh tensors are used. Files that differ from the study's are refused.
     """
     source = get_source(spec.dataset)
     ensure_files(source, root, "train")
@@ -109,16 +111,22 @@ def read_checked(spec: DataSpec, root: Path, recorded: str | None = None,
     x, y = source.read(root, "train")
     now = seal_of(x, y)
     if now != recorded:
+        content = source.content_hash(root)  # hashed from the files: drop() removed the memos
+        if files_hash is not None and content is not None and content != files_hash:
+            raise DatasetError(f"{source.label}: the data's files changed since the study was created (content "
+                               f"{files_hash[:12]} then, {content[:12]} now; a hash memo in the cache said otherwise); "
+                               "restore them, or pass --name NEW_NAME for a new study")
         tell(f"warning: {source.label}: the files decode differently here than where the study was created "
              "(another Pillow or libjpeg?); using this machine's decode")
     return x, y, now
 
 
 def load_search_data(spec: DataSpec, root: Path, device: torch.device | str = "cpu", *,
-                     recorded: str | None = None, say: Callable[[str], None] | None = None) -> SearchData:
+                     recorded: str | None = None, say: Callable[[str], None] | None = None,
+                     files_hash: str | None = None) -> SearchData:
     """The training split (checked against the digest the study ``recorded``: :func:`read_checked`),
     cut into train and validation and normalised, resident on ``device``."""
-    x, y, _ = read_checked(spec, root, recorded, say)
+    x, y, _ = read_checked(spec, root, recorded, say, files_hash)
     strata = _strata(y)
     train_idx, val_idx = stratified_split(strata, spec.val_fraction, spec.split_seed)
     if spec.train_subset is not None:

@@ -59,7 +59,8 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
     warning = check_data_hash(settings, prepare(settings.data, data_root), False, f"study {study.study_name!r}")
     if warning:
         say(warning)
-    data = load_search_data(settings.data, data_root, device, recorded=settings.train_digest, say=say)
+    data = load_search_data(settings.data, data_root, device, recorded=settings.train_digest, say=say,
+                            files_hash=settings.data_hash)
     models: dict[int, list[torch.nn.Module]] = {}  # a trial with repeats trained one model per seed
     reproduced = 0
     for i, t in enumerate(trials, 1):

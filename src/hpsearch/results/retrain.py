@@ -176,7 +176,8 @@ def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Pro
     if warning:
         say(warning)
     round_ = look.number - 1  # fresh seeds for every look: a new round never overwrites an earlier one's checkpoints
-    data = load_search_data(settings.data, req.data_root, req.device, recorded=settings.train_digest, say=say)
+    data = load_search_data(settings.data, req.data_root, req.device, recorded=settings.train_digest, say=say,
+                            files_hash=None if req.allow_data_change else settings.data_hash)
     say(f"loaded {settings.data.label}: {len(data.train)} train / {len(data.val)} val images")
 
     epochs = req.epochs or settings.max_epochs

@@ -117,7 +117,8 @@ def _run(req: RunRequest, console: Console) -> RunResult:
     settings, created = _create_or_join(storage, req, loaded, name, fp, data_hash, train_digest)
     if settings.train_digest not in (None, train_digest):  # the decoded split differs from the study's record
         _, _, train_digest = read_checked(loaded.study.data, req.data_root, settings.train_digest,
-                                          lambda m: print(m, file=sys.stderr))
+                                          lambda m: print(m, file=sys.stderr),
+                                          None if req.allow_data_change else settings.data_hash)
     study = optuna.load_study(study_name=name, storage=storage)
     try:
         return _supervise(req, device, loaded, study, storage, settings, console, train_digest)

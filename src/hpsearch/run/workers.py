@@ -150,7 +150,7 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
     study.pruner = make_pruner("none" if unpruned else job.pruner, settings.max_epochs)
     device = torch.device(job.device)
     data = load_search_data(settings.data, Path(job.data_root), device, recorded=job.train_digest,
-                            say=lambda m: print(m, file=sys.stderr))
+                            say=lambda m: print(m, file=sys.stderr), files_hash=settings.data_hash)
     warm_up()
 
     def on_epoch(number: int, m: Any) -> None:
