@@ -396,18 +396,26 @@ def dashboard(
 @guarded
 def storage_proxy(
     storage: StorageOpt = None,
-    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 serves other machines (a private network "
-                                      "only: the proxy has no authentication).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 serves other machines (a private network: "
+                                      "the token is sent in clear, there is no TLS yet).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port, printed).")] = 13000,
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", envvar="HPSEARCH_PROXY_TOKEN_FILE",
+        help="File holding the shared secret every call must carry (else HPSEARCH_PROXY_TOKEN); workers and "
+             "dashboards set the same.")] = None,
+    no_token: Annotated[bool, typer.Option("--no-token", help="Serve without a shared secret: only where every "
+                                           "process that can reach the port is trusted.")] = False,
 ) -> None:
     """Serve the study database over gRPC, so many workers share a few database connections.
 
     Workers join with --storage grpc://HOST:PORT; the budget stays exact (the proxy takes the
     budget lock for them). Ctrl-C or SIGTERM stops it."""
     from hpsearch.store.proxy import serve
+    from hpsearch.store.proxy_client import proxy_token
 
     serve(_storage(storage), host, port,
-          ready=lambda where: out.print(f"storage proxy at {where} (Ctrl-C stops)", highlight=False, soft_wrap=True))
+          ready=lambda where: out.print(f"storage proxy at {where} (Ctrl-C stops)", highlight=False, soft_wrap=True),
+          token=proxy_token(token_file), no_token=no_token)
     out.print("storage proxy stopped", highlight=False)
 
 

@@ -44,7 +44,10 @@ def test_compose_file_is_safe_by_default() -> None:
     assert set(services) == {"postgres", "dashboard", "worker", "storage-proxy", "proxied-worker"}
     for optional in ("storage-proxy", "proxied-worker"):  # only with --profile proxy
         assert services[optional]["profiles"] == ["proxy"]
-    assert "ports" not in services["storage-proxy"]  # no authentication: never published
+    assert "ports" not in services["storage-proxy"]  # the token travels in clear: never published
+    for name in ("storage-proxy", "proxied-worker"):  # both carry the proxy's shared secret
+        assert services[name]["environment"]["HPSEARCH_PROXY_TOKEN"] == "${HPSEARCH_PROXY_TOKEN:-}"
+    assert COMPOSE["services"]["postgres"]["image"].count(".") >= 1  # a pinned release, not "15"
     assert services["dashboard"]["ports"] == ["127.0.0.1:${DASHBOARD_PORT:-8080}:8080"]
     assert "healthcheck" in services["postgres"] and "pgdata" in COMPOSE["volumes"]
     assert ":?" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]  # no default password
@@ -56,8 +59,15 @@ def test_compose_file_is_safe_by_default() -> None:
 def test_docker_compose_config_validates(tmp_path: Path) -> None:
     for name in ("docker-compose.yml", "Dockerfile", ".env.example"):
         shutil.copy(REPO / name, tmp_path / name)
-    shutil.copy(REPO / ".env.example", tmp_path / ".env")
-    r = subprocess.run(["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    no_pg = {k: v for k, v in os.environ.items() if not k.startswith("POSTGRES_")}
+    shutil.copy(REPO / ".env.example", tmp_path / ".env")  # as copied: no password yet, so refused
+    r = subprocess.run(["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                       env=no_pg)
+    assert r.returncode != 0 and "set POSTGRES_PASSWORD in .env to a password of your own" in r.stderr, r.stderr
+    example = (tmp_path / ".env").read_text()
+    (tmp_path / ".env").write_text(example.replace("POSTGRES_PASSWORD=\n", "POSTGRES_PASSWORD=9f2c4e7a1b\n"))
+    r = subprocess.run(["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                       env=no_pg)
     assert r.returncode == 0, r.stderr
     resolved = yaml.safe_load(r.stdout)
     assert resolved["services"]["worker"]["command"][:2] == ["run", "digits"]
@@ -65,13 +75,13 @@ def test_docker_compose_config_validates(tmp_path: Path) -> None:
     assert resolved["services"]["proxied-worker"]["environment"]["HPSEARCH_STORAGE"] == "grpc://storage-proxy:13000"
     (tmp_path / ".env").unlink()
     r = subprocess.run(["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                       env={k: v for k, v in os.environ.items() if not k.startswith("POSTGRES_")})
+                       env=no_pg)
     assert r.returncode != 0 and "POSTGRES_PASSWORD" in r.stderr
 
 
 def _env(pg, db: str) -> dict[str, str]:  # noqa: ANN001
     return {"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": db,
-            "HPSEARCH_STUDY": "tiny", "HPSEARCH_TRIALS": "2"}
+            "HPSEARCH_STUDY": "tiny", "HPSEARCH_TRIALS": "2", "HPSEARCH_PROXY_TOKEN": "compose-test-token"}
 
 
 def _local(text: str, pg) -> str:  # noqa: ANN001
@@ -135,8 +145,10 @@ def test_proxy_and_proxied_worker_commands_run_against_postgres(work: Work, pg) 
     args[args.index("--port") + 1] = str(port)
     args[args.index("--host") + 1] = "127.0.0.1"
     storage = _local(substitute(proxy["environment"]["HPSEARCH_STORAGE"], env), pg)
+    token = substitute(proxy["environment"]["HPSEARCH_PROXY_TOKEN"], env)
+    assert token == "compose-test-token"
     proc = subprocess.Popen(["hpsearch", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "HPSEARCH_STORAGE": storage})
+                            env={**os.environ, "HPSEARCH_STORAGE": storage, "HPSEARCH_PROXY_TOKEN": token})
     try:
         assert proc.stdout is not None
         ready = proc.stdout.readline()  # the proxy prints its address once it listens

@@ -56,6 +56,11 @@ def test_the_example_holds_together() -> None:
                 for e in c.get("env", []):
                     if "PASSWORD" in e["name"]:
                         assert e["valueFrom"]["secretKeyRef"]["name"] == "hpsearch-db", (name, e)
+    # the proxy token only ever comes from its Secret, in the proxy and in every worker
+    for key in (("Deployment", "hpsearch-proxy"), ("Job", "hpsearch-digits")):
+        (container,) = by_kind[key]["spec"]["template"]["spec"]["containers"]
+        (token,) = [e for e in container["env"] if e["name"] == "HPSEARCH_PROXY_TOKEN"]
+        assert token["valueFrom"]["secretKeyRef"] == {"name": "hpsearch-proxy", "key": "token"}
     listed = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
     assert sorted(listed) == sorted(n for n in resources() if n != "secret.example.yaml")
 
@@ -72,3 +77,35 @@ def test_the_proxy_command_is_the_cli_s() -> None:
     given = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
     assert given[0] == "storage-proxy"
     assert all(opt in out for opt in given if opt.startswith("--"))
+
+
+def test_no_pod_runs_as_root_and_every_image_is_pinned() -> None:
+    """Every container ran as root with no securityContext, and `postgres:15` moved under the
+    example (issue 34, attack 10)."""
+    for docs in resources().values():
+        for doc in docs:
+            if doc["kind"] not in ("Deployment", "StatefulSet", "Job"):
+                continue
+            pod = doc["spec"]["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+            for c in pod["containers"]:
+                assert c["securityContext"]["allowPrivilegeEscalation"] is False
+                assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+                name, _, tag = c["image"].partition(":")
+                assert tag and tag != "latest" and any(ch.isdigit() for ch in tag), c["image"]
+                if name == "postgres":
+                    assert tag.count(".") >= 1, c["image"]  # a release, not a moving major tag
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "\nUSER 1000:1000\n" in dockerfile and "FROM python:3.11.11-" in dockerfile
+
+
+def test_only_the_workers_and_the_dashboard_reach_the_proxy() -> None:
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for docs in resources().values() for d in docs}
+    policy = by_kind[("NetworkPolicy", "hpsearch-proxy")]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "hpsearch-proxy"}
+    (rule,) = policy["ingress"]
+    admitted = {p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in rule["from"]}
+    assert admitted == {"hpsearch-worker", "hpsearch-dashboard"} and rule["ports"] == [{"port": 13000, "protocol": "TCP"}]
+    labels = {d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+              for (k, _), d in by_kind.items() if k in ("Deployment", "Job", "StatefulSet")}
+    assert admitted <= labels  # the selectors name pods that exist

@@ -30,6 +30,14 @@ pytest.importorskip("grpc", reason="grpcio is not installed: pip install 'hpsear
 from hpsearch.errors import StorageError  # noqa: E402
 from hpsearch.store.proxy_client import parse  # noqa: E402
 
+SECRET = "s3cret-proxy-token"
+
+
+@pytest.fixture(autouse=True)
+def _shared_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every proxy here requires the token; every client (in-process or spawned) carries it."""
+    monkeypatch.setenv("HPSEARCH_PROXY_TOKEN", SECRET)
+
 
 @contextmanager
 def proxy(url: str, grace: int = 20, *extra: str) -> Iterator[str]:
@@ -185,3 +193,40 @@ def test_a_plain_optuna_proxy_is_refused_with_the_reason(tmp_path: Path) -> None
             connect(f"grpc://127.0.0.1:{port}")
     finally:
         server.stop(0).wait()
+
+
+def test_a_proxy_without_a_shared_secret_refuses_to_start(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any process that reached the port could reset the look counter or delete studies (issue 34,
+    attack 7): a proxy now needs a token, or an explicit --no-token."""
+    monkeypatch.delenv("HPSEARCH_PROXY_TOKEN")
+    r = work.cli("storage-proxy", "--storage", work.url, "--port", "0", expect=1)
+    assert "the storage proxy needs a shared secret: set HPSEARCH_PROXY_TOKEN (or --token-file FILE)" in r.output
+    assert "--no-token" in r.output and not work.db.exists()
+
+
+@pytest.mark.slow
+def test_calls_without_the_token_are_refused_and_change_nothing(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    optuna.create_study(study_name="kept", storage=work.url).set_user_attr("hpsearch:test_looks", 2)
+    token_file = work.path / "token"
+    token_file.write_text(SECRET + "\n")  # as a mounted Secret: the newline is not part of it
+    monkeypatch.delenv("HPSEARCH_PROXY_TOKEN")
+    with proxy(work.url, 20, "--token-file", str(token_file)) as url:
+        host, port = parse(url)
+        with pytest.warns(optuna.exceptions.ExperimentalWarning):
+            bare = optuna.storages.GrpcStorageProxy(host=host, port=port)  # a plain client: no token
+        import grpc
+
+        for attack in (lambda: bare.delete_study(bare.get_study_id_from_name("kept")),
+                       lambda: bare.set_study_user_attr(1, "hpsearch:test_looks", 0)):
+            with pytest.raises(grpc.RpcError) as refused:
+                attack()
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        monkeypatch.setenv("HPSEARCH_PROXY_TOKEN", "wrong")
+        r = work.cli("studies", "--storage", url, expect=1)
+        assert "refused this process: HPSEARCH_PROXY_TOKEN (or HPSEARCH_PROXY_TOKEN_FILE) is missing here or is " \
+               "not the proxy's" in r.output and "Traceback" not in r.output
+        monkeypatch.setenv("HPSEARCH_PROXY_TOKEN_FILE", str(token_file))  # the right one: it reads
+        monkeypatch.delenv("HPSEARCH_PROXY_TOKEN")
+        assert work.cli("studies", "--storage", url).output.startswith("kept")
+    kept = optuna.load_study(study_name="kept", storage=work.url)
+    assert kept.user_attrs["hpsearch:test_looks"] == 2

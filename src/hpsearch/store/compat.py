@@ -62,3 +62,14 @@ def grpc_servicer(storage: optuna.storages.BaseStorage) -> tuple[Any, Callable[[
 
     return OptunaStorageProxyService(storage), api_pb2_grpc.add_StorageServiceServicer_to_server
 
+
+
+def grpc_client_with(client: optuna.storages.GrpcStorageProxy, channel: Any) -> None:
+    """Point Optuna's gRPC storage client at ``channel`` (one that adds the proxy's shared secret),
+    rebuilding its stub and trial cache as its private ``_setup`` builds them on the plain channel."""
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+    from optuna.storages._grpc.client import GrpcClientCache
+
+    client._channel = channel
+    client._stub = api_pb2_grpc.StorageServiceStub(channel)
+    client._cache = GrpcClientCache(client._stub)

@@ -28,6 +28,7 @@ Stale trials are failed by the proxy, with the proxy's grace period (``HPSEARCH_
 
 from __future__ import annotations
 
+import hmac
 import signal
 import threading
 from collections.abc import Callable
@@ -39,7 +40,7 @@ import optuna
 from hpsearch.errors import HpsearchError, StorageError
 from hpsearch.store import budget
 from hpsearch.store.compat import grpc_servicer, study_id, trial_id
-from hpsearch.store.proxy_client import SERVICE, decode, encode, require_grpc
+from hpsearch.store.proxy_client import SERVICE, TOKEN_ENV, TOKEN_KEY, decode, encode, require_grpc
 from hpsearch.store.storage import (
     grace_period,
     heartbeat_interval,
@@ -149,13 +150,41 @@ def _add_optuna_service(server: Any, storage: optuna.storages.BaseStorage) -> No
     add(servicer, server)
 
 
+def _require_token(token: str) -> Any:
+    """A server interceptor refusing every call whose metadata lacks the shared secret (compared in
+    constant time), before Optuna's or hpsearch's service sees it."""
+    grpc = require_grpc()
+    expected = token.encode()
+
+    def deny(_request: Any, context: Any) -> None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong storage proxy token")
+
+    denied = grpc.unary_unary_rpc_method_handler(deny)
+
+    class RequireToken(grpc.ServerInterceptor):  # type: ignore[name-defined]
+        def intercept_service(self, continuation: Any, details: Any) -> Any:
+            given = dict(details.invocation_metadata or ()).get(TOKEN_KEY, "")
+            return continuation(details) if hmac.compare_digest(str(given).encode(), expected) else denied
+
+    return RequireToken()
+
+
 def serve(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-          ready: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> None:
+          ready: Callable[[str], None] | None = None, stop: threading.Event | None = None,
+          token: str | None = None, no_token: bool = False) -> None:
     """Serve ``url`` until SIGINT/SIGTERM (or ``stop``); ``ready`` gets the address once listening.
 
+    Every call must carry ``token``, the shared secret (:func:`proxy_token`): without one, any
+    process that reaches the port — any local user, any pod of a cluster — could reset the test-look
+    counter or delete studies. ``no_token`` serves without, and must be asked for.
+
     Bad input is one :class:`StorageError`: a URL that is not a database, a database that
-    cannot be opened, an address that cannot be bound (in use, or not this machine's).
+    cannot be opened, an address that cannot be bound (in use, or not this machine's), no token.
     """
+    if token is None and not no_token:
+        raise StorageError(f"the storage proxy needs a shared secret: set {TOKEN_ENV} (or --token-file FILE) here "
+                           "and the same on every worker and dashboard; --no-token serves without one (only where "
+                           "every process that can reach the port is trusted)")
     if is_proxy_url(url):
         raise StorageError(f"the storage proxy serves a database, not another proxy ({url}); pass "
                            "--storage sqlite:///FILE or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB")
@@ -165,7 +194,7 @@ def serve(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     storage = open_storage(url, create=True)  # the proxy's workers cannot create the schema themselves
     # so_reuseport off: gRPC sets it by default, and a second proxy would then share the port silently
     server = grpc.server(ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="hpsearch-proxy"),
-                         options=[("grpc.so_reuseport", 0)])
+                         options=[("grpc.so_reuseport", 0)], interceptors=[_require_token(token)] if token else [])
     served = optuna.storages.get_storage(storage)  # Optuna's trial cache over our storage, as Optuna advises
     _add_optuna_service(server, served)
     server.add_generic_rpc_handlers((Budget(storage, url, served).handler(),))

@@ -27,12 +27,33 @@ from urllib.parse import urlsplit
 import optuna
 
 from hpsearch.errors import StorageError
+from hpsearch.store.compat import grpc_client_with
 from hpsearch.store.storage import heartbeat_interval, with_retry
 
 SCHEME = "grpc"
 SERVICE = "hpsearch.Budget"  # the proxy's own service, beside Optuna's StorageService
 CONNECT_WAIT_S = 10.0  # for a proxy still starting (pods of a Job start together); HPSEARCH_PROXY_WAIT_S
 INSTALL_HINT = "pip install 'hpsearch[grpc]'"
+
+
+TOKEN_ENV = "HPSEARCH_PROXY_TOKEN"  # the shared secret itself
+TOKEN_FILE_ENV = "HPSEARCH_PROXY_TOKEN_FILE"  # or a file holding it (a mounted Kubernetes Secret)
+TOKEN_KEY = "x-hpsearch-token"  # the gRPC metadata every call carries it in
+
+
+def proxy_token(file: str | os.PathLike[str] | None = None) -> str | None:
+    """The proxy's shared secret: ``file`` (else ``$HPSEARCH_PROXY_TOKEN_FILE``) or ``$HPSEARCH_PROXY_TOKEN``;
+    None when neither is set. Surrounding white space (a file's newline) is not part of it."""
+    path = file or os.environ.get(TOKEN_FILE_ENV)
+    if path:
+        try:
+            token = open(path).read().strip()  # noqa: SIM115 - read at once
+        except OSError as err:
+            raise StorageError(f"cannot read the storage proxy's token file {path}: {err.strerror}") from None
+        if not token:
+            raise StorageError(f"the storage proxy's token file {path} is empty; put the shared secret in it")
+        return token
+    return os.environ.get(TOKEN_ENV, "").strip() or None
 
 
 def parse(url: str) -> tuple[str, int]:
@@ -74,7 +95,7 @@ def connect(url: str) -> ProxyStorage:
     nothing listening, or a plain Optuna proxy (which could not keep the budget exact)."""
     host, port = parse(url)
     require_grpc()
-    storage = ProxyStorage(host=host, port=port, url=url)
+    storage = ProxyStorage(host=host, port=port, url=url, token=proxy_token())
     wait = float(os.environ.get("HPSEARCH_PROXY_WAIT_S", CONNECT_WAIT_S))
     try:
         storage.wait_server_ready(timeout=wait)
@@ -98,12 +119,19 @@ class ProxyStorage(_Base):
     :class:`hpsearch.store.storage.ResilientRDBStorage` retries while the database is.
     """
 
-    def __init__(self, *, host: str, port: int, url: str) -> None:
+    def __init__(self, *, host: str, port: int, url: str, token: str | None = None) -> None:
         self.url = url
         self._interval: int | None = None
+        self._token = token  # set before Optuna's __init__, which opens the channel (_setup)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             super().__init__(host=host, port=port)
+
+    def _setup(self) -> None:
+        """Optuna's channel, stub and cache, with the shared secret added to every call."""
+        super()._setup()
+        if self._token:
+            grpc_client_with(self, require_grpc().intercept_channel(self._channel, _with_token(self._token)))
 
     # -- hpsearch's service ---------------------------------------------------------------
 
@@ -121,6 +149,9 @@ class ProxyStorage(_Base):
                 raise StorageError(f"{self.url} is a plain Optuna storage proxy, which cannot keep hpsearch's "
                                    "exact trial budget or heartbeats; serve the database with "
                                    "`hpsearch storage-proxy --storage DATABASE_URL` instead") from None
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                raise StorageError(f"storage proxy {self.url} refused this process: {TOKEN_ENV} (or {TOKEN_FILE_ENV}) "
+                                   "is missing here or is not the proxy's; set it to the proxy's shared secret") from None
             if code == grpc.StatusCode.NOT_FOUND:
                 raise KeyError(details) from None
             raise StorageError(f"storage proxy {self.url}: {details}") from None
@@ -157,6 +188,19 @@ class ProxyStorage(_Base):
 
     def get_heartbeat_interval(self) -> int:
         return self._interval or heartbeat_interval()
+
+
+def _with_token(token: str) -> Any:
+    """A client interceptor adding the shared secret to each call's metadata (every storage call
+    is unary, Optuna's and hpsearch's alike). Built on first use: grpcio is an optional install."""
+    grpc = require_grpc()
+
+    class WithToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[name-defined]
+        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            metadata = (*(details.metadata or ()), (TOKEN_KEY, token))
+            return continuation(details._replace(metadata=metadata), request)
+
+    return WithToken()
 
 
 def attach(study: optuna.Study, trial_id: int) -> optuna.Trial:
