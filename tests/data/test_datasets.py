@@ -446,3 +446,23 @@ def test_a_forged_hash_memo_cannot_vouch_for_changed_files(tmp_path: Path) -> No
     with pytest.raises(DatasetError, match="the data's files changed since the study was created .*hash memo"):
         load_search_data(DataSpec(datasets.image_folder(root, size=8), val_fraction=0.25), tmp_path / "dr",
                          recorded=recorded, files_hash=files_hash)
+
+
+def test_an_image_that_would_decode_to_gigabytes_is_refused_before_decoding(tmp_path: Path) -> None:
+    """A small PNG declaring 81 megapixels decoded to ~1 GB (issue 34, attack 10): the size is read
+    from the header and refused first."""
+    import zlib
+
+    root = write_image_folder(tmp_path / "pets", classes=2, train=3, test=1)
+    w = h = 9000  # 81 megapixels, grayscale: a small file of zero rows
+    raw = zlib.compress((b"\0" + bytes(w)) * h, 1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = root / "train" / "cat" / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+    assert bomb.stat().st_size < 400_000
+    with pytest.raises(DatasetError, match=r"bomb.png is 9000×9000 pixels \(81 megapixels.*are refused"):
+        datasets.image_folder(root, size=8).read(tmp_path / "dr", "train")

@@ -230,3 +230,19 @@ def test_calls_without_the_token_are_refused_and_change_nothing(work: Work, monk
         assert work.cli("studies", "--storage", url).output.startswith("kept")
     kept = optuna.load_study(study_name="kept", storage=work.url)
     assert kept.user_attrs["hpsearch:test_looks"] == 2
+
+
+def test_a_grpc_failure_is_named_in_one_line() -> None:
+    """The retry line read `(<_InactiveRpcError of RPC that terminated with:)` (issue 34, attack 10)."""
+    import grpc
+
+    from hpsearch.store.storage import _first_line
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with pytest.raises(grpc.RpcError) as failed:
+            channel.unary_unary("/x.Y/Z")(b"", timeout=10)
+    line = _first_line(failed.value)
+    assert line.startswith("gRPC UNAVAILABLE: ") and "\n" not in line and "_InactiveRpcError" not in line, line

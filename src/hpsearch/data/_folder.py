@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     import torch
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+# A 10 KB PNG can declare 81 megapixels and decode to ~1 GB in every worker; a photo from a phone is
+# 12-50. Pillow's own guard (MAX_IMAGE_PIXELS, 89 M) only warns below 179 M.
+MAX_PIXELS = 64_000_000
 GRAY_AUGMENTS = ("none", "flip", "pad_crop", "flip_crop", "rotation")
 RGB_AUGMENTS = ("none", "flip", "pad_crop", "flip_crop", "rotation", "color_jitter")
 
@@ -204,8 +207,16 @@ class _opened:
 
     def __enter__(self) -> Any:
         try:
-            self.im = self.image.open(self.path)
+            self.im = self.image.open(self.path)  # the header only: the size is known before decoding
+            w, h = self.im.size
+            if w * h > MAX_PIXELS:
+                self.im.close()
+                raise DatasetError(f"{self.path} is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels; decoded it would "
+                                   f"take ~{w * h * 4 / 2**30:.1f} GiB): images above {MAX_PIXELS // 10**6} megapixels "
+                                   "are refused — shrink it, or remove it if you did not put it there")
             self.im.load()
+        except DatasetError:
+            raise
         except Exception as err:  # noqa: BLE001 - PIL raises OSError, ValueError, SyntaxError...
             raise DatasetError(f"{self.path}: not a readable image ({type(err).__name__}: {err}); "
                                "remove or replace the file") from None

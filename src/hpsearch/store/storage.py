@@ -204,6 +204,12 @@ def _ping(parsed: URL, url: str) -> None:
 
 
 def _first_line(err: BaseException) -> str:
+    """The cause in one line: a database driver's own message, or a gRPC call's status and details
+    (whose ``str`` is a multi-line repr that began ``<_InactiveRpcError of RPC that terminated with:``)."""
+    code, details = getattr(err, "code", None), getattr(err, "details", None)
+    if callable(code) and callable(details):
+        status = code()
+        return f"gRPC {getattr(status, 'name', status)}: {(details() or '').strip() or 'no details'}"
     text = str(getattr(err, "orig", None) or err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
