@@ -165,7 +165,7 @@ def test_a_look_through_a_symlinked_database_waits_for_the_one_under_way(searche
 KILL_BEFORE_RECORD = """
 import os, sys
 from hpsearch.results import look
-def record(self, key, value):
+def record(self, record):
     os._exit(137)  # what kill -9 leaves between the look and its record: no finally block
 look.Look.record = record
 from hpsearch.cli import main
