@@ -69,7 +69,7 @@ class Format(str, Enum):
 StorageOpt = Annotated[str | None, typer.Option(
     "--storage", envvar="HPSEARCH_STORAGE", show_default="sqlite:///hpsearch.db",
     help="Study database URL: sqlite:///FILE or postgresql+psycopg://USER:PASS@HOST:PORT/DB, or "
-         "grpc://HOST:PORT for `hpsearch storage-proxy`.")]
+         "grpc://HOST:PORT (grpcs:// with TLS) for `hpsearch storage-proxy`.")]
 DataRootOpt = Annotated[Path | None, typer.Option(
     "--data-root", envvar="HPSEARCH_DATA", show_default="~/.cache/hpsearch/data",
     help="Folder with the datasets (torchvision layout); downloads land here when online.")]
@@ -396,8 +396,8 @@ def dashboard(
 @guarded
 def storage_proxy(
     storage: StorageOpt = None,
-    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 serves other machines (a private network: "
-                                      "the token is sent in clear, there is no TLS yet).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 serves other machines (with --tls-cert, "
+                                      "or on a private network: without TLS the token travels in clear).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port, printed).")] = 13000,
     token_file: Annotated[Path | None, typer.Option(
         "--token-file", envvar="HPSEARCH_PROXY_TOKEN_FILE",
@@ -405,6 +405,11 @@ def storage_proxy(
              "dashboards set the same.")] = None,
     no_token: Annotated[bool, typer.Option("--no-token", help="Serve without a shared secret: only where every "
                                            "process that can reach the port is trusted.")] = False,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", envvar="HPSEARCH_PROXY_TLS_CERT",
+                                                  help="PEM certificate chain: serve TLS (clients use grpcs://HOST:PORT "
+                                                       "and trust its CA through HPSEARCH_PROXY_TLS_CA).")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", envvar="HPSEARCH_PROXY_TLS_KEY",
+                                                 help="PEM private key of --tls-cert.")] = None,
 ) -> None:
     """Serve the study database over gRPC, so many workers share a few database connections.
 
@@ -413,7 +418,9 @@ def storage_proxy(
     from hpsearch.store.proxy import serve
     from hpsearch.store.proxy_client import proxy_token
 
-    serve(_storage(storage), host, port,
+    if (tls_cert is None) != (tls_key is None):
+        raise HpsearchError("TLS needs both --tls-cert and --tls-key (PEM files)")
+    serve(_storage(storage), host, port, tls=(tls_cert, tls_key) if tls_cert and tls_key else None,
           ready=lambda where: out.print(f"storage proxy at {where} (Ctrl-C stops)", highlight=False, soft_wrap=True),
           token=proxy_token(token_file), no_token=no_token)
     out.print("storage proxy stopped", highlight=False)

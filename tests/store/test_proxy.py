@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,12 +49,12 @@ def proxy(url: str, grace: int = 20, *extra: str) -> Iterator[str]:
                             env={**os.environ, "HPSEARCH_GRACE_S": str(grace)})
     assert proc.stdout is not None
     line = proc.stdout.readline()  # blocks until the proxy listens (or exits: an empty line)
-    found = re.search(r"grpc://127\.0\.0\.1:(\d+)", line)
+    found = re.search(r"(grpcs?)://127\.0\.0\.1:(\d+)", line)
     if not found:
         proc.kill()
         raise AssertionError(f"proxy did not start: {line}{proc.communicate()[0]}")
     try:
-        yield f"grpc://127.0.0.1:{found.group(1)}"
+        yield f"{found.group(1)}://127.0.0.1:{found.group(2)}"
     finally:
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=30)[0]
@@ -246,3 +247,24 @@ def test_a_grpc_failure_is_named_in_one_line() -> None:
             channel.unary_unary("/x.Y/Z")(b"", timeout=10)
     line = _first_line(failed.value)
     assert line.startswith("gRPC UNAVAILABLE: ") and "\n" not in line and "_InactiveRpcError" not in line, line
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_a_proxy_serving_tls_is_reached_through_grpcs_only(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS is optional and off by default (issue 34, item 7): with --tls-cert/--tls-key the token and
+    the study travel encrypted, clients use grpcs:// and trust the CA named by HPSEARCH_PROXY_TLS_CA."""
+    cert, key = work.path / "proxy.pem", work.path / "proxy.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    optuna.create_study(study_name="kept", storage=work.url)
+    with proxy(work.url, 20, "--tls-cert", str(cert), "--tls-key", str(key)) as url:
+        assert url.startswith("grpcs://127.0.0.1:")
+        monkeypatch.setenv("HPSEARCH_PROXY_TLS_CA", str(cert))
+        assert work.cli("studies", "--storage", url).output.startswith("kept")
+        monkeypatch.setenv("HPSEARCH_PROXY_WAIT_S", "2")
+        plain = url.replace("grpcs://", "grpc://")
+        r = work.cli("studies", "--storage", plain, expect=1)  # a plain client never gets an answer
+        assert "no storage proxy answers at " + plain in r.output and "Traceback" not in r.output
+    r = work.cli("storage-proxy", "--storage", work.url, "--tls-cert", str(cert), expect=1)
+    assert "TLS needs both --tls-cert and --tls-key" in r.output

@@ -33,6 +33,7 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -171,12 +172,14 @@ def _require_token(token: str) -> Any:
 
 def serve(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           ready: Callable[[str], None] | None = None, stop: threading.Event | None = None,
-          token: str | None = None, no_token: bool = False) -> None:
+          token: str | None = None, no_token: bool = False, tls: tuple[Path, Path] | None = None) -> None:
     """Serve ``url`` until SIGINT/SIGTERM (or ``stop``); ``ready`` gets the address once listening.
 
     Every call must carry ``token``, the shared secret (:func:`proxy_token`): without one, any
     process that reaches the port — any local user, any pod of a cluster — could reset the test-look
-    counter or delete studies. ``no_token`` serves without, and must be asked for.
+    counter or delete studies. ``no_token`` serves without, and must be asked for. ``tls``
+    (certificate chain, private key: PEM files) serves TLS, so the token and the study data are not
+    sent in clear; clients then use ``grpcs://HOST:PORT``.
 
     Bad input is one :class:`StorageError`: a URL that is not a database, a database that
     cannot be opened, an address that cannot be bound (in use, or not this machine's), no token.
@@ -198,8 +201,16 @@ def serve(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     served = optuna.storages.get_storage(storage)  # Optuna's trial cache over our storage, as Optuna advises
     _add_optuna_service(server, served)
     server.add_generic_rpc_handlers((Budget(storage, url, served).handler(),))
+    credentials = None
+    if tls is not None:
+        try:
+            chain, key = (Path(f).read_bytes() for f in tls)
+        except OSError as err:
+            raise StorageError(f"cannot read the TLS certificate or key {err.filename}: {err.strerror}") from None
+        credentials = grpc.ssl_server_credentials([(key, chain)])
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        bound = (server.add_secure_port(f"{host}:{port}", credentials) if credentials is not None
+                 else server.add_insecure_port(f"{host}:{port}"))
     except RuntimeError:
         bound = 0
     if not bound:
@@ -212,7 +223,7 @@ def serve(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     server.start()
     try:
         if ready is not None:
-            ready(f"grpc://{host}:{bound} — serving {mask(url)}")
+            ready(f"{'grpcs' if credentials is not None else 'grpc'}://{host}:{bound} — serving {mask(url)}")
         while not stop.wait(0.5):
             pass
     finally:

@@ -31,6 +31,9 @@ from hpsearch.store.compat import grpc_client_with
 from hpsearch.store.storage import heartbeat_interval, with_retry
 
 SCHEME = "grpc"
+TLS_SCHEME = "grpcs"  # grpcs://HOST:PORT: the proxy serves TLS (storage-proxy --tls-cert/--tls-key)
+TLS_CA_ENV = "HPSEARCH_PROXY_TLS_CA"  # a PEM file of the roots to trust (default: the system's)
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1)]  # as Optuna's own channel: a study can be large
 SERVICE = "hpsearch.Budget"  # the proxy's own service, beside Optuna's StorageService
 CONNECT_WAIT_S = 10.0  # for a proxy still starting (pods of a Job start together); HPSEARCH_PROXY_WAIT_S
 INSTALL_HINT = "pip install 'hpsearch[grpc]'"
@@ -56,6 +59,18 @@ def proxy_token(file: str | os.PathLike[str] | None = None) -> str | None:
     return os.environ.get(TOKEN_ENV, "").strip() or None
 
 
+def _roots() -> bytes | None:
+    """The PEM roots a grpcs:// client trusts: ``$HPSEARCH_PROXY_TLS_CA``, else the system's."""
+    path = os.environ.get(TLS_CA_ENV)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise StorageError(f"cannot read {TLS_CA_ENV}={path}: {err.strerror}") from None
+
+
 def parse(url: str) -> tuple[str, int]:
     """``grpc://HOST:PORT`` → (host, port), or one clear StorageError."""
     parts = urlsplit(url.strip())
@@ -63,10 +78,10 @@ def parse(url: str) -> tuple[str, int]:
         port = parts.port
     except ValueError:
         port = None
-    if (parts.scheme.lower() != SCHEME or not parts.hostname or port is None or not 0 < port < 65536
+    if (parts.scheme.lower() not in (SCHEME, TLS_SCHEME) or not parts.hostname or port is None or not 0 < port < 65536
             or parts.path not in ("", "/") or parts.query or parts.username or parts.password):
         raise StorageError(f"bad storage proxy URL {url!r}; use grpc://HOST:PORT, e.g. grpc://127.0.0.1:13000 "
-                           "(the address `hpsearch storage-proxy` listens on)")
+                           "(the address `hpsearch storage-proxy` listens on), or grpcs://HOST:PORT for one serving TLS")
     return parts.hostname, port
 
 
@@ -95,7 +110,8 @@ def connect(url: str) -> ProxyStorage:
     nothing listening, or a plain Optuna proxy (which could not keep the budget exact)."""
     host, port = parse(url)
     require_grpc()
-    storage = ProxyStorage(host=host, port=port, url=url, token=proxy_token())
+    tls = url.strip().lower().startswith(f"{TLS_SCHEME}://")
+    storage = ProxyStorage(host=host, port=port, url=url, token=proxy_token(), tls=tls, roots=_roots() if tls else None)
     wait = float(os.environ.get("HPSEARCH_PROXY_WAIT_S", CONNECT_WAIT_S))
     try:
         storage.wait_server_ready(timeout=wait)
@@ -119,19 +135,39 @@ class ProxyStorage(_Base):
     :class:`hpsearch.store.storage.ResilientRDBStorage` retries while the database is.
     """
 
-    def __init__(self, *, host: str, port: int, url: str, token: str | None = None) -> None:
+    def __init__(self, *, host: str, port: int, url: str, token: str | None = None,
+                 tls: bool = False, roots: bytes | None = None) -> None:
         self.url = url
         self._interval: int | None = None
-        self._token = token  # set before Optuna's __init__, which opens the channel (_setup)
+        # set before Optuna's __init__, which opens the channel (_setup)
+        self._token, self._tls, self._roots = token, tls, roots
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             super().__init__(host=host, port=port)
 
+    def _open_channel(self) -> Any:
+        grpc = require_grpc()
+        where = f"{self._host}:{self._port}"
+        if self._tls:
+            return grpc.secure_channel(where, grpc.ssl_channel_credentials(self._roots), options=CHANNEL_OPTIONS)
+        return grpc.insecure_channel(where, options=CHANNEL_OPTIONS)
+
     def _setup(self) -> None:
-        """Optuna's channel, stub and cache, with the shared secret added to every call."""
-        super()._setup()
+        """Optuna's stub and cache on our channel: TLS where the URL is grpcs://, and the shared
+        secret added to every call."""
+        channel = self._open_channel()
         if self._token:
-            grpc_client_with(self, require_grpc().intercept_channel(self._channel, _with_token(self._token)))
+            channel = require_grpc().intercept_channel(channel, _with_token(self._token))
+        grpc_client_with(self, channel)
+
+    def wait_server_ready(self, timeout: float | None = None) -> None:
+        """Optuna's wait, on a channel like ours (its own is always plain: a TLS proxy never looked ready)."""
+        grpc = require_grpc()
+        with self._open_channel() as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=timeout)
+            except grpc.FutureTimeoutError as err:
+                raise ConnectionError("gRPC connection timeout") from err
 
     # -- hpsearch's service ---------------------------------------------------------------
 

@@ -78,14 +78,14 @@ def _parse(url: str) -> URL:
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise StorageError(
             f"unsupported storage {mask(url)!r}; hpsearch supports sqlite:///FILE, "
-            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB and grpc://HOST:PORT (hpsearch storage-proxy)"
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB and grpc://HOST:PORT or grpcs://HOST:PORT (hpsearch storage-proxy)"
         )
     return parsed
 
 
 def is_proxy_url(url: str) -> bool:
-    """``grpc://HOST:PORT``: the study database is served by ``hpsearch storage-proxy``."""
-    return url.strip().lower().startswith("grpc://")
+    """``grpc://HOST:PORT`` (``grpcs://`` with TLS): the study database is served by ``hpsearch storage-proxy``."""
+    return url.strip().lower().startswith(("grpc://", "grpcs://"))
 
 
 def sqlite_path(url: str) -> Path | None:
