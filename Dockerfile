@@ -5,13 +5,17 @@ FROM python:3.11.11-slim-bookworm
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 
-# CPU wheels of torch/torchvision first (the default wheels bundle CUDA: ~3 GB more).
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch torchvision
+# Every wheel at the version the test suite last passed with (deploy/constraints.txt): a rebuild
+# next month installs the same image, not whatever is newest.
+COPY deploy/constraints.txt ./
+# CPU wheels of torch/torchvision first (the default wheels bundle CUDA: ~3 GB more); "==2.14.1"
+# matches the CPU build "2.14.1+cpu".
+RUN pip install -c constraints.txt --index-url https://download.pytorch.org/whl/cpu torch torchvision
 
 COPY pyproject.toml README.md ./
 COPY src ./src
 # [grpc]: `hpsearch storage-proxy` and workers on --storage grpc://HOST:PORT
-RUN pip install '.[grpc]'
+RUN pip install -c constraints.txt '.[grpc]'
 COPY studies ./studies
 
 # Never root: user 1000 owns only what it writes (data, artifacts, checkpoints); a new named volume

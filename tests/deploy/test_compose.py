@@ -167,3 +167,23 @@ def test_proxy_and_proxied_worker_commands_run_against_postgres(work: Work, pg) 
     assert proc.returncode == 0 and "storage proxy stopped" in out, out
     trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+
+
+def test_the_image_installs_pinned_wheels() -> None:
+    """Images and wheels were unpinned (issue 34, attack 10): every pip install in the Dockerfile
+    takes deploy/constraints.txt, which pins each runtime dependency (and its own) exactly."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    dockerfile = (REPO / "Dockerfile").read_text()
+    installs = [line for line in dockerfile.splitlines() if line.startswith("RUN pip install")]
+    assert installs and all(" -c constraints.txt " in line for line in installs), installs
+    pinned = {}
+    for line in (REPO / "deploy" / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not an exact pin: {line}"
+            pinned[re.sub(r"[-_.]+", "-", name).lower()] = version
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["grpc"]]
+    names = {re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0]).lower() for d in wanted}
+    assert names <= set(pinned), names - set(pinned)
