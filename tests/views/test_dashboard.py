@@ -6,9 +6,11 @@ own HTTP API, on SQLite and on Postgres.
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -107,9 +109,13 @@ def test_dashboard_bad_inputs_are_one_line(work: Work, tmp_path: Path, searched:
     assert study_get(optuna.load_study(study_name="tiny_mnist", storage=work.url), RETRAIN) is None
 
 
-def _request(port: int, method: str, path: str, host: str | None = None) -> tuple[int, str]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 headers={"Host": host} if host else {})
+def _request(port: int, method: str, path: str, host: str | None = None,
+             body: dict[str, Any] | None = None) -> tuple[int, str]:
+    headers = {"Host": host} if host else {}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=headers,
+                                 data=json.dumps(body).encode() if body is not None else None)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, resp.read().decode()
@@ -128,7 +134,14 @@ def test_the_dashboard_refuses_foreign_hosts_and_writes_unless_allowed(work: Wor
         status, text = _request(dash.port, "DELETE", f"/api/studies/{sid}")
         assert status == 403 and "read-only" in text and "--allow-writes" in text
         assert _request(dash.port, "GET", "/api/studies", host=f"localhost:{dash.port}")[0] == 200
-        assert _request(dash.port, "PUT", f"/api/studies/{sid}/note/0")[0] != 403  # notes stay writable
+        # notes stay writable, on the routes the installed optuna-dashboard has (they were refused: issue 35)
+        assert _request(dash.port, "PUT", f"/api/studies/{sid}/note", body={"version": 1, "body": "mine"})[0] == 204
+        trial_id = api(dash.port, f"/api/studies/{sid}")["trials"][0]["trial_id"]
+        assert _request(dash.port, "PUT", f"/api/studies/{sid}/{trial_id}/note",
+                        body={"version": 1, "body": "trial note"})[0] == 204
+        detail = api(dash.port, f"/api/studies/{sid}")  # read back as the dashboard's page reads it
+        assert detail["note"]["body"] == "mine" and detail["trials"][0]["note"]["body"] == "trial note"
+        assert get_note(optuna.load_study(study_name="tiny", storage=work.url)) == "mine"
         assert optuna.get_all_study_names(work.url) == ["tiny"]
     finally:
         dash.stop()

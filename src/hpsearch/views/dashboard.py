@@ -12,7 +12,6 @@ wraps the app: requests must name an allowed host in their Host header, and unle
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -37,7 +36,6 @@ class _QuietHandler(WSGIRequestHandler):
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
-NOTE_PATH = re.compile(r"^/api/studies/\d+(/\d+)?/note/\d+$")  # study and trial notes: PUT
 
 
 class Guard:
@@ -54,11 +52,25 @@ class Guard:
         if "*" not in self.hosts and name not in self.hosts:
             return _refuse(start_response, f"host {name!r} is not allowed; start hpsearch dashboard with "
                                            f"--allowed-hosts {name or 'NAME'} if you meant to reach it by that name")
-        method, path = environ.get("REQUEST_METHOD", "GET").upper(), environ.get("PATH_INFO", "")
-        if not self.allow_writes and method not in READ_METHODS and not (method == "PUT" and NOTE_PATH.match(path)):
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        if not self.allow_writes and method not in READ_METHODS and not self._note_edit(environ):
             return _refuse(start_response, "this dashboard is read-only; start hpsearch dashboard with "
                                            "--allow-writes to change or delete studies from it")
         return self.app(environ, start_response)
+
+
+    def _note_edit(self, environ: dict[str, Any]) -> bool:
+        """A study's or a trial's note saved (PUT …/note), asked of the dashboard's own route table:
+        a hand-written pattern expected a trailing /<version> that optuna-dashboard 0.21's routes do
+        not have, and every note edit was refused."""
+        router = getattr(self.app, "router", None)  # optuna-dashboard's app is a Bottle app
+        if router is None:
+            return False
+        try:
+            route, _ = router.match(environ)
+        except Exception:  # noqa: BLE001 - bottle.HTTPError: no route (404) or another method (405)
+            return False
+        return str(route.method).upper() == "PUT" and str(route.rule).rstrip("/").endswith("/note")
 
 
 def _hostname(header: str) -> str:
