@@ -130,3 +130,14 @@ def test_out_of_range_numbers_are_one_line(work: Work, args: list[str], says: st
     r = work.runner.invoke(app, args)
     assert r.exit_code == code and says in r.output and "Traceback" not in r.output, r.output
     assert not work.db.exists()
+
+
+def test_a_mistyped_study_name_gets_a_guess_and_several_studies_name_the_command(work: Work) -> None:
+    """No "did you mean" for a typo'd study, and `report` with several studies said
+    "name one: `hpsearch best STUDY`" (issue 35)."""
+    copy_sqlite(FIXTURES / "daa92c9" / "today.db", work.db)
+    r = work.cli("trials", "todya", expect=1)
+    assert "no study 'todya'" in r.output and "did you mean 'today'?" in r.output
+    optuna.create_study(study_name="other", storage=work.url)
+    r = work.cli("report", expect=1)
+    assert "holds 2 studies (other, today); name one: `hpsearch report STUDY`" in r.output

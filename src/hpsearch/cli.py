@@ -252,7 +252,7 @@ def best(
     from hpsearch.views import terminal
 
     url = _storage(storage)
-    st = pick_study(open_storage(url, create=False), url, study)
+    st = pick_study(open_storage(url, create=False), url, study, "best")
     if refit and not retrain:
         raise HpsearchError("--refit applies to --retrain: hpsearch best STUDY --retrain --refit")
     if not retrain:
@@ -313,7 +313,7 @@ def trials(
 
     url = _storage(storage)
     db = open_storage(url, create=False)
-    st = pick_study(db, url, study)
+    st = pick_study(db, url, study, "trials")
     listing = select(trial_rows(st, db), objective_names(st), [d.name.lower() for d in st.directions],
                      states=state, sort=sort, reverse=reverse, top=top, columns=columns)
     terminal.trials(out, listing, fmt.value)
@@ -343,7 +343,7 @@ def compare(
     from hpsearch.views import terminal
 
     url = _storage(storage)
-    st = pick_study(open_storage(url, create=False), url, study)
+    st = pick_study(open_storage(url, create=False), url, study, "compare")
     result = group(st, [p.strip() for p in by.split(",") if p.strip()], settings_of(st).metric)
     shown = result.to_dict()
     if test:
@@ -445,7 +445,7 @@ def report(
     from hpsearch.views.report import write_report
 
     url = _storage(storage)
-    st = pick_study(open_storage(url, create=False), url, study)
+    st = pick_study(open_storage(url, create=False), url, study, "report")
     path = out_file or Path(f"{safe_name(st.study_name)}-report.html")
     sections = write_report(st, path, [p.strip() for p in by.split(",") if p.strip()] if by else None, plotlyjs.value)
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {sections} plots); open it in a browser",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 import optuna
@@ -77,8 +78,10 @@ def _test_score(rec: RetrainRecord) -> str:
     return f"test {metric} {test['mean']:.4f} ± {test['std']:.4f}" if test else "no test score"
 
 
-def pick_study(storage: optuna.storages.BaseStorage, url: str, name: str | None) -> optuna.Study:
-    """The named study, or the only one in the storage; otherwise say which exist."""
+def pick_study(storage: optuna.storages.BaseStorage, url: str, name: str | None,
+               verb: str = "best") -> optuna.Study:
+    """The named study, or the only one in the storage; otherwise say which exist (and which one
+    a mistyped name probably meant), naming the command (``verb``) the user ran."""
     names = optuna.get_all_study_names(storage)
     if name is None:
         if len(names) == 1:
@@ -87,11 +90,13 @@ def pick_study(storage: optuna.storages.BaseStorage, url: str, name: str | None)
             raise HpsearchError(f"{mask(url)} holds no study yet; run `hpsearch run STUDY` first")
         else:
             raise HpsearchError(f"{mask(url)} holds {len(names)} studies ({', '.join(sorted(names))}); "
-                                "name one: `hpsearch best STUDY`")
+                                f"name one: `hpsearch {verb} STUDY`")
     elif name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        guess = f"did you mean {close[0]!r}? " if close else ""
         listing = ", ".join(sorted(names)) or "none"
         raise HpsearchError(f"no study {name!r} in {mask(url)} (it has: {listing}); "
-                            "check the name or pass --storage URL")
+                            f"{guess}check the name or pass --storage URL")
     return optuna.load_study(study_name=name, storage=storage)
 
 
