@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -141,3 +142,15 @@ def test_a_mistyped_study_name_gets_a_guess_and_several_studies_name_the_command
     optuna.create_study(study_name="other", storage=work.url)
     r = work.cli("report", expect=1)
     assert "holds 2 studies (other, today); name one: `hpsearch report STUDY`" in r.output
+
+
+@pytest.mark.parametrize("no_color", ["", "1"])
+def test_no_color_means_no_escape_codes_at_all(work: Work, no_color: str) -> None:
+    """NO_COLOR left bold codes on a terminal (issue 35). FORCE_COLOR makes rich style a pipe as it
+    would a terminal; with NO_COLOR set the same error is plain text."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
+    env.update({"FORCE_COLOR": "1", "TERM": "xterm-256color", **({"NO_COLOR": no_color} if no_color else {})})
+    r = subprocess.run([sys.executable, "-m", "hpsearch", "best", "nope"], cwd=work.path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "no study database" in r.stderr, r.stderr
+    assert ("\x1b[" in r.stderr) is (not no_color), repr(r.stderr)

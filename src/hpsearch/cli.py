@@ -7,6 +7,7 @@ prints one line (``error: …``) and exits with its code; ``--debug`` shows trac
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -29,8 +30,11 @@ app = typer.Typer(
 )
 # markup off: messages carry user input (study names, paths, parameters), and "[/]" in a name must
 # print as itself, not be parsed by rich (it crashed, or hid "[red]" of a study named "[red]x")
-out = Console(markup=False)
-err = Console(stderr=True, markup=False)
+# NO_COLOR (no-color.org): rich drops colours for it but kept bold and other styles; no colour
+# system at all writes plain text
+_plain = {"color_system": None} if os.environ.get("NO_COLOR") else {}
+out = Console(markup=False, **_plain)  # type: ignore[arg-type]
+err = Console(stderr=True, markup=False, **_plain)  # type: ignore[arg-type]
 ERROR = ("error:", "bold red")
 _state = {"debug": False}
 F = TypeVar("F", bound=Callable[..., Any])
