@@ -91,7 +91,7 @@ def read_checked(spec: DataSpec, root: Path, recorded: str | None = None,
                  say: Callable[[str], None] | None = None,
                  files_hash: str | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The training split and its digest (:func:`seal_of`), checked against ``recorded``, the one the
-    study recorded when it was created (None: not checked, as for studies made before seals).
+    study recorded when it was created (None: not checked, as for studies made before it was recorded).
 
     A decoded cache that does not match is never trained on: it is dropped and the files decoded
     again — the files hashed again too, no memo believed — with a warning. If the fresh decode

@@ -47,6 +47,7 @@ STOP_GRACE_S = 10.0  # how long interrupted workers get to mark their trials fai
 MAX_RESTARTS = 10  # replacements for killed workers in one run, so a crash loop cannot spin forever
 MAX_TRIALS = 10**9  # --n-trials above this is a typo (10**23 was accepted and stored as the budget)
 
+
 @dataclass(frozen=True)
 class RunRequest:
     study: str
