@@ -96,3 +96,21 @@ def test_a_read_only_database_still_serves_the_read_commands(work: Work, small_d
     assert (work.path / "r.html").stat().st_size > 100_000
     r = hpsearch(work, url, "run", "tiny", "--n-trials", "6")
     assert r.returncode == 1 and "is read-only" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_failed_commit_is_named_by_its_cause_not_optunas_wrapper(tmp_path: Path) -> None:
+    """Optuna turns any failed commit into "…typically happens due to invalid data in the commit…",
+    which the retry line repeated while the database was only restarting (issue 34, attack 10)."""
+    from hpsearch.store.storage import _first_line
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}")
+    try:
+        try:
+            with engine.connect():
+                pass
+        except sqlalchemy.exc.OperationalError as lost:
+            raise optuna.exceptions.StorageInternalError("An exception is raised during the commit. This "
+                                                         "typically happens due to invalid data in the commit") from lost
+    except optuna.exceptions.StorageInternalError as wrapped:
+        line = _first_line(wrapped)
+    assert "unable to open database file" in line and "invalid data" not in line, line

@@ -204,8 +204,10 @@ def _ping(parsed: URL, url: str) -> None:
 
 
 def _first_line(err: BaseException) -> str:
-    """The cause in one line: a database driver's own message, or a gRPC call's status and details
-    (whose ``str`` is a multi-line repr that began ``<_InactiveRpcError of RPC that terminated with:``)."""
+    """The cause in one line: a database driver's own message (not the wrapper Optuna puts around a
+    failed commit), or a gRPC call's status and details (whose ``str`` is a multi-line repr that
+    began ``<_InactiveRpcError of RPC that terminated with:``)."""
+    err = _cause(err)  # Optuna's wrapper says "invalid data in the commit" for any failed commit, a lost server too
     code, details = getattr(err, "code", None), getattr(err, "details", None)
     if callable(code) and callable(details):
         status = code()
