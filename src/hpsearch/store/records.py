@@ -185,12 +185,6 @@ class ComparisonRecord(TypedDict, total=False):
     created: str
 
 
-def group_metric(group: ComparisonGroup, key: str) -> Summary | None:
-    """A row's ``test_<metric>`` summary by its stored name (the task names them)."""
-    value = cast(Mapping[str, Any], group).get(key)
-    return cast(Summary, value) if value is not None else None
-
-
 def run_metric(run: SeedRun, key: str) -> float | None:
     """One seed's number by its stored name (``test_top1``, ``val_psnr``): the task names them."""
     value = cast(Mapping[str, Any], run).get(key)
