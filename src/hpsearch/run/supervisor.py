@@ -25,7 +25,7 @@ from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
 from hpsearch.fmt import pack
 from hpsearch.run import interrupts
 from hpsearch.run.allocation import allocate
-from hpsearch.run.workers import WorkerJob, WorkerPool
+from hpsearch.run.workers import WorkerJob, WorkerPool, start_server
 from hpsearch.store import budget
 from hpsearch.store.budget import FINISHED_STATES
 from hpsearch.store.compat import storage_of
@@ -109,6 +109,7 @@ def _run(req: RunRequest, console: Console) -> RunResult:
         raise HpsearchError(str(err)) from None
     loaded = discover.load(req.study, req.studies_dir)
     name = check_name(req.name or loaded.name)
+    start_server()  # the workers' imports, in the background while the data and the study are prepared
     data_hash = prepare(loaded.study.data, req.data_root)  # files checked, decoded once, hashed
     fp = discover.probe(loaded, fingerprint)  # runs the space function: fails early if it is broken
     _check_sampler(req, loaded)

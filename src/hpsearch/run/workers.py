@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -70,6 +70,10 @@ class WorkerJob:
     trials_per_worker: int = 1  # trials a worker trains at once (fused where they can be: Objective.train)
     speedups: Speedups = Speedups()  # fusion and capture, as the CLI resolved them
     train_digest: str | None = None  # the decoded training split the supervisor checked (data.read_checked)
+    # the supervisor's environment when it started this worker: a worker is forked from the fork
+    # server, which holds the one of its own start (a notebook may have changed it since); the
+    # folder, sys.path and main module travel in multiprocessing's own preparation data
+    environ: dict[str, str] | None = None
 
 
 class CpuSlots:
@@ -115,6 +119,11 @@ def worker_main(job: WorkerJob, events: Queue, stop: Event) -> None:
     SIGINT or SIGTERM marks the running trial failed and exits 128 + the signal (see
     ``interrupts``): the supervisor replaces a worker that exits 143 while the run goes on.
     """
+    if job.environ is not None:
+        os.environ.clear()
+        os.environ.update(job.environ)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # the fork server ignores it (run/_forkserver.py)
     interrupts.install()
     try:
         if hasattr(signal, "pthread_sigmask"):  # blocked by WorkerPool.start until the handler was installed
@@ -311,33 +320,63 @@ def _parent_alive() -> bool:
     return parent is None or parent.is_alive()
 
 
-class WorkerPool:
-    """Spawned worker processes sharing one event queue and one stop flag.
+def _context() -> mp.context.ForkServerContext | mp.context.SpawnContext:
+    """``forkserver`` where there is one (Linux, macOS), else ``spawn``; never plain ``fork``.
 
-    ``spawn`` rather than ``fork``: a forked child would inherit OpenMP and CUDA state.
+    A fork of the supervisor would inherit its OpenMP pool and CUDA state. The fork server is a
+    fresh process that only imports (``run/_forkserver.py``), so its forks start with torch
+    loaded and nothing initialised.
     """
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["hpsearch.run._forkserver"])
+    return ctx
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """A Ctrl-C reaches the whole process group, new workers still starting included, where it
+    would print a KeyboardInterrupt traceback. A process started in here inherits SIGINT blocked
+    (the mask survives fork and exec) and unblocks it once its handler is in place
+    (``worker_main``); a Ctrl-C meanwhile stays pending and is handled then. Blocking, unlike
+    ignoring, loses none for the supervisor."""
+    blocked = hasattr(signal, "pthread_sigmask")
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocked else None
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def start_server() -> None:
+    """Start the fork server now, so it imports torch while the supervisor prepares the data and
+    the study (called early in a run; :meth:`WorkerPool.start` would start it otherwise)."""
+    if _context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        with _sigint_blocked():  # its forks inherit the mask: see _sigint_blocked
+            forkserver.ensure_running()
+
+
+class WorkerPool:
+    """Worker processes sharing one event queue and one stop flag, forked from the fork server
+    (``_context``)."""
 
     def __init__(self) -> None:
-        self._ctx = mp.get_context("spawn")
+        self._ctx = _context()
         self.events: Queue = self._ctx.Queue()
         self.stop: Event = self._ctx.Event()
         self.procs: dict[int, mp.process.BaseProcess] = {}
         self.jobs: dict[int, WorkerJob] = {}
 
     def start(self, job: WorkerJob) -> None:
+        job = replace(job, environ=dict(os.environ))
         p = self._ctx.Process(target=worker_main, args=(job, self.events, self.stop),
                               name=f"hpsearch-worker-{job.index}")
-        # A Ctrl-C reaches the whole process group, new workers still importing torch included, where
-        # it would print a KeyboardInterrupt traceback. The child inherits SIGINT blocked (the mask
-        # survives exec) and unblocks it once its handler is in place (worker_main); a Ctrl-C meanwhile
-        # stays pending and is handled then. Blocking, unlike ignoring, loses none for the supervisor.
-        blocked = hasattr(signal, "pthread_sigmask")
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocked else None
-        try:
+        with _sigint_blocked():  # a spawned worker, or the fork server on its first start
             p.start()
-        finally:
-            if old is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
         self.procs[job.index], self.jobs[job.index] = p, job
 
     def any_alive(self) -> bool:
