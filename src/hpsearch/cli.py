@@ -46,6 +46,22 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class At(str, Enum):
+    best = "best"
+    final = "final"
+
+
+class Stat(str, Enum):
+    mean = "mean"
+    min = "min"
+    max = "max"
+
+
+class Order(str, Enum):
+    score = "score"
+    grid = "grid"
+
+
 def _one_of(names: list[str], what: str) -> Callable[[str | None], str | None]:
     """A ``--option`` whose values come from a registry, so the CLI never lists them a second time."""
     def check(value: str | None) -> str | None:
@@ -232,6 +248,9 @@ def best(
                                                "epochs (default: the search's); recorded.")] = None,
     trial: Annotated[int | None, typer.Option("--trial", help="With --retrain: retrain this trial instead of the "
                                               "best (any COMPLETE trial: a grid's row, a Pareto-front point).")] = None,
+    where: Annotated[str | None, typer.Option("--where", metavar="PARAM=VALUE,…", help=(
+        "Choose a row of `hpsearch compare` (e.g. --where opt=sgd,width=32): its configuration with the best "
+        "validation mean, retrained with fresh seeds — not the luckiest single seed."))] = None,
     refit: Annotated[bool, typer.Option("--refit", help="With --retrain: train the final runs on train + "
                                         "validation (more data, no validation score); recorded as a refit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
@@ -251,6 +270,7 @@ def best(
     """Show the best trial (several objectives: the Pareto front); with --retrain, its seed-averaged
     score on the held-out test split."""
     from hpsearch.results.best import best as answer
+    from hpsearch.results.best import parse_where
     from hpsearch.store.queries import pick_study
     from hpsearch.store.storage import open_storage
     from hpsearch.views import terminal
@@ -259,8 +279,9 @@ def best(
     st = pick_study(open_storage(url, create=False), url, study, "best")
     if refit and not retrain:
         raise HpsearchError("--refit applies to --retrain: hpsearch best STUDY --retrain --refit")
+    rows = parse_where(where) if where is not None else None
     if not retrain:
-        terminal.best(out, answer(st, trial), as_json=as_json)
+        terminal.best(out, answer(st, trial, where=rows), as_json=as_json)
         return
     from hpsearch.results.retrain import RetrainRequest  # torch, the trainer and the dashboard's writer: only here
     from hpsearch.train.options import Speedups
@@ -275,7 +296,7 @@ def best(
         allow_data_change=allow_data_change, trial=trial, epochs=epochs, refit=refit, speedups=Speedups.from_env())
     shown = err if as_json else out
     with RetrainView(shown) as view:  # the "once" policy is the service's (results.retrain.needs_look)
-        done = answer(st, trial, request, view.message, view.tick)
+        done = answer(st, trial, request, view.message, view.tick, where=rows)
     uploaded = publish_new(st, done.record, folder)
     if uploaded is not None:
         shown.print(f"dashboard: study note written, {len(uploaded)} artifacts uploaded to {folder} "
@@ -329,6 +350,15 @@ def compare(
     study: Annotated[str, typer.Argument(help="Study name in the database.")],
     by: Annotated[str, typer.Option("--by", help="Parameter(s) to group by, comma-separated (e.g. opt,hidden); "
                                     "the mean ± std is over everything else (seeds).")],
+    metrics: Annotated[str | None, typer.Option("--metrics", metavar="NAME,…", help=(
+        "Columns to show, comma-separated: any curve the trials recorded (val_loss, val_top1, val_topk, "
+        "train_loss, train_top1, …; val_psnr, val_ssim for images) and seconds, epochs, best_epoch, n_params, "
+        "n_trainable, flops. Default: the study metric, epochs, seconds and parameters."))] = None,
+    at: Annotated[At, typer.Option("--at", help="Read each trial's curves at its best epoch (by the study "
+                                   "metric) or at its last.")] = At.best,
+    stat: Annotated[Stat, typer.Option("--stat", help="Per row: mean ± std over its trials, or the min or max.")] = Stat.mean,
+    order: Annotated[Order, typer.Option("--order", help="Rows by validation score (best first), or in the "
+                                         "order the grid declares its values.")] = Order.score,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     test: Annotated[bool, typer.Option("--test", help="Also evaluate every row's trials once on the test split: "
                                        "each is retrained from its recorded seed; the look is counted.")] = False,
@@ -337,18 +367,22 @@ def compare(
     data_root: DataRootOpt = None,
     studies_dir: StudiesDirOpt = None,
 ) -> None:
-    """Compare groups of trials on validation: one row per value of --by, mean ± std over seeds."""
+    """Compare groups of trials on validation: one row per value of --by, mean ± std over seeds; the
+    footer names the command that retrains the best row."""
     import json
 
     from hpsearch.results.compare import compare as group
-    from hpsearch.store.queries import pick_study, settings_of
+    from hpsearch.store.queries import pick_study, recorded, settings_of
     from hpsearch.store.records import looks_counted
     from hpsearch.store.storage import open_storage
     from hpsearch.views import terminal
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study, "compare")
-    result = group(st, [p.strip() for p in by.split(",") if p.strip()], settings_of(st).metric)
+    settings = settings_of(st)
+    asked = [m.strip() for m in metrics.split(",") if m.strip()] if metrics is not None else None
+    result = group(st, [p.strip() for p in by.split(",") if p.strip()], settings.metric, metrics=asked,
+                   at=at.value, stat=stat.value, order=order.value, sampler=settings.sampler)
     shown = result.to_dict()
     if test:
         from hpsearch.results.compare_test import groups_on_test_split
@@ -363,6 +397,7 @@ def compare(
         shown["test_look"] = tested["look"]
         shown["reproduced"] = f"{tested['reproduced']}/{tested['retrained']}"
     shown["test_looks"] = looks_counted(st)
+    shown["retrained"] = recorded(st) is not None
     if as_json:
         print(json.dumps(shown, indent=2))
         return

@@ -10,13 +10,26 @@ record as today's answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from hpsearch.store.queries import best_trial, chosen_trial, objective_names, pareto_front, recorded, settings_of
+from hpsearch.errors import HpsearchError
+from hpsearch.store.queries import (
+    Configuration,
+    best_trial,
+    chosen_trial,
+    configurations,
+    objective_names,
+    pareto_front,
+    recorded,
+    replicated,
+    settings_of,
+    where_configurations,
+)
 from hpsearch.store.records import RetrainRecord, looks_counted
 
 if TYPE_CHECKING:
@@ -36,6 +49,10 @@ class BestAnswer:
     record: RetrainRecord | None
     looked: bool  # this call looked at the test split
     looks: int  # the study's looks at the test split so far (compare --test counts too)
+    # chosen by a configuration's mean (a seed dimension, or --where): that configuration; else None
+    configuration: Configuration | None = None
+    where: dict[str, str] | None = None  # the row of `compare` asked for
+    others: int = 0  # --where: further configurations in that row (the best mean was chosen)
 
     @property
     def stale(self) -> bool:
@@ -45,23 +62,59 @@ class BestAnswer:
                 and self.trial.number != self.record["trial"])
 
 
+def parse_where(text: str) -> dict[str, str]:
+    """``width=32,opt=sgd`` → ``{"width": "32", "opt": "sgd"}``: a row of ``compare``, as its footer prints it."""
+    where: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        name, eq, value = part.partition("=")
+        if not eq or not name.strip() or not value.strip():
+            raise HpsearchError(f"--where takes PARAM=VALUE pairs separated by commas (e.g. --where opt=sgd,width=32), "
+                                f"got {part!r}")
+        where[name.strip()] = value.strip()
+    return where
+
+
 def best(study: optuna.Study, trial: int | None = None, retrain: RetrainRequest | None = None,
-         progress: Progress | None = None, tick: Ticker | None = None) -> BestAnswer:
-    """The study's answer; with ``retrain``, computed (or read from the record) by the retrain service."""
+         progress: Progress | None = None, tick: Ticker | None = None,
+         where: Mapping[str, str] | None = None) -> BestAnswer:
+    """The study's answer; with ``retrain``, computed (or read from the record) by the retrain service.
+
+    ``where`` picks a row of ``compare`` (parameter values): its configuration with the best
+    validation mean stands for it, so the retrain is of the row the user chose, not of whichever
+    seed was luckiest. A study with a seed dimension is answered the same way without ``where``.
+    """
     settings = settings_of(study)
     names = objective_names(study)
     record, looked = recorded(study), False
-    if settings.multi and retrain is None and trial is None:
+    if where is not None and trial is not None:
+        raise HpsearchError("--where and --trial both choose what to retrain: give one")
+    if settings.multi and retrain is None and trial is None and where is None:
         front = pareto_front(study)
         if not front:
             best_trial(study)  # raises: nothing completed yet
         return BestAnswer(study.study_name, settings.metric, names, True, None, front, record, False,
                           looks_counted(study))
-    top = chosen_trial(study, trial) if settings.multi and trial is not None else best_trial(study)
+    config, others = None, 0
+    if where is not None:
+        if settings.multi:
+            raise HpsearchError("--where picks a row by its mean, which several objectives do not have; "
+                                "pick a Pareto-front point with --trial N")
+        found = where_configurations(study, where)
+        config, others = found[0], len(found) - 1
+        top = config.lead
+        if retrain is not None:  # the service retrains that trial's config; named the user's way in its messages
+            retrain = replace(retrain, trial=top.number,
+                              named_by="--where " + ",".join(f"{k}={v}" for k, v in where.items()))
+    elif settings.multi and trial is not None:
+        top = chosen_trial(study, trial)
+    else:
+        top = best_trial(study)
+        if replicated(study):
+            config = next(c for c in configurations(study) if c.lead.number == top.number)
     if retrain is not None:
         from hpsearch.results.retrain import retrain as do_retrain  # torch and the trainer load only here
 
         done = do_retrain(study, retrain, progress, tick)
         record, looked = done.record, done.looked
     return BestAnswer(study.study_name, settings.metric, names, settings.multi, top, None, record, looked,
-                      looks_counted(study))
+                      looks_counted(study), config, dict(where) if where is not None else None, others)

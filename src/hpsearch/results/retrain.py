@@ -108,6 +108,7 @@ class RetrainRequest:
     epochs: int | None = None  # train the final runs this long (default: the search's max_epochs)
     refit: bool = False  # train the final runs on train + validation (no validation score left)
     speedups: Speedups = Speedups()  # fusion and capture, as the CLI resolved them (Speedups.from_env)
+    named_by: str | None = None  # how the user chose ``trial`` (``--where opt=sgd``), for the messages; --trial N
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ def needs_look(study: optuna.Study, req: RetrainRequest) -> bool:
             raise HpsearchError("the retrain record was trained on train only, not refit; --refit --force refits "
                                 "on train + validation (a new look at the test split, counted)")
         if req.trial is not None and rec["trial"] != req.trial:
-            raise HpsearchError(f"the retrain record is for trial {rec['trial']}; --trial {req.trial} --force "
+            named = req.named_by or f"--trial {req.trial}"
+            raise HpsearchError(f"the retrain record is for trial {rec['trial']}; {named} --force "
                                 f"retrains trial {req.trial} (a new look at the test split, counted)")
     return rec is None or req.force or interrupted_look(study) is not None
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import json
+import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -22,6 +26,7 @@ from hpsearch.store.records import (
 from hpsearch.store.rows import state_counts
 from hpsearch.store.storage import mask
 from hpsearch.study.declaration import StoredSettings
+from hpsearch.study.samplers import SEED_PARAM
 
 
 @dataclass(frozen=True)
@@ -107,14 +112,101 @@ def settings_of(study: optuna.Study) -> StoredSettings:
     return StoredSettings.from_dict(stored)
 
 
+@dataclass(frozen=True)
+class Configuration:
+    """COMPLETE trials with the same parameters but the seed: replicates of one configuration.
+
+    In a study whose grid has a ``seed`` dimension the single best trial is the luckiest seed,
+    often of a configuration whose mean is not the best; its answer is the configuration with the
+    best mean, and the trial that stands for it is that configuration's best seed (its config,
+    retrained with fresh seeds, is the configuration's).
+    """
+
+    params: dict[str, Any]  # every parameter but the seed
+    trials: tuple[FrozenTrial, ...]  # best value first
+
+    @property
+    def values(self) -> list[float]:
+        return [float(t.value) for t in self.trials if t.value is not None]
+
+    @property
+    def lead(self) -> FrozenTrial:
+        return self.trials[0]
+
+
+def replicated(study: optuna.Study) -> bool:
+    """Whether the study's grid runs seeds as a dimension (its trials are replicates of configurations)."""
+    stored = study_get(study, SETTINGS)
+    if stored is None or len(study.directions) > 1:
+        return False
+    return SEED_PARAM in (StoredSettings.from_dict(stored).sampler.dimensions or {})
+
+
+def configurations(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> list[Configuration]:
+    """The study's COMPLETE trials (or the given ones) grouped by every parameter but the seed,
+    best mean first (ties: the configuration tried first)."""
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    pool = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if trials is None else trials
+    groups: dict[str, list[FrozenTrial]] = {}
+    for t in pool:
+        if t.state == TrialState.COMPLETE and t.value is not None:
+            key = json.dumps({k: v for k, v in t.params.items() if k != SEED_PARAM}, sort_keys=True, default=str)
+            groups.setdefault(key, []).append(t)
+    configs = [Configuration({k: v for k, v in ts[0].params.items() if k != SEED_PARAM},
+                             tuple(sorted(ts, key=lambda t: (-float(t.value or 0) if maximize else float(t.value or 0),
+                                                             t.number))))
+               for ts in groups.values()]
+    sign = -1.0 if maximize else 1.0
+    return sorted(configs, key=lambda c: (sign * statistics.fmean(c.values), min(t.number for t in c.trials)))
+
+
+def matches(value: Any, text: str) -> bool:
+    """Whether a stored parameter value is the one a user typed (``lr=0.001``, ``bn=true``, ``width=32``)."""
+    if isinstance(value, bool):
+        return text.strip().lower() == str(value).lower()
+    if isinstance(value, (int, float)):
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return False
+    return str(value) == text
+
+
+def where_configurations(study: optuna.Study, where: Mapping[str, str]) -> list[Configuration]:
+    """The configurations of the COMPLETE trials whose parameters match ``where`` (a row of
+    ``compare``), best mean first; one clear error naming the parameters or values there are."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    known = sorted({p for t in done for p in t.params})
+    for name, text in where.items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise HpsearchError(f"--where: no parameter {name!r} in study {study.study_name!r}{guess}; "
+                                f"its parameters: {', '.join(known) or '(none completed yet)'}")
+        if not any(name in t.params and matches(t.params[name], text) for t in done):
+            values = sorted({str(t.params[name]) for t in done if name in t.params})
+            raise HpsearchError(f"--where: no COMPLETE trial has {name}={text}; its values: {', '.join(values)}")
+    chosen = [t for t in done if all(n in t.params and matches(t.params[n], v) for n, v in where.items())]
+    if not chosen:
+        raise HpsearchError("--where: no COMPLETE trial has " + ", ".join(f"{n}={v}" for n, v in where.items())
+                            + " together; `hpsearch compare STUDY --by " + ",".join(where) + "` lists the rows")
+    return configurations(study, chosen)
+
+
 def best_trial(study: optuna.Study) -> FrozenTrial:
-    """The best COMPLETE trial as Optuna (and its dashboard) defines it.
+    """The best COMPLETE trial as Optuna (and its dashboard) defines it; in a study with a seed
+    dimension, the best seed of the configuration with the best mean (:class:`Configuration`).
 
     One indexed query instead of reading every trial: ``hpsearch best`` on a 10,000-trial
     study stays well under a second of database time.
     """
     if len(study.directions) > 1:
         raise _no_single_best(study)
+    if replicated(study):
+        configs = configurations(study)
+        if not configs:
+            raise _nothing_complete(study)
+        return configs[0].lead
     try:
         return study.best_trial
     except ValueError:
@@ -157,6 +249,8 @@ def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     if not done:
         raise _nothing_complete(study)
+    if replicated(study):  # one candidate per configuration, best mean first
+        return [c.lead for c in configurations(study, done)]
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
     ranked = sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)
     lead = best_trial(study)  # has the best value too; it goes first so `best` and retrain agree

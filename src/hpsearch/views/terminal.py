@@ -12,7 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from hpsearch.fmt import Num, is_pct, mean_std, pack
+from hpsearch.fmt import Num, is_pct, mean_std, pack, summary
 from hpsearch.hints import command
 from hpsearch.models import LEGACY_MODEL
 from hpsearch.store.queries import StudyLine, primary_value
@@ -77,9 +77,13 @@ def best(console: Console, answer: BestAnswer, *, as_json: bool = False) -> None
         return
     assert answer.trial is not None
     if as_json:
-        print(best_json(answer.study, answer.trial, answer.record))
+        print(best_json(answer.study, answer.trial, answer.record, chosen_by(answer)))
         return
-    best_trial(console, answer.study, answer.metric, answer.trial, "trial" if answer.multi else "best trial")
+    label = "trial" if answer.multi or answer.where is not None else "best trial"
+    best_trial(console, answer.study, answer.metric, answer.trial, label)
+    why = chosen_by(answer)
+    if why is not None:
+        console.print(why["reason"], highlight=False, soft_wrap=True)
     if answer.record is None:
         console.print(f"not retrained yet: {command('best', answer.study, '--retrain')}", highlight=False)
         return
@@ -161,9 +165,33 @@ def _has_config(trial: FrozenTrial) -> bool:
     return True
 
 
-def best_json(study_name: str, trial: FrozenTrial, rec: RetrainRecord | None) -> str:
+def chosen_by(answer: BestAnswer) -> dict[str, Any] | None:
+    """How the trial was chosen when not as the single best value: by its configuration's mean
+    over seeds (a seed dimension), or as the row ``--where`` asked for. None otherwise."""
+    c, trial = answer.configuration, answer.trial
+    if c is None or trial is None:
+        return None
+    seeds = len(c.trials)
+    stat = mean_std(summary(c.values), is_pct(answer.metric))
+    trials = ", ".join(str(t.number) for t in c.trials)
+    if answer.where is not None:
+        row = ", ".join(f"{k}={v}" for k, v in answer.where.items())
+        more = (f"; the row holds {answer.others + 1} configurations, this one has the best mean"
+                if answer.others else "")
+        reason = (f"the row {row}: {answer.metric} {stat} over {seeds} trial{'s' if seeds != 1 else ''} "
+                  f"({trials}){more}; trial {trial.number} stands for it (its best seed)")
+    else:
+        reason = (f"chosen by the mean over seeds (the grid has a seed dimension): {answer.metric} {stat} "
+                  f"over trials {trials}; trial {trial.number} is that configuration's best seed")
+    return {"reason": reason, "where": answer.where, "params": c.params, "trials": [t.number for t in c.trials],
+            **summary(c.values)}
+
+
+def best_json(study_name: str, trial: FrozenTrial, rec: RetrainRecord | None,
+              chosen: dict[str, Any] | None = None) -> str:
     out: dict[str, Any] = {
         "study": study_name,
+        **({"chosen_by": chosen} if chosen is not None else {}),
         "best_trial": {"number": trial.number, "value": primary_value(trial),
                        "params": dict(trial.params),
                        "user_attrs": {**small_attrs(trial),
@@ -328,23 +356,33 @@ def _cell(v: Any) -> str:
 
 
 def comparison(console: Console, c: dict[str, Any]) -> None:
-    """``hpsearch compare``: one row per group, best validation mean first."""
+    """``hpsearch compare``: one row per group (best validation mean first, or the grid's order),
+    then the command that retrains the best row's configuration."""
     pct = is_pct(c["metric"])
-    table = Table(box=box.SIMPLE_HEAD, title=f"{c['study']}: {c['metric']} by {', '.join(c['by'])}",
-                  title_justify="left")
+    asked: list[str] = c.get("metrics") or []
+    at, stat = c.get("at", "best"), c.get("stat", "mean")
+    title = f"{c['study']}: {', '.join(asked) if asked else c['metric']} by {', '.join(c['by'])}"
+    if asked:
+        title += f" ({'mean ± std' if stat == 'mean' else stat} over each row's trials; curves at each trial's " \
+                 f"{'best epoch of ' + c['metric'] if at == 'best' else 'last epoch'})"
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
     for name in c["by"]:
         table.add_column(name)
     tested = "test_look" in c
     test_key = "test_" + c["metric"].removeprefix("val_")  # the study metric, on the test split
-    heads = ["n", f"{c['metric']} mean ± std", *([f"{test_key.replace('_', ' ').replace('top1', 'top-1')} mean ± std"]
-                                                  if tested else []),
-             "epoch best/final", "sec", "params"]
+    test_head = [f"{test_key.replace('_', ' ').replace('top1', 'top-1')} mean ± std"] if tested else []
+    heads = (["n", *asked, *test_head] if asked else
+             ["n", f"{c['metric']} mean ± std", *test_head, "epoch best/final", "sec", "params"])
     for head in heads:
         table.add_column(head, justify="right")
     for g in c["groups"]:
-        epochs = f"{_f(g['best_epoch'], 1)}/{_f(g['final_epoch'], 0)}"
         test = [mean_std(g["test"].get(test_key), is_pct(test_key))] if tested else []
-        table.add_row(*[_param(g["params"][p]) for p in c["by"]], str(g["n"]), mean_std(g, pct), *test, epochs,
+        params = [_param(g["params"][p]) for p in c["by"]]
+        if asked:
+            table.add_row(*params, str(g["n"]), *(_measured(m, g["metrics"][m], stat) for m in asked), *test)
+            continue
+        epochs = f"{_f(g['best_epoch'], 1)}/{_f(g['final_epoch'], 0)}"
+        table.add_row(*params, str(g["n"]), mean_std(g, pct), *test, epochs,
                       _f(g["seconds"], 1), _count(None if g["n_params"] is None else int(g["n_params"])))
     console.print(table)
     if tested:
@@ -355,5 +393,29 @@ def comparison(console: Console, c: dict[str, Any]) -> None:
     if c["left_out"]:
         left = ", ".join(f"{n} {s.lower()}" for s, n in sorted(c["left_out"].items()))
         console.print(f"left out (not trained to the end): {left}", highlight=False)
-    console.print("validation scores: pick a row here; `hpsearch best STUDY --retrain` looks at the test split once",
-                  highlight=False)
+    top = c["groups"][c.get("top", 0)]
+    where = ",".join(f"{p}={where_text(top['params'][p])}" for p in c["by"])
+    again = ["--force"] if c.get("retrained") else []
+    console.print(f"best row by validation mean: {where}; retrain its configuration with fresh seeds and look at "
+                  f"the test split once: {command('best', c['study'], '--retrain', '--where', where, *again)}"
+                  + (" (the study was retrained before: --force makes a new, counted look)" if again else ""),
+                  highlight=False, soft_wrap=True)
+
+
+def where_text(value: Any) -> str:
+    """A parameter value as ``--where`` reads it back (:func:`hpsearch.store.queries.matches`)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _measured(name: str, s: dict[str, Any], stat: str) -> str:
+    """One ``--metrics`` cell: mean ± std (or the min / max) in the metric's own unit."""
+    if name in ("n_params", "n_trainable", "flops"):
+        v = s.get(stat)
+        return _count(None if v is None else int(v))
+    if name in ("seconds", "epochs", "best_epoch"):
+        return _f(s.get(stat), 1)
+    if stat == "mean":
+        return mean_std(s if s.get("mean") is not None else None, is_pct(name))
+    return Num(s.get(stat), pct=is_pct(name)).text()
