@@ -81,6 +81,9 @@ def test_json_output_has_the_documented_keys(searched_any: tuple[Work, Path]) ->
     test = out["retrain"]["test"]
     assert out["retrain"]["test_looks"] == 1 and len(out["retrain"]["seeds"]) == 2
     assert set(test["top1"]) == {"mean", "std", "values"} and set(test["loss"]) == {"mean", "std", "values"}
+    for run in out["retrain"]["runs"]:  # each seed's best epoch, and its validation there
+        assert 1 <= run["best_epoch"] <= out["retrain"]["epochs"]
+        assert run["val_at_best"]["val_top1"] >= run["val_top1"] and set(run["val_at_best"]) >= {"val_loss", "val_top1"}
 
 
 def test_best_without_a_completed_trial_is_one_line(work: Work) -> None:

@@ -103,3 +103,29 @@ def test_an_old_record_without_topk_or_task_renders() -> None:
     assert tables.retrain_seeds(rec).head == ["seed", "test loss", "test top-1", "val top-1", "seconds"]
     note = note_markdown("s", rec, [])
     assert "| 1000 | 0.0600 | 96.00 % | 97.00 % | 12.3 |" in note
+
+
+def test_each_seeds_validation_at_its_best_and_its_last_epoch() -> None:
+    """The reports' final table: loss, top-1, top-k at each run's best epoch, mean ± std over the runs."""
+    rec = record(seeds=3, topk=3)
+    tops = [[0.90, 0.95, 0.93], [0.91, 0.92, 0.94], [0.97, 0.96, 0.95]]  # best epochs 2, 3, 1
+    for run, top in zip(rec["runs"], tops):
+        run["curves"] = {"val_top1": top, "val_loss": [0.3, 0.2, 0.25], "val_topk": [0.99, 0.995, 0.998],
+                         "train_loss": [0.5, 0.4, 0.3]}
+    t = tables.retrain_validation(rec)
+    assert t is not None
+    assert t.head == ["seed", "best epoch", "loss best", "loss last", "top-1 best", "top-1 last", "top-3 best",
+                      "top-3 last"]
+    assert [r[1].value for r in t.rows] == [2, 3, 1]
+    assert [r[4].value for r in t.rows] == [0.95, 0.94, 0.97] and [r[5].value for r in t.rows] == [0.93, 0.94, 0.95]
+    assert [r[2].value for r in t.rows] == [0.2, 0.25, 0.3]  # the loss at the study metric's best epoch
+    assert t.total is not None and t.total[4].value == summary([0.95, 0.94, 0.97])["mean"]
+    lines = terminal(t, 80)
+    assert max(len(line) for line in lines) <= 80 and "…" not in "".join(lines)
+    assert "validation per seed" in note_markdown("s", rec, []).lower()
+    rec["refit"] = True
+    assert tables.retrain_validation(rec) is None  # a refit has no validation split left
+    rec["refit"] = False
+    for run in rec["runs"]:
+        del run["curves"]
+    assert tables.retrain_validation(rec) is None  # a record whose runs kept no curves

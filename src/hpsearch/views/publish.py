@@ -106,6 +106,10 @@ def note_markdown(study_name: str, rec: RetrainRecord, files: list[str], complet
     lines += tables.to_markdown(tables.retrain_summary(rec))
     lines += ["", "### Per seed", ""]
     lines += tables.to_markdown(tables.retrain_seeds(rec))
+    validation = tables.retrain_validation(rec)
+    if validation is not None:
+        lines += ["", f"### Validation per seed: at its best epoch (by {rec['metric']}) and at its last", ""]
+        lines += tables.to_markdown(validation)
     if "model" in rec:  # hpsearch 0.1 kept neither the model nor its size (upgrade_retrain says why)
         spec = dict(rec["model"])
         name = spec.pop("name")

@@ -191,6 +191,11 @@ def _retrain_section(page: _Page, rec: RetrainRecord, looks: int) -> None:
              "study.</p>")
     page.raw(tables.to_html(tables.retrain_summary(rec)))
     page.raw(tables.to_html(tables.retrain_seeds(rec)))
+    validation = tables.retrain_validation(rec)
+    if validation is not None:
+        page.raw(f"<p>Validation of each seed at its best epoch (by {html.escape(rec['metric'])}) and at its "
+                 "last:</p>")
+        page.raw(tables.to_html(validation))
     candidates = tables.retrain_candidates(rec)
     if candidates is not None:
         page.raw("<p>Candidates re-scored on validation before choosing (top-k):</p>")

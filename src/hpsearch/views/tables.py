@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from rich import box
 from rich.table import Table as RichTable
 
-from hpsearch.fmt import Num, is_pct
-from hpsearch.store.records import RetrainRecord, run_metric, task_of
+from hpsearch.fmt import Num, is_pct, summary
+from hpsearch.store.records import RetrainRecord, best_epoch, run_metric, task_of
 
 Cell = str | Num
 
@@ -44,8 +44,8 @@ def to_rich(t: Table) -> RichTable:
     and the total row as two rows, the means (bold) over the standard deviations, so that a
     task's seven columns fit 80 characters without cutting a number."""
     out = RichTable(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for name, pct in zip(t.head, t._pct_columns()):
-        out.add_column(f"{name} %" if pct else name, justify="right")
+    for i, (name, pct) in enumerate(zip(t.head, t._pct_columns())):
+        out.add_column(f"{name} %" if pct else name, justify="right", no_wrap=i == 0)  # a seed is never cut
     for row in t.rows:
         out.add_row(*(_text(c, True) for c in row))
     if t.total:
@@ -109,6 +109,41 @@ def retrain_seeds(rec: RetrainRecord) -> Table:
         for r in rec["runs"]]
     total: list[Cell] = ["mean ± std", *(Num.summary(rec["test"].get(c.key), c.pct) for c in cols),
                          Num.summary(rec["val"].get(hl.key), hl.pct), ""]
+    return Table(head, rows, total)
+
+
+def retrain_validation(rec: RetrainRecord) -> Table | None:
+    """Each seed's validation at its best epoch (by the study metric) and at its last, every metric
+    the task computes, mean ± std last: the reports' "loss, top-1, top-3 at the best epoch" table.
+    None for a refit (no validation) or a record whose runs kept no curves."""
+    runs = [r for r in rec["runs"] if r.get("curves")]
+    if rec.get("refit") or not runs:
+        return None
+    task = task_of(rec)
+    cols = [c for c in task.columns(rec) if any((r["curves"].get(f"val_{c.key}") or [None])[-1] is not None
+                                                 for r in runs)]
+    maximize = task.directions().get(rec["metric"], "maximize") == "maximize"
+    head = ["seed", "best epoch", *(f"{c.label} {when}" for c in cols for when in ("best", "last"))]
+    rows: list[list[Cell]] = []
+    columns: list[list[float]] = [[] for _ in range(1 + 2 * len(cols))]
+    for r in runs:
+        curves = r["curves"]
+        best = best_epoch(curves.get(rec["metric"]) or [], maximize)
+        values: list[float | None] = [None if best is None else float(best)]
+        for c in cols:
+            curve = curves.get(f"val_{c.key}") or []
+            values += [curve[best - 1] if best is not None and best <= len(curve) else None,
+                       curve[-1] if curve else None]
+        for column, v in zip(columns, values):
+            if v is not None:
+                column.append(float(v))
+        pcts = [False, *(c.pct for c in cols for _ in range(2))]
+        rows.append([str(r["seed"]), *(Num(v, pct=pct, digits=0 if i == 0 else 4)
+                                       for i, (v, pct) in enumerate(zip(values, pcts)))])
+    pcts = [False, *(c.pct for c in cols for _ in range(2))]
+    total: list[Cell] = ["mean ± std", *(Num.summary(summary(v) if v else None, pct) if i else
+                                         Num(summary(v)["mean"], summary(v)["std"], digits=1) if v else Num(None)
+                                         for i, (v, pct) in enumerate(zip(columns, pcts)))]
     return Table(head, rows, total)
 
 

@@ -16,7 +16,7 @@ from hpsearch.fmt import Num, is_pct, mean_std, pack, summary
 from hpsearch.hints import command
 from hpsearch.models import LEGACY_MODEL
 from hpsearch.store.queries import StudyLine, primary_value
-from hpsearch.store.records import RetrainRecord, TrialRecord, config_of, small_attrs
+from hpsearch.store.records import RetrainRecord, TrialRecord, best_epoch, config_of, small_attrs, task_of
 from hpsearch.views import tables
 from hpsearch.views.listing import Listing, value_of
 
@@ -148,6 +148,11 @@ def retrain_record(console: Console, rec: RetrainRecord, *, fresh: bool, looks: 
     console.print(f"trial {rec['trial']} retrained with {len(rec['seeds'])} seeds × {rec['epochs']} epochs{on}, "
                   "evaluated once on the test split:", soft_wrap=True, highlight=False)
     console.print(tables.to_rich(tables.retrain_seeds(rec)))
+    validation = tables.retrain_validation(rec)
+    if validation is not None:
+        console.print(f"validation of each seed at its best epoch (by {rec['metric']}) and at its last:", soft_wrap=True,
+                      highlight=False)
+        console.print(tables.to_rich(validation))
     summary = tables.retrain_summary(rec)
     console.print(" · ".join(f"{label.split(' (')[0]} {cell.text()}" for label, cell in summary.rows
                              if isinstance(label, str) and isinstance(cell, tables.Num)),
@@ -203,8 +208,20 @@ def best_json(study_name: str, trial: FrozenTrial, rec: RetrainRecord | None,
 
 
 def _retrain_json(rec: RetrainRecord) -> dict[str, Any]:
+    """The record less its bulk (curves, sample predictions); each run gains its best epoch (by the
+    study metric) and its validation metrics there (``val_at_best``), as the terminal's table."""
     out = {k: v for k, v in rec.items() if k not in ("runs",)}
-    out["runs"] = [{k: v for k, v in r.items() if k not in ("curves", "sample_predictions")} for r in rec["runs"]]
+    maximize = task_of(rec).directions().get(rec["metric"], "maximize") == "maximize"
+    runs = []
+    for r in rec["runs"]:
+        run = {k: v for k, v in r.items() if k not in ("curves", "sample_predictions")}
+        curves = r.get("curves") or {}
+        best = best_epoch(curves.get(rec["metric"]) or [], maximize) if not rec.get("refit") else None
+        if best is not None:
+            run["best_epoch"] = best
+            run["val_at_best"] = {k: c[best - 1] for k, c in curves.items() if k.startswith("val_") and len(c) >= best}
+        runs.append(run)
+    out["runs"] = runs
     return out
 
 
