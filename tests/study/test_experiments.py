@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from conftest import Work
 from hpsearch import Study, TrialConfig, samplers
-from hpsearch.store.records import SETTINGS, study_get
+from hpsearch.store.records import SETTINGS, study_get, trial_record
 from hpsearch.study.declaration import StoredSettings
 from hpsearch.study.samplers import CELL, SamplerSpec
 from processes import start_run, wait_for
@@ -182,3 +182,38 @@ def test_the_sampler_is_stored_and_a_join_with_another_is_refused(work: Work) ->
     work.cli("run", "tiny", "--n-trials", "3")  # the module names no sampler: it joins with the stored one
     out = work.cli("run", "tiny", "--n-trials", "4", "--sampler", "qmc", expect=1).output
     assert "sampler: stored {'kind': 'random'}" in out and "--name NEW_NAME" in out
+
+
+@pytest.mark.slow
+def test_rungs_train_their_own_epochs_and_listed_cells_give_unequal_repeats(work: Work) -> None:
+    """An ablation ladder with 10 epochs for one rung and 25 for another, and 3 runs of one variant
+    beside 1 of another, in one study: TrialConfig(epochs=…) and a grid of listed cells. One worker
+    holds all four at once, so the short trials finish while the long one trains on."""
+    work.cli("run", "rungs", "--workers", "1", "--trials-per-worker", "4")
+    study = optuna.load_study(study_name="rungs", storage=work.url)
+    done = [trial_record(t, "val_top1") for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(study.trials) == 4 and len(done) == 4  # the listed cells, each exactly once
+    by_variant = {t.number: t.params["variant"] for t in study.trials}
+    assert sorted(by_variant.values()) == ["long", "short", "short", "short"]
+    for rec in done:
+        want = 2 if by_variant[rec.number] == "short" else 4
+        assert rec.epochs == want and len(rec.curves["val_top1"]) == want
+    rows = json.loads(work.cli("compare", "rungs", "--by", "variant", "--json", "--metrics", "epochs").output)
+    assert {g["params"]["variant"]: (g["n"], g["metrics"]["epochs"]["mean"]) for g in rows["groups"]} == {
+        "short": (3, 2.0), "long": (1, 4.0)}
+
+
+def test_a_config_longer_than_the_study_or_a_bad_cell_list_is_refused() -> None:
+    with pytest.raises(ValueError, match="above the study's max_epochs 4; raise Study"):
+        TrialConfig(epochs=5).epochs_in(4)
+    assert TrialConfig().epochs_in(4) == 4 and TrialConfig(epochs=2).epochs_in(4) == 2
+    assert "epochs" not in TrialConfig().to_dict()  # configs stored before it existed read back the same
+    with pytest.raises(ValueError, match="epochs must be an int >= 1"):
+        TrialConfig(epochs=0)
+    with pytest.raises(ValueError, match="listed twice"):
+        samplers.grid([{"v": "a", "seed": 0}, {"v": "a", "seed": 0}])
+    with pytest.raises(ValueError, match="the same names"):
+        samplers.grid([{"v": "a"}, {"w": "a"}])
+    listed = samplers.grid([{"v": "a", "seed": 0}, {"v": "a", "seed": 1}, {"v": "b", "seed": 0}])
+    assert SamplerSpec.from_dict(listed.to_dict()).cells() == [{"v": "a", "seed": 0}, {"v": "a", "seed": 1},
+                                                                {"v": "b", "seed": 0}]

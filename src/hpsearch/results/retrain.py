@@ -182,7 +182,10 @@ def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Pro
                             files_hash=None if req.allow_data_change else settings.data_hash)
     say(f"loaded {settings.data.label}: {len(data.train)} train / {len(data.val)} val images")
 
-    epochs = req.epochs or settings.max_epochs
+    def search_epochs(trial: FrozenTrial) -> int:  # its config's own length (TrialConfig.epochs), else the study's
+        return TrialConfig.from_dict(config_of(trial)).epochs_in(settings.max_epochs)
+
+    epochs = req.epochs or search_epochs(candidates[0])  # what the progress bar counts with
     task = settings.task
     scored: list[dict[str, Any]] = []
     leader: tuple[FrozenTrial, list[int], list[FitResult], float] | None = None
@@ -192,8 +195,8 @@ def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Pro
     for trial in scoring:
         config = TrialConfig.from_dict(config_of(trial))
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
-        fits = _fit_seeds(config, data, seeds, epochs, req.device, req.speedups, task, pace.of(f"trial {trial.number}",
-                                                                               settings.metric),
+        fits = _fit_seeds(config, data, seeds, req.epochs or search_epochs(trial), req.device, req.speedups, task,
+                          pace.of(f"trial {trial.number}", settings.metric),
                           functools.partial(_say_scored, say, trial.number, settings.metric))
         vals = [float(getattr(f.history[-1], settings.metric)) for f in fits]
         mean = statistics.fmean(vals)
@@ -205,12 +208,14 @@ def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Pro
         seeds = retrain_seeds(settings.seed, trial.number, req.seeds, round_=round_)
         config = TrialConfig.from_dict(config_of(trial))
         train_val = refit_data(data)
+        epochs = req.epochs or search_epochs(trial)
         say(f"refit: trial {trial.number} on train + validation ({len(train_val.train)} images), {epochs} epochs")
         fits = _fit_seeds(config, train_val, seeds, epochs, req.device, req.speedups, task,
                           pace.of(f"refit trial {trial.number}", "train_loss"), lambda s, m: say(f"trial {trial.number} seed {s}: train loss {m.train_loss:.4f}"))
         leader = (trial, seeds, fits, float("nan"))
     assert leader is not None
     trial, seeds, fits, _ = leader
+    epochs = req.epochs or search_epochs(trial)
 
     test = look.read(settings.data, req.data_root, data.mean, data.std, req.device, trial=trial.number, seeds=seeds)
     say(f"evaluating {len(fits)} models on the {len(test)} test images (test look {look.number})")
@@ -226,7 +231,7 @@ def _retrain(study: optuna.Study, req: RetrainRequest, look: Look, progress: Pro
         "n_params": fits[0].n_params,
         "epochs": epochs,
         "refit": req.refit,  # trained on train + validation: "val" is empty, the test split is all there is
-        "search_epochs": settings.max_epochs,  # differs from "epochs" when --epochs trained longer
+        "search_epochs": search_epochs(trial),  # differs from "epochs" when --epochs trained longer
         "seeds": seeds,
         "task": task.to_dict(),
         "device": str(req.device),

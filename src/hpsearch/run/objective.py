@@ -55,6 +55,7 @@ class Planned:
     config: TrialConfig
     seeds: list[int]
     size: Size
+    epochs: int  # how long it trains: its config's epochs, or the study's max_epochs
     history: list[EpochMetrics] = field(default_factory=list)
     per_seed: list[list[EpochMetrics]] = field(default_factory=list)  # with repeats: each seed's epochs
     group: Group | None = None  # the runs it trains in (its seeds, and its pack-mates' where they fuse)
@@ -92,6 +93,7 @@ class Objective:
         seeds = self.seeds(trial)
         config = self.study.space(trial)
         records.put_attrs(trial, seed=seeds[0])
+        epochs = config.epochs_in(self.settings.max_epochs)  # over the study's maximum: this trial fails, saying so
         if len(seeds) > 1:
             records.put_attrs(trial, seeds=seeds)
         records.put(trial, records.CONFIG, config.to_dict())
@@ -106,7 +108,7 @@ class Objective:
         if too_big:
             records.put_attrs(trial, rejected=too_big)
             raise optuna.TrialPruned(f"rejected before training: {too_big}")
-        return Planned(trial, config, seeds, size, per_seed=[[] for _ in seeds])
+        return Planned(trial, config, seeds, size, epochs, per_seed=[[] for _ in seeds])
 
     def seeds(self, trial: optuna.Trial) -> list[int]:
         """The training seeds of this trial: a grid's seed cell, or one per repeat."""
@@ -132,7 +134,7 @@ class Objective:
             torch.cuda.reset_peak_memory_stats(self.device)
         groups = self._groups(plans, settle)
         try:
-            for _ in range(self.settings.max_epochs):
+            for _ in range(max((p.epochs for p in plans), default=0)):
                 for g in range(len(groups)):  # by index: no loop variable may keep a failed group alive
                     live = [p for p in groups[g][1] if not p.settled]
                     if not live:
@@ -151,19 +153,25 @@ class Objective:
                             self._after_epoch(p, outcomes)
                         except Exception as err:  # noqa: BLE001 - pruned, diverged, or its trial went stale
                             self._end(p, err, settle)
+                for p in plans:
+                    if not p.settled and len(p.history) >= p.epochs:  # its own epochs done: the others go on
+                        self._finish(p, settle)
                 if all(p.settled for p in plans):
                     return
             for p in plans:
                 if not p.settled:
-                    try:
-                        value: Outcome = self._value(p)
-                    except Exception as err:  # noqa: BLE001 - a metric it does not have: that trial's failure
-                        value = err
-                    self._end(p, value, settle)
+                    self._finish(p, settle)
         finally:
             for p in plans:
                 if not p.settled:  # interrupted: what it trained is still evidence, if it can still be written
                     self._record(p)
+
+    def _finish(self, p: Planned, settle: Settle) -> None:
+        try:
+            value: Outcome = self._value(p)
+        except Exception as err:  # noqa: BLE001 - a metric it does not have: that trial's failure
+            value = err
+        self._end(p, value, settle)
 
     def _groups(self, plans: list[Planned], settle: Settle) -> list[tuple[Group, list[Planned]]]:
         """The plans as groups of runs: where fusion is wanted, plans whose configs can fuse share one
@@ -171,7 +179,8 @@ class Objective:
         buckets: list[list[Planned]] = []
         pack = len(plans) > 1 and self.speedups.fuses(self.device)
         for p in plans:
-            home = next((b for b in buckets if why_not_fusable([b[0].config, p.config]) is None), None) if pack else None
+            home = next((b for b in buckets if b[0].epochs == p.epochs  # one schedule: the same length
+                         and why_not_fusable([b[0].config, p.config]) is None), None) if pack else None
             if home is None:
                 buckets.append([p])
             else:
@@ -180,7 +189,7 @@ class Objective:
         for bucket in buckets:
             try:
                 group = train_together([p.config for p in bucket for _ in p.seeds], self.data,
-                                       epochs=self.settings.max_epochs, seeds=[s for p in bucket for s in p.seeds],
+                                       epochs=bucket[0].epochs, seeds=[s for p in bucket for s in p.seeds],
                                        device=self.device, task=self.settings.task, speedups=self.speedups)
             except Exception as err:  # noqa: BLE001 - a config that cannot be built fails its own trial
                 if len(bucket) == 1:

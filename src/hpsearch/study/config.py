@@ -83,12 +83,17 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """Everything that decides one training run except the data, the epochs and the seed."""
+    """Everything that decides one training run except the data and the seed.
+
+    ``epochs``: this config's own training length (an ablation ladder's rungs train 10 and 25
+    epochs in one study), at most the study's ``max_epochs``; None trains ``max_epochs``.
+    """
 
     model: ModelSpec = field(default_factory=CNN)
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch_size: int = 64
     augment: str = "none"
+    epochs: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelSpec):
@@ -101,12 +106,26 @@ class TrialConfig:
                              f"@register_model(\"{type(self.model).__name__.lower()}\")")
         _check(isinstance(self.optim, OptimConfig), f"optim must be an OptimConfig, got {type(self.optim).__name__}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.epochs is None or (isinstance(self.epochs, int) and not isinstance(self.epochs, bool)
+                                       and self.epochs >= 1), f"epochs must be an int >= 1 (or None), got {self.epochs!r}")
         _check(self.augment in AUGMENTATIONS,
                f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model.to_dict(), "optim": dataclasses.asdict(self.optim),
-                "batch_size": self.batch_size, "augment": self.augment}
+        out = {"model": self.model.to_dict(), "optim": dataclasses.asdict(self.optim),
+               "batch_size": self.batch_size, "augment": self.augment}
+        if self.epochs is not None:  # only where set: configs stored before it existed read back unchanged
+            out["epochs"] = self.epochs
+        return out
+
+    def epochs_in(self, max_epochs: int) -> int:
+        """How long this config trains in a study of ``max_epochs``; one clear error above it."""
+        if self.epochs is None:
+            return max_epochs
+        if self.epochs > max_epochs:
+            raise ValueError(f"TrialConfig(epochs={self.epochs}) is above the study's max_epochs {max_epochs}; "
+                             f"raise Study(max_epochs=...) to at least {self.epochs}")
+        return self.epochs
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrialConfig:

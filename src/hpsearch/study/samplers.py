@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,9 @@ class SamplerSpec:
         return self.options["cells"] if self.kind == "grid" else None
 
     def cells(self) -> list[dict[str, Any]]:
-        """Every grid cell, in the order the dimensions and values were written."""
+        """Every grid cell, in the order the dimensions and values were written (or the cells were listed)."""
+        if self.kind == "grid" and self.options.get("listed"):
+            return [dict(c) for c in self.options["listed"]]
         dims = self.dimensions or {}
         return [dict(zip(dims, values)) for values in itertools.product(*dims.values())]
 
@@ -152,14 +154,19 @@ def nsga2(population_size: int = 50) -> SamplerSpec:
     return SamplerSpec("nsga2", {"population_size": population_size})
 
 
-def grid(dimensions: dict[str, Sequence[Any]]) -> SamplerSpec:
-    """Every combination of ``dimensions`` exactly once, across all workers and machines.
+def grid(dimensions: Mapping[str, Sequence[Any]] | Sequence[dict[str, Any]]) -> SamplerSpec:
+    """Every combination of ``dimensions`` exactly once, across all workers and machines; or, given
+    a list of cells, exactly those (unequal repeats per variant: 3 seeds of one, 1 of another).
 
     The space function reads a cell with the usual ``trial.suggest_categorical(name, values)``
     calls. A dimension named ``"seed"`` sets each trial's training seed instead (hpsearch asks
     it; the space function need not), so ``{"variant": [...], "seed": [0, 1, 2, 3, 4]}`` is a
-    ladder of variants, each over five seeds, as one study of independent trials.
+    ladder of variants, each over five seeds, as one study of independent trials;
+    ``[{"variant": "base", "seed": 0}, {"variant": "base", "seed": 1}, {"variant": "+bn", "seed": 0}]``
+    runs those three cells only.
     """
+    if isinstance(dimensions, Sequence) and not isinstance(dimensions, (str, bytes)):
+        return _listed(list(dimensions))
     if not dimensions:
         raise ValueError("grid needs at least one dimension, e.g. grid({'lr': [0.1, 0.01]})")
     cells: dict[str, list[Any]] = {}
@@ -177,6 +184,31 @@ def grid(dimensions: dict[str, Sequence[Any]]) -> SamplerSpec:
             raise ValueError(f"grid dimension 'seed' must hold integers, got {values}")
         cells[str(name)] = values
     return SamplerSpec("grid", {"cells": cells})
+
+
+def _listed(listed: list[dict[str, Any]]) -> SamplerSpec:
+    """A grid of the given cells: each a dict of the same names, no cell twice."""
+    if not listed:
+        raise ValueError("grid needs at least one cell, e.g. grid([{'variant': 'base', 'seed': 0}])")
+    if not all(isinstance(c, dict) and c for c in listed):
+        raise ValueError("grid cells must be non-empty dicts of name → value, e.g. {'variant': 'base', 'seed': 0}")
+    names = list(listed[0])
+    odd = next((c for c in listed if set(c) != set(names)), None)
+    if odd is not None:
+        raise ValueError(f"every grid cell needs the same names ({', '.join(names)}); {odd} does not have them")
+    values: dict[str, list[Any]] = {n: [] for n in names}
+    for c in listed:
+        for n in names:
+            if c[n] not in values[n]:
+                values[n].append(c[n])
+    seen: set[str] = set()
+    for c in listed:
+        key = json.dumps([c[n] for n in names], sort_keys=True)
+        if key in seen:
+            raise ValueError(f"grid cell {c} is listed twice; each cell runs exactly once (give it another seed)")
+        seen.add(key)
+    dims = grid(values).options["cells"]  # each name's values checked as a dimension's
+    return SamplerSpec("grid", {"cells": dims, "listed": [{n: c[n] for n in names} for c in listed]})
 
 
 def cell_of(trial: FrozenTrial, names: Sequence[str]) -> tuple[str, ...] | None:
