@@ -248,7 +248,7 @@ def best(
                                                "epochs (default: the search's); recorded.")] = None,
     trial: Annotated[int | None, typer.Option("--trial", help="With --retrain: retrain this trial instead of the "
                                               "best (any COMPLETE trial: a grid's row, a Pareto-front point).")] = None,
-    where: Annotated[str | None, typer.Option("--where", metavar="PARAM=VALUE,…", help=(
+    where: Annotated[str | None, typer.Option("--where", metavar="PARAM=VALUE,...", help=(
         "Choose a row of `hpsearch compare` (e.g. --where opt=sgd,width=32): its configuration with the best "
         "validation mean, retrained with fresh seeds — not the luckiest single seed."))] = None,
     refit: Annotated[bool, typer.Option("--refit", help="With --retrain: train the final runs on train + "
@@ -350,9 +350,9 @@ def compare(
     study: Annotated[str, typer.Argument(help="Study name in the database.")],
     by: Annotated[str, typer.Option("--by", help="Parameter(s) to group by, comma-separated (e.g. opt,hidden); "
                                     "the mean ± std is over everything else (seeds).")],
-    metrics: Annotated[str | None, typer.Option("--metrics", metavar="NAME,…", help=(
+    metrics: Annotated[str | None, typer.Option("--metrics", metavar="NAME,...", help=(
         "Columns to show, comma-separated: any curve the trials recorded (val_loss, val_top1, val_topk, "
-        "train_loss, train_top1, …; val_psnr, val_ssim for images) and seconds, epochs, best_epoch, n_params, "
+        "train_loss, train_top1; val_psnr, val_ssim for images) and seconds, epochs, best_epoch, n_params, "
         "n_trainable, flops. Default: the study metric, epochs, seconds and parameters."))] = None,
     at: Annotated[At, typer.Option("--at", help="Read each trial's curves at its best epoch (by the study "
                                    "metric) or at its last.")] = At.best,

@@ -62,6 +62,12 @@ def num(v: float | None, pct: bool, digits: int = 4) -> str:
     return Num(v, pct=pct, digits=digits).text()
 
 
+def metric(name: str, value: float | None, compact: bool = False) -> str:
+    """One value of a named metric, the one way every screen writes it: accuracies as ``97.12 %``,
+    losses, PSNR, SSIM, F1 and IoU as ``0.0712`` (JSON keeps the raw number)."""
+    return Num(value, pct=is_pct(name)).text(compact)
+
+
 def mean_std(s: Mapping[str, Any] | None, pct: bool) -> str:
     """A stored :func:`summary` as ``0.0712 ± 0.0031`` or ``97.12 ± 0.31 %``."""
     return Num.summary(s, pct).text()

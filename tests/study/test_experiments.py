@@ -144,6 +144,8 @@ def test_a_ladder_of_variants_over_seeds_compares_with_mean_and_std(work: Work) 
     work.cli("report", "ladder")  # a grid study's report compares by its dimensions, seed aside
     page = (work.path / "ladder-report.html").read_text()
     assert "Comparison by variant" in page and "mean ± std over each group" in page
+    for base in ("top1", "loss", "topk"):  # every task metric, validation beside the training pass, groups overlaid
+        assert f"val_{base} (solid) and train_{base} (dashed) per epoch" in page
     tested = json.loads(work.cli("compare", "ladder", "--by", "variant", "--json", "--test").stdout)
     assert tested["test_look"] == 1 and tested["test_looks"] == 1
     assert tested["reproduced"] == "9/9"  # CPU, same threads: every retrain is the search's run again

@@ -139,7 +139,10 @@ def test_studies_names_the_retrain_state(work: Work, tiny_retrained: Finished) -
     work.adopt(tiny_retrained)
     rec = study_get(optuna.load_study(study_name="tiny", storage=work.url), "hpsearch:retrain")
     text = " ".join(work.cli("studies").stdout.split())
-    assert f"retrained #{rec['trial']}: test top1 {rec['test']['top1']['mean']:.4f}" in text and "(1 look)" in text
+    top1 = rec["test"]["top1"]  # an accuracy reads as a percentage on every screen
+    assert f"retrained #{rec['trial']}: test top1 {100 * top1['mean']:.2f} ± {100 * top1['std']:.2f} %" in text
+    best = optuna.load_study(study_name="tiny", storage=work.url).best_value
+    assert "(1 look)" in text and f"best {100 * best:.2f} %" in text
 
 
 def test_hints_are_shell_quoted_and_follow_the_retrain_state() -> None:
@@ -182,8 +185,8 @@ def test_finished_trial_lines_when_piped_fit_the_width() -> None:
         RunView(state, c).trial_ended(17, "COMPLETE", 0.97654321)
         lines = lines_of(c)
         fits(lines, width)
-        assert len(lines) == n_lines and lines[0].startswith("[3/20] trial 17 complete val_top1=0.9765")
-        assert "best 0.9812 (#2)" in " ".join(lines) and lines[-1].endswith("1.5/min · eta 11m20s")
+        assert len(lines) == n_lines and lines[0].startswith("[3/20] trial 17 complete val_top1=97.65 %")
+        assert "best 98.12 % (#2)" in " ".join(lines) and lines[-1].endswith("1.5/min · eta 11m20s")
 
 
 def test_retrain_progress_lines_when_piped() -> None:
@@ -192,7 +195,7 @@ def test_retrain_progress_lines_when_piped() -> None:
         view.message("loaded digits: 1078 train / 269 val images")
         view.tick(Tick("trial 3", 2, 5, 7, 20, "val_top1", 0.99123, done=27, total=100, elapsed=27.0))
     lines = lines_of(c)
-    assert lines[1].startswith("seed 2/5 epoch 7/20 val_top1 0.9912") and "eta 1m13s" in lines[1]
+    assert lines[1].startswith("seed 2/5 epoch 7/20 val_top1 99.12 %") and "eta 1m13s" in lines[1]
     assert tick_line(Tick("refit trial 3", 1, 2, 1, 3, "train_loss", None, 1, 6, 1.0)).startswith(
         "seed 1/2 epoch 1/3 train_loss —")
 
@@ -201,7 +204,7 @@ def test_retrain_progress_lines_when_piped() -> None:
 def test_retrain_reports_every_epoch(work: Work, tiny_search: Finished) -> None:
     work.adopt(tiny_search)
     out = work.cli("best", "--retrain", "--seeds", "2", "--epochs", "2").stdout
-    ticks = re.findall(r"^seed (\d)/2 epoch (\d)/2 val_top1 [0-9.]+ .*eta", out, flags=re.M)
+    ticks = re.findall(r"^seed (\d)/2 epoch (\d)/2 val_top1 [0-9.]+ % .*eta", out, flags=re.M)
     assert ticks == [("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
 
 

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import HpsearchError
+from hpsearch.fmt import is_pct, mean_std
 from hpsearch.hints import command
 from hpsearch.store.records import (
     SETTINGS,
@@ -80,7 +81,7 @@ def retrain_line(rec: RetrainRecord) -> str:
 def _test_score(rec: RetrainRecord) -> str:
     metric = rec["metric"].removeprefix("val_")
     test = rec["test"].get(metric)
-    return f"test {metric} {test['mean']:.4f} ± {test['std']:.4f}" if test else "no test score"
+    return f"test {metric} {mean_std(test, is_pct(metric))}" if test else "no test score"
 
 
 def pick_study(storage: optuna.storages.BaseStorage, url: str, name: str | None,

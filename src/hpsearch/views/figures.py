@@ -229,7 +229,7 @@ def slices(study: optuna.Study) -> Figure:
             marker={"color": [t.values[0] for t in mine], "coloraxis": "coloraxis", "size": 7,
                     "line": {"width": 0.5, "color": "#444"}},
             text=[f"trial {t.number}" for t in mine],
-            hovertemplate=f"%{{text}}<br>{p}: %{{x}}<br>{metric}: %{{y:.4f}}<extra></extra>"), row=row, col=col)
+            hovertemplate=f"%{{text}}<br>{p}: %{{x}}<br>{metric}: %{{y:{_hover(metric)}}}<extra></extra>"), row=row, col=col)
         if isinstance(d, CategoricalDistribution):
             fig.update_xaxes(type="category", categoryorder="array", categoryarray=[str(c) for c in d.choices],
                              row=row, col=col)
@@ -265,7 +265,7 @@ def learning_curves(study: optuna.Study, metric: str) -> Figure:
             name=f"best (trial {t.number})" if is_best else state.lower(),
             legendgroup="best" if is_best else state, showlegend=is_best or state not in seen,
             line={"color": "#ff7f0e" if is_best else STATE_COLORS.get(state, "#333"), "width": 3 if is_best else 1},
-            marker={"size": 4}, hovertemplate=f"trial {t.number} ({state.lower()})<br>epoch %{{x}}: %{{y:.4f}}"
+            marker={"size": 4}, hovertemplate=f"trial {t.number} ({state.lower()})<br>epoch %{{x}}: %{{y:{_hover(metric)}}}"
                                               "<extra></extra>"))
         seen.add(state)
     zoom = _better_half(study, [t for t in trials if t.state == TrialState.COMPLETE], metric)
@@ -325,7 +325,7 @@ def size_vs_score(study: optuna.Study, metric: str) -> Figure:
                 x=[size for _, size in pts], y=[t.values[0] for t, _ in pts], mode="markers", name=model,
                 legendgroup=model, showlegend=col == 1, marker={"color": palette[i % len(palette)], "size": 7},
                 text=[f"trial {t.number}" for t, _ in pts],
-                hovertemplate=f"%{{text}} ({model})<br>{key}: %{{x:,}}<br>{metric}: %{{y:.4f}}<extra></extra>"),
+                hovertemplate=f"%{{text}} ({model})<br>{key}: %{{x:,}}<br>{metric}: %{{y:{_hover(metric)}}}<extra></extra>"),
                 row=1, col=col)
             fig.update_xaxes(type="log", row=1, col=col)
     fig.update_layout(title=f"{metric} against model size", yaxis_title=metric)
@@ -528,29 +528,40 @@ def first_layer_filters(rec: RetrainRecord, max_filters: int = 64) -> Figure:
     return fig
 
 
-def group_curves(groups: list[Any], metric: str) -> Figure:
-    """Each compared group's mean validation curve with a ± std band over its trials (seeds)."""
+def _hover(metric: str) -> str:
+    """A hovered value in the metric's own unit (accuracies as percentages), as the axes show it."""
+    return ".2%" if is_pct(metric) else ".4f"
+
+
+def group_curves(groups: list[Any], metric: str, train: str | None = None) -> Figure:
+    """Each compared group's mean curve of ``metric`` with a ± std band over its trials (seeds),
+    groups overlaid in one plot; with ``train`` (``train_top1`` beside ``val_top1``), the training
+    pass's curve too, dashed in the group's colour: train beside validation, the reports' plot."""
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf"]
+    hover = ".2%" if is_pct(metric) else ".4f"
     fig = go.Figure()
     for i, g in enumerate(groups):
-        curves = [c for c in g.curves(metric) if c and all(v is not None for v in c)]
-        if not curves:
-            continue
-        n = min(len(c) for c in curves)  # the epochs every trial of the group reached
-        a = np.asarray([c[:n] for c in curves], dtype=float)
-        mean, std = a.mean(axis=0), a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros(n)
-        epochs = list(range(1, n + 1))
         name = ", ".join(f"{k}={v}" for k, v in g.params.items())
         colour = palette[i % len(palette)]
-        fig.add_trace(go.Scatter(x=epochs + epochs[::-1], y=list(mean + std) + list((mean - std)[::-1]),
-                                 fill="toself", fillcolor=colour, opacity=0.15, line={"width": 0},
-                                 hoverinfo="skip", showlegend=False, legendgroup=name))
-        fig.add_trace(go.Scatter(x=epochs, y=mean, mode="lines", name=f"{name} (n={len(a)})",
-                                 line={"color": colour}, legendgroup=name,
-                                 hovertemplate=f"{name}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>"))
-    fig.update_layout(title=f"{metric} per epoch: mean ± std over each group's trials",
-                      xaxis_title="epoch", yaxis_title=metric)
+        for key, dash in ((metric, "solid"), *([(train, "dash")] if train else [])):
+            curves = [c for c in g.curves(key) if c and all(v is not None for v in c)]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)  # the epochs every trial of the group reached
+            a = np.asarray([c[:n] for c in curves], dtype=float)
+            mean, std = a.mean(axis=0), a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros(n)
+            epochs = list(range(1, n + 1))
+            label = f"{name} (n={len(a)})" if key == metric else f"{name}: {key}"
+            fig.add_trace(go.Scatter(x=epochs + epochs[::-1], y=list(mean + std) + list((mean - std)[::-1]),
+                                     fill="toself", fillcolor=colour, opacity=0.15 if key == metric else 0.07,
+                                     line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=name))
+            fig.add_trace(go.Scatter(x=epochs, y=mean, mode="lines", name=label,
+                                     line={"color": colour, "dash": dash}, legendgroup=name,
+                                     hovertemplate=f"{name}<br>{key} epoch %{{x}}: %{{y:{hover}}}<extra></extra>"))
+    also = f" (solid) and {train} (dashed)" if train else ""
+    fig.update_layout(title=f"{metric}{also} per epoch: mean ± std over each group's trials",
+                      xaxis_title="epoch", yaxis_title=metric, yaxis={"tickformat": ".1%" if is_pct(metric) else None})
     return fig
 
 

@@ -12,7 +12,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from hpsearch.fmt import duration, pack
+from hpsearch.fmt import duration, metric, pack
 
 if TYPE_CHECKING:  # retrain imports torch; the run view must not
     from hpsearch.results.retrain import Tick
@@ -100,13 +100,11 @@ class RunState:
         rate = self.per_minute
         return [self.study, f"finished {self.finished}/{self.total}", f"running {len(self.running)}",
                 f"pruned {self.pruned}", f"failed {self.failed}",
-                f"best {self.metric} {_fmt(self.best)}" + ("" if self.best_number is None else f" (#{self.best_number})"),
+                f"best {self.metric} {metric(self.metric, self.best)}" + ("" if self.best_number is None else f" (#{self.best_number})"),
                 f"{rate:.1f} trials/min" if rate is not None else "— trials/min",
                 f"eta {duration(self.eta)}", duration(self.elapsed)]
 
 
-def _fmt(v: float | None) -> str:
-    return "—" if v is None else f"{v:.4f}"
 
 
 class RunView:
@@ -137,8 +135,8 @@ class RunView:
             return
         s = self.state
         rate = s.per_minute
-        parts = [f"[{s.finished}/{s.total}] trial {number} {state.lower()} {s.metric}={_fmt(value)}",
-                 f"· best {_fmt(s.best)}" + (f" (#{s.best_number})" if s.best_number is not None else ""),
+        parts = [f"[{s.finished}/{s.total}] trial {number} {state.lower()} {s.metric}={metric(s.metric, value)}",
+                 f"· best {metric(s.metric, s.best)}" + (f" (#{s.best_number})" if s.best_number is not None else ""),
                  *([f"· {rate:.1f}/min · eta {duration(s.eta)}"] if rate is not None else [])]
         for line in pack([" ".join(parts)] if len(" ".join(parts)) <= self.console.width else parts,
                          self.console.width):
@@ -154,13 +152,13 @@ class RunView:
         for col in ("trial", "worker", "epoch", s.metric):
             table.add_column(col, justify="right", no_wrap=True)
         for number, r in sorted(s.running.items()):
-            table.add_row(str(number), str(r.worker), f"{r.epoch}/{s.max_epochs}", _fmt(r.value))
+            table.add_row(str(number), str(r.worker), f"{r.epoch}/{s.max_epochs}", metric(s.metric, r.value))
         return Group(head, table)
 
 
 def tick_line(t: Tick) -> str:
     """``seed 2/5 epoch 7/20 val_top1 0.9912  trial 3 · eta 1m05s``: one retrain epoch, in one short line."""
-    value = "—" if t.value is None else f"{t.value:.4f}"
+    value = metric(t.metric, t.value)
     return (f"seed {t.seed_index}/{t.seeds} epoch {t.epoch}/{t.epochs} {t.metric} {value}  "
             f"{t.label} · eta {duration(t.eta)}")
 

@@ -11,6 +11,7 @@ file of a few hundred kilobytes for readers who are online.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import statistics
@@ -25,10 +26,11 @@ import plotly.offline
 from optuna.trial import TrialState
 
 from hpsearch.fmt import is_pct, mean_std, summary
+from hpsearch.fmt import metric as fmt_metric
 from hpsearch.results.compare import compare
 from hpsearch.store.paths import check_output, write_atomically
 from hpsearch.store.queries import objective_names, pareto_front, recorded, settings_of
-from hpsearch.store.records import RetrainRecord, looks_counted, task_of
+from hpsearch.store.records import RetrainRecord, curves_of_trial, looks_counted, task_of
 from hpsearch.study.samplers import SEED_PARAM
 from hpsearch.views import figures, tables
 from hpsearch.views.importance import METHOD, RELIABLE_TRIALS, TOP_QUANTILE, param_importances
@@ -121,7 +123,7 @@ def write_report(study: optuna.Study, path: Path, by: list[str] | None = None, p
         _front_section(page, study)
     elif counts["complete"]:
         best = study.best_trial
-        page.raw(f"<p>Best trial <b>{best.number}</b>: {html.escape(metric)} = <b>{best.value:.4f}</b> "
+        page.raw(f"<p>Best trial <b>{best.number}</b>: {html.escape(metric)} = <b>{fmt_metric(metric, best.value)}</b> "
                  f"on the validation split, one seed.</p>")
         page.raw(_table(["parameter", "value"], [[k, _v(v)] for k, v in best.params.items()]))
 
@@ -287,7 +289,14 @@ def _comparison_section(page: _Page, study: optuna.Study, by: list[str], metric:
     rows = [[*(_v(g.params[p]) for p in by), str(len(g.values)), mean_std(summary(g.values), pct),
              _v(g.mean_of("epochs")), _v(g.mean_of("seconds"))] for g in result.groups]
     page.raw(_table([*by, "n", f"{metric} mean ± std", "epochs", "seconds"], rows))
-    page.plot(lambda: figures.group_curves(result.groups, metric))
+    # every metric the task computes, validation (solid) beside the training pass (dashed), groups overlaid
+    have = {k for g in result.groups for t in g.trials for k in curves_of_trial(t)}
+    first = metric.removeprefix("val_")
+    bases = [first, *sorted(k.removeprefix("val_") for k in have if k.startswith("val_") and k != metric)]
+    for base in bases:
+        if f"val_{base}" in have:
+            train = f"train_{base}" if f"train_{base}" in have else None
+            page.plot(functools.partial(figures.group_curves, result.groups, f"val_{base}", train))
 
 
 def _per_class_section(page: _Page, rec: RetrainRecord) -> None:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hpsearch.fmt import Num, is_pct, mean_std, pack, summary
+from hpsearch.fmt import metric as fmt_metric  # one metric's value, written the one way (a local is often `metric`)
 from hpsearch.hints import command
 from hpsearch.models import LEGACY_MODEL
 from hpsearch.store.queries import StudyLine, primary_value
@@ -42,7 +43,7 @@ def run_summary(console: Console, r: RunResult) -> None:
         t.add_row("Pareto front", ", ".join(f"#{n}" for n in r.front), style="bold")
     elif r.best_number is not None:
         t.add_section()
-        t.add_row(f"best {r.metric}", f"{_f(r.best_value)} (#{r.best_number})", style="bold")
+        t.add_row(f"best {r.metric}", f"{fmt_metric(r.metric, r.best_value)} (#{r.best_number})", style="bold")
         for k, v in r.best_params.items():
             t.add_row(f"  {k}", _param(v))
     console.print(t)
@@ -99,7 +100,7 @@ def best_trial(console: Console, study_name: str, metric: str, trial: FrozenTria
     size = f"{a.model or LEGACY_MODEL}, {'?' if a.n_params is None else a.n_params} params"
     if a.flops is not None:
         size += f", {_count(a.flops)} FLOPs"
-    console.print(f"{study_name}: {label} {trial.number}, {metric} = {_f(primary_value(trial))} "
+    console.print(f"{study_name}: {label} {trial.number}, {metric} = {fmt_metric(metric, primary_value(trial))} "
                   f"({'?' if a.epochs is None else a.epochs} epochs, {size})", highlight=False, soft_wrap=True)
     t = Table(box=None, show_header=False, pad_edge=False)
     t.add_column("param", style="bold")
@@ -120,7 +121,7 @@ def pareto_front(console: Console, study_name: str, objectives: list[str], front
         t.add_column(name, justify="right", no_wrap=True)
     t.add_column("parameters", ratio=1)  # wraps: a front's configs differ in many parameters
     for tr in front:
-        values = [_count(int(v)) if name in ("params", "flops") else _f(v)
+        values = [_count(int(v)) if name in ("params", "flops") else fmt_metric(name, v)
                   for name, v in zip(objectives, tr.values or [])]
         t.add_row(str(tr.number), *values, "  ".join(f"{k}={_param(v)}" for k, v in tr.params.items()))
     console.print(t)
@@ -235,7 +236,7 @@ def studies(console: Console, lines: list[StudyLine]) -> None:
         arrows = {"maximize": "↑", "minimize": "↓"}
         metric = ", ".join(f"{m} {arrows.get(d, '')}".strip() for m, d in zip(s.metrics, s.direction.split(",")))
         best = (f"Pareto front {s.front} trial{'s' if s.front != 1 else ''}" if s.front is not None else
-                f"best {_f(s.best_value)} (#{s.best_trial})" if s.best_trial is not None else "best —")
+                f"best {fmt_metric(s.metrics[0] if s.metrics else '', s.best_value)} (#{s.best_trial})" if s.best_trial is not None else "best —")
         for line in pack([s.name, metric, states, best, s.retrain], console.width):
             console.print(line, highlight=False, overflow="fold")
 
@@ -302,7 +303,7 @@ _RIGHT = {"number", "epochs", "seconds", "params", "flops"}
 def _text(row: dict[str, Any], column: str, listing: Listing) -> str:
     v = value_of(row, column, listing.objectives)
     if column in listing.objectives:
-        return _f(v) if v is not None else ""
+        return fmt_metric(column, v) if v is not None else ""
     if column == "state":
         return str(v).lower()
     if column in ("params", "flops"):
