@@ -107,3 +107,15 @@ def test_compare_shows_any_metric_at_the_best_or_last_epoch_in_the_grids_order(w
     assert "86.00 ± 1.00 %" in table and "3.2k" in table
     bad = work.cli("compare", "widths", "--by", "width", "--metrics", "val_top3", expect=1).output
     assert "no metric 'val_top3'" in bad and "they have:" in bad and bad.count("\n") == 1
+
+
+def test_a_seed_dimension_is_no_axis_of_importances_parallel_coordinates_or_slices(work: Work) -> None:
+    """Seeds are replicates: ranked or drawn as a setting, their noise reads as an effect."""
+    from hpsearch.views import figures
+    from hpsearch.views.importance import param_importances
+
+    study = _grid_study(work)
+    assert set(param_importances(study).values) == {"width"}
+    axes = [d["label"] for d in figures.parallel_coordinates(study).data[0].dimensions]
+    assert axes == ["val_top1", "width"]
+    assert [a.text for a in figures.slices(study).layout.annotations] == ["width"]

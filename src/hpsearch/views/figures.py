@@ -32,6 +32,7 @@ from plotly.subplots import make_subplots
 from hpsearch.fmt import is_pct
 from hpsearch.store.queries import objective_names
 from hpsearch.store.records import RetrainRecord, TrialRecord, curves_of_trial, task_of
+from hpsearch.study.samplers import SEED_PARAM
 from hpsearch.views.importance import RELIABLE_TRIALS, Importances, param_importances
 
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#b0b0b0", "FAIL": "#d62728", "RUNNING": "#2ca02c",
@@ -99,11 +100,13 @@ def _is_log(dist: BaseDistribution) -> bool:
 
 
 def _params(done: list[FrozenTrial]) -> dict[str, BaseDistribution]:
-    """Every parameter of the completed trials (conditional ones too), in the order first asked."""
+    """Every parameter of the completed trials (conditional ones too), in the order first asked;
+    not a grid's ``seed``: seeds are replicates, not a setting (an axis of them is noise)."""
     dists: dict[str, BaseDistribution] = {}
     for t in done:
         for p, d in t.distributions.items():
-            dists.setdefault(p, d)
+            if p != SEED_PARAM:
+                dists.setdefault(p, d)
     return dists
 
 

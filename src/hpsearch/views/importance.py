@@ -24,6 +24,8 @@ from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.study.samplers import SEED_PARAM
+
 TOP_QUANTILE = 0.1  # PedAnovaImportanceEvaluator's default target_quantile, which the dashboard uses
 RELIABLE_TRIALS = 50  # 5 trials in the top 10 %: Optuna's advice for a stable PED-ANOVA
 METHOD = ("PED-ANOVA (Optuna's PedAnovaImportanceEvaluator, as optuna-dashboard's importance panel "
@@ -52,12 +54,20 @@ class Importances:
 def param_importances(study: optuna.Study, objective: int = 0) -> Importances:
     """The dashboard's computation for ``objective``; empty values below two completed trials
     (the dashboard shows nothing then either)."""
-    completed = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    completed = len(done)
     if completed <= 1:
+        return Importances({}, completed, objective)
+    # the parameters every completed trial has (Optuna's own choice when given none), less a grid's
+    # seed: seeds are replicates, and ranking them would read noise as a setting (the dashboard,
+    # which knows no seeds, still ranks it)
+    shared = set.intersection(*(set(t.params) for t in done)) - {SEED_PARAM}
+    params = [p for p in done[0].params if p in shared]
+    if not params:
         return Importances({}, completed, objective)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "computes the importances of params to achieve low target values": intended
-        values = get_param_importances(study, target=_target(study, objective),
+        values = get_param_importances(study, target=_target(study, objective), params=params,
                                        evaluator=PedAnovaImportanceEvaluator())
     return Importances(dict(values), completed, objective)
 
