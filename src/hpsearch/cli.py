@@ -341,6 +341,13 @@ def trials(
     st = pick_study(db, url, study, "trials")
     listing = select(trial_rows(st, db), objective_names(st), [d.name.lower() for d in st.directions],
                      states=state, sort=sort, reverse=reverse, top=top, columns=columns)
+    if fmt == Format.table and columns is None:  # the columns that fit: the parameters that mattered most
+        from hpsearch.views.importance import param_importances
+        from hpsearch.views.listing import RANK_FROM, by_importance
+
+        if listing.total >= RANK_FROM:  # (the ranking is computed only where it can be used)
+            imp = param_importances(st)
+            listing = by_importance(listing, imp.values, imp.completed)
     terminal.trials(out, listing, fmt.value)
 
 

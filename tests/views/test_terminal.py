@@ -242,3 +242,30 @@ def test_a_narrowing_terminal_leaves_no_stale_status_line() -> None:
         out.truncate()
         live.update(Text("z" * 30), refresh=True)  # same width: one line drawn, none to climb
         assert out.getvalue().count("\x1b[1A") == 0
+
+
+def test_trials_shows_the_most_important_parameters_where_not_all_fit(work: Work) -> None:
+    """Space order cut `optimizer` and `lr` even at 120 columns; from 10 completed trials the
+    columns that fit are the parameters that mattered, and the line under the table says so."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from hpsearch.data import DataSpec
+    from hpsearch.store.records import SETTINGS
+    from hpsearch.study.declaration import StoredSettings
+
+    study = optuna.create_study(study_name="wide", storage=work.url, direction="maximize")
+    study.set_user_attr(SETTINGS, StoredSettings(data=DataSpec("digits"), max_epochs=3, metric="val_top1", seed=0,
+                                                 module="wide").to_dict())
+    noise = [f"unimportant_knob_{i}" for i in range(8)]
+    dists = {**{n: CategoricalDistribution(["left", "right"]) for n in noise}, "lr": FloatDistribution(1e-4, 1.0, log=True)}
+    for i in range(30):
+        lr = 10 ** (-4 + 4 * i / 29)
+        study.add_trial(create_trial(params={**{n: ["left", "right"][(i * (k + 1)) % 2] for k, n in enumerate(noise)},
+                                             "lr": lr}, distributions=dists, value=1 - abs(lr - 0.01),
+                                     state=TrialState.COMPLETE, user_attrs={"epochs": 3}))
+    work.runner.env = {"COLUMNS": "80"}  # type: ignore[attr-defined]
+    lines = work.cli("trials", "wide").output.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("#"))
+    assert header.split()[6] == "lr"  # the one parameter that sets the score, first after the fixed columns
+    assert "+7 less important parameters not shown:" in " ".join(lines)

@@ -10,7 +10,7 @@ study module.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from optuna.trial import TrialState
@@ -31,6 +31,21 @@ class Listing:
     params: list[str]  # every searched parameter, in search-space order
     columns: list[str] | None  # chosen with --columns; None: the default, as many as fit
     total: int  # trials in the study before filtering
+    ranked_over: int | None = None  # params ordered by importance over this many completed trials (None: space order)
+
+
+RANK_FROM = 10  # completed trials from which a table's parameter columns go by importance (space order is arbitrary)
+
+
+def by_importance(listing: Listing, importances: dict[str, float], completed: int) -> Listing:
+    """The same listing with its parameters most important first (the rest after, in space order),
+    so the columns a terminal has room for are the ones that mattered; from :data:`RANK_FROM`
+    completed trials (below that a ranking rests on too few), else unchanged."""
+    if completed < RANK_FROM or not importances:
+        return listing
+    ranked = sorted((p for p in listing.params if p in importances), key=lambda p: -importances[p])
+    rest = [p for p in listing.params if p not in importances]
+    return replace(listing, params=ranked + rest, ranked_over=completed)
 
 
 def space_order(rows: Sequence[Row]) -> list[str]:

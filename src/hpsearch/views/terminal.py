@@ -269,7 +269,8 @@ def trials(console: Console, listing: Listing, fmt: str) -> None:
     console.print(_table(listing, shown))
     hidden = [p for p in used if p not in shown] if listing.columns is None else []
     if hidden:
-        console.print(_names_line(f"+{len(hidden)} parameters not shown:", hidden, "(--columns, --format csv)",
+        less = " less important" if listing.ranked_over else ""  # by importance (views.listing.by_importance)
+        console.print(_names_line(f"+{len(hidden)}{less} parameters not shown:", hidden, "(--columns, --format csv)",
                                   console.width), highlight=False, style="dim")
 
 
