@@ -263,3 +263,36 @@ def test_confusion_is_the_mean_over_seeds_and_the_images_are_the_mistakes(
     page = _rendered(old, tmp_path)
     assert drawn(page) == SEARCH_PLOTS + RETRAIN_PLOTS and "Not shown" not in page.dom
     assert "First 30 test images" in page.dom and f"mean over 2 seeds' models, {len(test)} test images" in page.dom
+
+
+def test_the_report_has_contents_and_a_trial_table_that_sorts_in_the_browser(work: Work, tmp_path: Path) -> None:
+    from hpsearch.store.records import SETTINGS
+    from hpsearch.study.declaration import StoredSettings
+
+    study = optuna.create_study(study_name="sorted", storage=work.url, direction="maximize")
+    study.set_user_attr(SETTINGS, StoredSettings(data=DataSpec("digits"), max_epochs=3, metric="val_top1", seed=0,
+                                                 module="sorted").to_dict())
+    values = [0.5, 0.9, 0.7, 0.6]  # trial order is not score order
+    study.add_trials([create_trial(params={"lr": 0.001 * (i + 1)}, distributions={"lr": FloatDistribution(1e-4, 1.0)},
+                                   value=v, intermediate_values={1: v}, user_attrs={"epochs": 1})
+                      for i, v in enumerate(values)])
+    out = work.path / "t.html"
+    work.cli("report", "sorted", "--out", str(out), "--plotlyjs", "cdn")  # small: the table is what is tested
+    page_html = out.read_text()
+    anchors = re.findall(r'<h2 id="(s\d+)">', page_html)
+    toc = re.search(r'<nav class="toc">(.*?)</nav>', page_html, flags=re.DOTALL)
+    assert toc is not None and re.findall(r'href="#(s\d+)"', toc.group(1)) == anchors and "Trials" in toc.group(1)
+
+    def numbers_after(clicks: int) -> list[int]:
+        """Click the metric's header ``clicks`` times, as a reader would; the trial numbers top to bottom."""
+        clicked = tmp_path / f"clicked{clicks}.html"
+        click = 'document.querySelector("table.sortable th:nth-child(3)").click();' * clicks
+        clicked.write_text(page_html.replace("</body>", f"<script>{click}</script></body>"))
+        dom = browser.load(clicked.as_uri(), tmp_path / "profile").dom
+        table = dom.split('<table class="sortable"', 1)[1].split("</table>", 1)[0]
+        rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1], flags=re.DOTALL)
+        return [int(re.findall(r'data-v="([^"]*)"', r)[0]) for r in rows]
+
+    assert numbers_after(0) == [0, 1, 2, 3]
+    assert numbers_after(1) == [0, 3, 2, 1]  # 0.5, 0.6, 0.7, 0.9
+    assert numbers_after(2) == [1, 2, 3, 0]  # again: the other way round

@@ -30,7 +30,7 @@ from hpsearch.fmt import metric as fmt_metric
 from hpsearch.results.compare import compare
 from hpsearch.store.paths import check_output, write_atomically
 from hpsearch.store.queries import objective_names, pareto_front, recorded, settings_of
-from hpsearch.store.records import RetrainRecord, curves_of_trial, looks_counted, task_of
+from hpsearch.store.records import RetrainRecord, TrialRecord, curves_of_trial, looks_counted, task_of
 from hpsearch.study.samplers import SEED_PARAM
 from hpsearch.views import figures, tables
 from hpsearch.views.importance import METHOD, RELIABLE_TRIALS, TOP_QUANTILE, param_importances
@@ -45,7 +45,28 @@ th { background: #f4f4f4; text-align: left; } td.num { text-align: right; font-v
 .plot { margin: .5rem 0 1.2rem; }
 code { background: #f4f4f4; padding: 0 .2rem; border-radius: 3px; }
 .caveat { background: #fff3f0; border-left: 4px solid #d62728; padding: .4rem .8rem; }
+nav.toc { columns: 2; background: #fafafa; border: 1px solid #eee; padding: .4rem 1.2rem; margin: 1rem 0; }
+nav.toc a { display: block; line-height: 1.6; } table.sortable th { cursor: pointer; user-select: none; }
+table.sortable th::after { content: " \\2195"; color: #bbb; } .scroll { overflow-x: auto; max-height: 36rem; }
 """
+# click a header of the trial table to sort by it (numbers as numbers; again to reverse): no library
+SORT_JS = """<script>
+document.querySelectorAll("table.sortable").forEach(function (t) {
+  t.querySelectorAll("th").forEach(function (th, i) {
+    th.addEventListener("click", function () {
+      var body = t.tBodies[0], rows = Array.from(body.rows), up = th.dataset.dir !== "asc";
+      var key = function (r) { var c = r.cells[i], v = c.dataset.v; return v === undefined ? c.textContent : v; };
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
+        var d = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
+        return up ? d : -d;
+      });
+      th.dataset.dir = up ? "asc" : "desc";
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+</script>"""
 
 
 def _text(text: str) -> str:
@@ -60,9 +81,12 @@ class _Page:
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.plots = 0
+        self.toc: list[tuple[str, str]] = []  # (anchor, title) of every section, for the contents
 
     def h2(self, title: str, why: str = "") -> None:
-        self.parts.append(f"<h2>{html.escape(title)}</h2>")
+        anchor = f"s{len(self.toc) + 1}"
+        self.toc.append((anchor, title))
+        self.parts.append(f'<h2 id="{anchor}">{html.escape(title)}</h2>')
         if why:
             self.parts.append(f'<p class="muted">{_text(why)}</p>')
 
@@ -159,15 +183,48 @@ def write_report(study: optuna.Study, path: Path, by: list[str] | None = None, p
     page.plot(lambda: figures.slices(study))
     page.h2("Worker timeline", "Which worker process ran which trial, and when.")
     page.plot(lambda: figures.worker_timeline(study))
+    _trial_table(page, study, metric)
 
-    body = "\n".join(page.parts)
+    contents = "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in page.toc)
+    head = 3 if len(page.parts) > 3 else len(page.parts)  # the title, the line under it and the counts
+    body = "\n".join([*page.parts[:head], f'<nav class="toc"><b>Contents</b>{contents}</nav>', *page.parts[head:]])
     title = html.escape(f"{study.study_name} — hpsearch report")
     doc = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style>'
            f"{script}</head>"
-           f"<body>\n{body}\n</body></html>\n")
+           f"<body>\n{body}\n{SORT_JS}\n</body></html>\n")
     write_atomically(path, doc)  # never a half-written report under the final name
     return page.plots
+
+
+def _trial_table(page: _Page, study: optuna.Study, metric: str) -> None:
+    """Every trial, one row each, sortable by any column in the browser (the terminal's `trials`)."""
+    trials = study.get_trials(deepcopy=False)
+    page.h2("Trials", f"Every trial of the study; click a column to sort by it. {metric} is the validation score "
+            "the trial reported last (pruned: where it stopped).")
+    if not trials:
+        page.missing("No trials yet.")
+        return
+    params = list(dict.fromkeys(p for t in trials for p in t.params))
+    head = ["#", "state", metric, "epochs", "best epoch", "seconds", "params", *params]
+
+    def cell(text: str, sort: Any = None) -> str:
+        key = "" if sort is None else f' data-v="{html.escape(str(sort))}"'
+        return f'<td class="num"{key}>{html.escape(text)}</td>'
+    rows = []
+    for t in trials:
+        r = TrialRecord.of_trial(t)
+        value = t.values[0] if t.values else (t.intermediate_values[max(t.intermediate_values)]
+                                              if t.intermediate_values else None)
+        cells = [cell(str(t.number), t.number), f"<td>{t.state.name.lower()}</td>",
+                 cell(fmt_metric(metric, value) if value is not None else "—", value),
+                 cell(_v(r.epochs), r.epochs), cell(_v(r.best_epoch), r.best_epoch),
+                 cell(_v(r.seconds), r.seconds), cell(_v(r.n_params), r.n_params),
+                 *(cell(_v(t.params.get(p, "")), t.params.get(p)) for p in params)]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    page.raw(f'<div class="scroll"><table class="sortable"><thead><tr>{th}</tr></thead>'
+             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _front_section(page: _Page, study: optuna.Study) -> None:
