@@ -124,3 +124,29 @@ def test_compare_test_hands_the_comparison_to_the_one_door(work: Work, monkeypat
     assert call["by"] == ["lr"] and call["storage_url"] == "sqlite:///hpsearch.db" and call["speedups"] == Speedups()
     r = work.cli("compare", "wired", "--by", "lr")  # without --test: validation only, no service
     assert "lr" in r.output and len(seen) == 1
+
+
+def test_run_studies_and_report_speak_json(work: Work, runs: list[supervisor.RunRequest]) -> None:
+    import json
+
+    shown = json.loads(work.cli("run", "digits", "--json").stdout)  # the live view goes to stderr
+    assert shown["study_name"] == "digits" and shown["best_number"] == 1 and shown["best_params"] == {"lr": 0.002}
+    _study(work)
+    (line,) = json.loads(work.cli("studies", "--json").stdout)
+    assert line["name"] == "wired" and line["states"] == {"COMPLETE": 3} and line["best_trial"] == 1
+    report = json.loads(work.cli("report", "--json", "--plotlyjs", "cdn").stdout)
+    assert report["study"] == "wired" and Path(report["path"]).stat().st_size == report["bytes"]
+
+
+def test_trials_and_compare_default_to_the_only_study_and_names_complete(work: Work,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    _study(work)
+    assert len(work.cli("trials", "--format", "json").stdout.split('"number"')) == 4  # its 3 trials
+    assert "best row by validation mean: lr=0.002" in " ".join(work.cli("compare", "--by", "lr").output.split())
+    # what the shell gets back for `hpsearch best w<TAB>` and `hpsearch run dig<TAB>`
+    for words, want in (("hpsearch best w", "wired"), ("hpsearch run dig", "digits")):
+        monkeypatch.setenv("_HPSEARCH_COMPLETE", "complete_bash")
+        monkeypatch.setenv("COMP_WORDS", words)
+        monkeypatch.setenv("COMP_CWORD", "2")
+        r = work.runner.invoke(__import__("hpsearch.cli", fromlist=["app"]).app, [], prog_name="hpsearch")
+        assert want in r.output.split(), (words, r.output)

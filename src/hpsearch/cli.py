@@ -25,7 +25,6 @@ app = typer.Typer(
     help="Hyperparameter search for PyTorch image classifiers on a shared Optuna study.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
     rich_markup_mode=None,  # click's plain help: wraps to any width; rich's panels cut option text at 80 columns
 )
 # markup off: messages carry user input (study names, paths, parameters), and "[/]" in a name must
@@ -86,24 +85,25 @@ class Format(str, Enum):
     json = "json"
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text (progress, if any, goes to stderr).")]
 StorageOpt = Annotated[str | None, typer.Option(
     "--storage", envvar="HPSEARCH_STORAGE", show_default="sqlite:///hpsearch.db",
-    help="Study database URL: sqlite:///FILE or postgresql+psycopg://USER:PASS@HOST:PORT/DB, or "
+    metavar="URL", help="Study database URL: sqlite:///FILE or postgresql+psycopg://USER:PASS@HOST:PORT/DB, or "
          "grpc://HOST:PORT (grpcs:// with TLS) for `hpsearch storage-proxy`.")]
 DataRootOpt = Annotated[Path | None, typer.Option(
     "--data-root", envvar="HPSEARCH_DATA", show_default="~/.cache/hpsearch/data",
-    help="Folder with the datasets (torchvision layout); downloads land here when online.")]
+    metavar="DIR", help="Folder with the datasets (torchvision layout); downloads land here when online.")]
 ArtifactsOpt = Annotated[Path | None, typer.Option(
     "--artifacts", envvar="HPSEARCH_ARTIFACTS",
     show_default="beside a SQLite file, named after it (hpsearch.db → hpsearch-artifacts/), "
     "else ./hpsearch-artifacts",
-    help="Artifact folder (Optuna's FileSystemArtifactStore) that retrain uploads to and the dashboard serves; "
+    metavar="DIR", help="Artifact folder (Optuna's FileSystemArtifactStore) that retrain uploads to and the dashboard serves; "
     "with Postgres, a folder every machine can reach.")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to train: auto picks CUDA when available.")]
 
 
 StudiesDirOpt = Annotated[Path | None, typer.Option(envvar="HPSEARCH_STUDIES", show_default="./studies",
-                                                   help="Folder of study modules.")]
+                                                   metavar="DIR", help="Folder of study modules.")]
 
 
 def guarded(fn: F) -> F:
@@ -152,6 +152,26 @@ def main_options(
     _state["debug"] = debug
 
 
+def _complete_module(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of `run STUDY`: the study modules in --studies-dir (or ./studies)."""
+    from hpsearch.study.discover import available, studies_dir
+
+    folder = ctx.params.get("studies_dir")
+    return [n for n in available(studies_dir(folder)) if n.startswith(incomplete)]
+
+
+def _complete_study(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of a study name: the studies in --storage (or the default database); none
+    if it cannot be opened (completion never prints an error into the user's command line)."""
+    import optuna
+
+    try:
+        names = optuna.get_all_study_names(_storage(ctx.params.get("storage")))
+    except Exception:  # noqa: BLE001 - a database that is not there completes to nothing
+        return []
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
 def _storage(url: str | None) -> str:
     from hpsearch.store.storage import default_url
     return url or default_url()
@@ -175,21 +195,21 @@ def _data_root(root: Path | None) -> Path:
 @app.command()
 @guarded
 def run(
-    study: Annotated[str, typer.Argument(help="Study module name in ./studies, or a path to a .py file.")],
-    workers: Annotated[str, typer.Option("--workers", "-w", help="Worker processes pulling trials, or auto: one "
+    study: Annotated[str, typer.Argument(metavar="STUDY", autocompletion=_complete_module, help="Study module name in ./studies, or a path to a .py file.")],
+    workers: Annotated[str, typer.Option("--workers", "-w", metavar="N|auto", help="Worker processes pulling trials, or auto: one "
                                          "per core on a CPU; on CUDA as many per card as earlier trials' measured "
                                          "peak memory allows (one per card until measured).")] = "1",
     n_trials: Annotated[int | None, typer.Option(
-        "--n-trials", "-n", help="Global budget: finished (complete + pruned) trials in the study, "
+        "--n-trials", "-n", metavar="N", help="Global budget: finished (complete + pruned) trials in the study, "
         "across all workers and machines. Default: the study's n_trials.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Start no new trial after this many seconds (> 0).")] = None,
+    timeout: Annotated[float | None, typer.Option(metavar="SECONDS", help="Start no new trial after this many seconds (> 0).")] = None,
     storage: StorageOpt = None,
-    seed: Annotated[int | None, typer.Option(help="Study seed (sampler and training seeds derive from it); "
+    seed: Annotated[int | None, typer.Option(metavar="INT", help="Study seed (sampler and training seeds derive from it); "
                                              "fixed when the study is created. Default 0.")] = None,
     device: DeviceOpt = Device.auto,
     data_root: DataRootOpt = None,
     studies_dir: StudiesDirOpt = None,
-    name: Annotated[str | None, typer.Option(help="Study name in the database (default: module name); letters, "
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="Study name in the database (default: module name); letters, "
                                              "digits, '.', '_', '-', not starting with '.' or '-'.")] = None,
     pruner: Annotated[str, typer.Option(
         metavar=f"[{'|'.join(PRUNERS)}]", callback=_one_of(PRUNERS, "pruner"),
@@ -204,13 +224,14 @@ def run(
         help="Sampler for a new study (default: the module's, else tpe); stored, so every worker and "
              "machine uses it. A grid is declared in the module: Study(sampler=samplers.grid({...})).")] = None,
     trials_per_worker: Annotated[int, typer.Option(
-        "--trials-per-worker", help="Trials each worker trains at once (>= 1), each its own budget decision. "
+        "--trials-per-worker", metavar="K", help="Trials each worker trains at once (>= 1), each its own budget decision. "
         "Where fusion is on (CUDA, or HPSEARCH_FUSE=1) those whose model and batch size match train as one "
         "model, e.g. a grid's optimizer variants; the others take turns, an epoch each.")] = 1,
     cpu_slots: Annotated[int | None, typer.Option(
         "--cpu-slots", envvar="HPSEARCH_CPU_SLOTS", min=0,
-        help="On a CPU, how many trials train at once however many workers run (default: the cores; "
+        metavar="N", help="On a CPU, how many trials train at once however many workers run (default: the cores; "
              "0: no limit).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Search: N worker processes pull trials from one shared study until the budget is met.
 
@@ -228,8 +249,14 @@ def run(
         name=name, pruner=pruner, allow_module_change=allow_module_change,
         allow_data_change=allow_data_change, sampler=sampler,
         trials_per_worker=trials_per_worker, speedups=speedups, cpu_slots=cpu_slots,
-    ), out)
-    terminal.run_summary(out, result)
+    ), err if as_json else out)
+    if as_json:
+        import dataclasses
+        import json
+
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+    else:
+        terminal.run_summary(out, result)
     if result.interrupted:
         raise typer.Exit(result.exit_code)
 
@@ -237,16 +264,16 @@ def run(
 @app.command()
 @guarded
 def best(
-    study: Annotated[str | None, typer.Argument(help="Study name (default: the only study in the storage).")] = None,
+    study: Annotated[str | None, typer.Argument(metavar="STUDY", autocompletion=_complete_study, help="Study name (default: the only study in the storage).")] = None,
     retrain: Annotated[bool, typer.Option(help="Retrain the best params over several seeds and evaluate "
                                           "the test split once.")] = False,
-    seeds: Annotated[int, typer.Option(help="Seeds to retrain with.")] = 5,
-    top_k: Annotated[int, typer.Option("--top-k", help="Re-score the K best trials on validation over "
+    seeds: Annotated[int, typer.Option(metavar="K", help="Seeds to retrain with.")] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", metavar="K", help="Re-score the K best trials on validation over "
                                        "fresh seeds and retrain the best mean.")] = 1,
     force: Annotated[bool, typer.Option(help="Retrain and evaluate the test split again (counted).")] = False,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="With --retrain: train the final runs this many "
+    epochs: Annotated[int | None, typer.Option("--epochs", metavar="N", help="With --retrain: train the final runs this many "
                                                "epochs (default: the search's); recorded.")] = None,
-    trial: Annotated[int | None, typer.Option("--trial", help="With --retrain: retrain this trial instead of the "
+    trial: Annotated[int | None, typer.Option("--trial", metavar="N", help="With --retrain: retrain this trial instead of the "
                                               "best (any COMPLETE trial: a grid's row, a Pareto-front point).")] = None,
     where: Annotated[str | None, typer.Option("--where", metavar="PARAM=VALUE,...", help=(
         "Choose a row of `hpsearch compare` (e.g. --where opt=sgd,width=32): its configuration with the best "
@@ -257,7 +284,7 @@ def best(
     storage: StorageOpt = None,
     device: DeviceOpt = Device.auto,
     data_root: DataRootOpt = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where retrained checkpoints go "
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Where retrained checkpoints go "
                                           "(OUT/STUDY/trialN-seedS.pt).")] = Path("runs"),
     artifacts: ArtifactsOpt = None,
     studies_dir: StudiesDirOpt = None,
@@ -306,26 +333,34 @@ def best(
 
 @app.command()
 @guarded
-def studies(storage: StorageOpt = None) -> None:
+def studies(storage: StorageOpt = None, as_json: JsonOpt = False) -> None:
     """One line per study: name, trials by state, best value."""
     from hpsearch.store.queries import study_lines
     from hpsearch.store.storage import open_storage
     from hpsearch.views import terminal
 
-    terminal.studies(out, study_lines(open_storage(_storage(storage), create=False)))
+    lines = study_lines(open_storage(_storage(storage), create=False))
+    if as_json:
+        import dataclasses
+        import json
+
+        print(json.dumps([dataclasses.asdict(line) for line in lines], indent=2))
+        return
+    terminal.studies(out, lines)
 
 
 @app.command()
 @guarded
 def trials(
-    study: Annotated[str, typer.Argument(help="Study name in the database.")],
-    sort: Annotated[str | None, typer.Option(help="Sort by a column: the metric (best first), a cost "
+    study: Annotated[str | None, typer.Argument(metavar="STUDY", autocompletion=_complete_study, help="Study name (default: the only study in the "
+                                                "storage).")] = None,
+    sort: Annotated[str | None, typer.Option(metavar="COLUMN", help="Sort by a column: the metric (best first), a cost "
                                              "(seconds, params, epochs) or a parameter (ascending).")] = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="Reverse the --sort order.")] = False,
-    top: Annotated[int | None, typer.Option("--top", help="Only the first N (by --sort, else the best N).")] = None,
-    columns: Annotated[str | None, typer.Option(help="Comma-separated columns for the table or CSV "
+    top: Annotated[int | None, typer.Option("--top", metavar="N", help="Only the first N (by --sort, else the best N).")] = None,
+    columns: Annotated[str | None, typer.Option(metavar="COLUMN,...", help="Comma-separated columns for the table or CSV "
                                                 "(default: as many as fit the terminal).")] = None,
-    state: Annotated[str | None, typer.Option(help="Only these states, e.g. complete,pruned.")] = None,
+    state: Annotated[str | None, typer.Option(metavar="STATE,...", help="Only these states, e.g. complete,pruned.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     storage: StorageOpt = None,
 ) -> None:
@@ -354,9 +389,10 @@ def trials(
 @app.command()
 @guarded
 def compare(
-    study: Annotated[str, typer.Argument(help="Study name in the database.")],
-    by: Annotated[str, typer.Option("--by", help="Parameter(s) to group by, comma-separated (e.g. opt,hidden); "
+    by: Annotated[str, typer.Option("--by", metavar="PARAM,...", help="Parameter(s) to group by, comma-separated (e.g. opt,hidden); "
                                     "the mean ± std is over everything else (seeds).")],
+    study: Annotated[str | None, typer.Argument(metavar="STUDY", autocompletion=_complete_study, help="Study name (default: the only study in the "
+                                                "storage).")] = None,
     metrics: Annotated[str | None, typer.Option("--metrics", metavar="NAME,...", help=(
         "Columns to show, comma-separated: any curve the trials recorded (val_loss, val_top1, val_topk, "
         "train_loss, train_top1; val_psnr, val_ssim for images) and seconds, epochs, best_epoch, n_params, "
@@ -415,11 +451,11 @@ def compare(
 @guarded
 def dashboard(
     storage: StorageOpt = None,
-    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to bind; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="Port to listen on.")] = 8080,
     artifacts: ArtifactsOpt = None,
     allowed_hosts: Annotated[str, typer.Option(
-        help="Comma-separated host names the browser may use besides the bound address and "
+        metavar="HOST,...", help="Comma-separated host names the browser may use besides the bound address and "
              "localhost (e.g. the machine's name behind a tunnel); '*' allows any.")] = "",
     allow_writes: Annotated[bool, typer.Option(
         help="Let the dashboard delete studies and change trials (notes are always writable).")] = False,
@@ -442,20 +478,20 @@ def dashboard(
 @guarded
 def storage_proxy(
     storage: StorageOpt = None,
-    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 serves other machines (with --tls-cert, "
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to bind; 0.0.0.0 serves other machines (with --tls-cert, "
                                       "or on a private network: without TLS the token travels in clear).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port, printed).")] = 13000,
+    port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="Port to listen on (0: any free port, printed).")] = 13000,
     token_file: Annotated[Path | None, typer.Option(
         "--token-file", envvar="HPSEARCH_PROXY_TOKEN_FILE",
-        help="File holding the shared secret every call must carry (else HPSEARCH_PROXY_TOKEN); workers and "
+        metavar="FILE", help="File holding the shared secret every call must carry (else HPSEARCH_PROXY_TOKEN); workers and "
              "dashboards set the same.")] = None,
     no_token: Annotated[bool, typer.Option("--no-token", help="Serve without a shared secret: only where every "
                                            "process that can reach the port is trusted.")] = False,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", envvar="HPSEARCH_PROXY_TLS_CERT",
-                                                  help="PEM certificate chain: serve TLS (clients use grpcs://HOST:PORT "
+                                                  metavar="FILE", help="PEM certificate chain: serve TLS (clients use grpcs://HOST:PORT "
                                                        "and trust its CA through HPSEARCH_PROXY_TLS_CA).")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", envvar="HPSEARCH_PROXY_TLS_KEY",
-                                                 help="PEM private key of --tls-cert.")] = None,
+                                                 metavar="FILE", help="PEM private key of --tls-cert.")] = None,
 ) -> None:
     """Serve the study database over gRPC, so many workers share a few database connections.
 
@@ -475,14 +511,15 @@ def storage_proxy(
 @app.command()
 @guarded
 def report(
-    study: Annotated[str | None, typer.Argument(help="Study name (default: the only study in the storage).")] = None,
-    out_file: Annotated[Path | None, typer.Option("--out", help="HTML file to write.",
+    study: Annotated[str | None, typer.Argument(metavar="STUDY", autocompletion=_complete_study, help="Study name (default: the only study in the storage).")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="HTML file to write.",
                                                   show_default="STUDY-report.html")] = None,
-    by: Annotated[str | None, typer.Option("--by", help="Add a comparison section grouped by these parameters "
+    by: Annotated[str | None, typer.Option("--by", metavar="PARAM,...", help="Add a comparison section grouped by these parameters "
                                            "(comma-separated; a grid study has one by its dimensions).")] = None,
     plotlyjs: Annotated[PlotlyJS, typer.Option(help="inline: opens offline (~5 MB); cdn: small file, loads plotly.js "
                                                "from cdn.plot.ly.")] = PlotlyJS.inline,
     storage: StorageOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write one self-contained HTML report (plots, retrain result) that opens offline."""
     from hpsearch.store.paths import safe_name
@@ -494,6 +531,12 @@ def report(
     st = pick_study(open_storage(url, create=False), url, study, "report")
     path = out_file or Path(f"{safe_name(st.study_name)}-report.html")
     sections = write_report(st, path, [p.strip() for p in by.split(",") if p.strip()] if by else None, plotlyjs.value)
+    if as_json:
+        import json
+
+        print(json.dumps({"study": st.study_name, "path": str(path.resolve()), "bytes": path.stat().st_size,
+                          "plots": sections}, indent=2))
+        return
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {sections} plots); open it in a browser",
               highlight=False, soft_wrap=True)
 
