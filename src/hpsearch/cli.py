@@ -22,7 +22,7 @@ from hpsearch.run import pruners
 from hpsearch.study import samplers
 
 app = typer.Typer(
-    help="Hyperparameter search for PyTorch image classifiers on a shared Optuna study.",
+    help="Hyperparameter search for PyTorch image models (classify, reconstruct, segment) on a shared Optuna study.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # click's plain help: wraps to any width; rich's panels cut option text at 80 columns
