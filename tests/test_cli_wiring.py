@@ -68,7 +68,7 @@ def test_run_turns_its_options_into_one_request(work: Work, runs: list[superviso
 
 
 @pytest.mark.parametrize("args, env, exit_code, says", [
-    (["--workers", "two"], {}, 1, "--workers must be >= 1 or auto, got 'two'"),
+    (["--workers", "two"], {}, 2, "--workers must be >= 1 or auto, got 'two'"),
     (["--pruner", "fastest"], {}, 2, "'fastest' is not a pruner; choose from median, median-time, hyperband, none"),
     (["--sampler", "grid"], {}, 2, "'grid' is not a sampler; choose from tpe, random, qmc, cmaes, nsga2"),
     ([], {"HPSEARCH_FUSE": "yes"}, 1, "HPSEARCH_FUSE='yes'"),
@@ -103,7 +103,7 @@ def test_best_retrain_turns_its_options_into_one_retrain_request(work: Work, mon
     assert (req.out_dir, req.storage_url, req.allow_module_change, req.allow_data_change) == (
         Path("ckpts"), "sqlite:///hpsearch.db", True, False)  # the default database, in the working folder
     assert req.speedups == Speedups(capture=True) and str(req.device) == "cpu"
-    r = work.cli("best", "--refit", expect=1)  # --refit without --retrain: refused before any service
+    r = work.cli("best", "--refit", expect=2)  # --refit without --retrain: refused before any service
     assert "--refit applies to --retrain" in r.output and len(seen) == 1
 
 

@@ -16,12 +16,52 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer import core as _typer_core
+from typer.core import TyperGroup
 
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import BadOption, HpsearchError
 from hpsearch.run import pruners
 from hpsearch.study import samplers
 
+# the option parser's package: newer Typer (0.29 here) vendors Click as typer._click; older Typer uses Click
+click: Any = getattr(_typer_core, "_click", None) or __import__("click")
+
+
+class _OneLineUsage(click.exceptions.UsageError):
+    """A usage error shown as every hpsearch error is: one ``error:`` line (exit 2, as Click's)."""
+
+    def show(self, file: Any = None) -> None:
+        err.print(Text.assemble(ERROR, f" {self.message}"), highlight=False, soft_wrap=True)
+
+
+def _one_line(e: Any) -> Any:
+    """The option parser's error as one line naming the help to read, not Click's three lines
+    with pydantic's "Value error," inside (Typer validates values with pydantic)."""
+    if isinstance(e, _OneLineUsage) or type(e).__name__ == "NoArgsIsHelpError":
+        return e  # already one line; or a bare `hpsearch`, which shows the help
+    message = " ".join(e.format_message().replace("Value error, ", "").split()).rstrip(".")
+    where = e.ctx.command_path if e.ctx is not None else "hpsearch"
+    return _OneLineUsage(f"{message[:1].lower()}{message[1:]}; see `{where} --help`", e.ctx)
+
+
+class _Group(TyperGroup):
+    """Usage errors of the group and of every command in hpsearch's one-line form (:func:`_one_line`)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.UsageError as e:
+            raise _one_line(e) from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.UsageError as e:
+            raise _one_line(e) from None
+
+
 app = typer.Typer(
+    cls=_Group,
     help="Hyperparameter search for PyTorch image models (classify, reconstruct, segment) on a shared Optuna study.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -242,7 +282,7 @@ def run(
 
     speedups = Speedups.from_env()  # a bad HPSEARCH_FUSE or HPSEARCH_CAPTURE is one line here, not a failed trial per worker
     if workers != "auto" and not workers.strip().isdigit():
-        raise HpsearchError(f"--workers must be >= 1 or auto, got {workers!r}")
+        raise BadOption(f"--workers must be >= 1 or auto, got {workers!r}")
     result = supervisor.run(supervisor.RunRequest(
         study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers if workers == "auto" else int(workers),
         n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
@@ -305,7 +345,7 @@ def best(
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study, "best")
     if refit and not retrain:
-        raise HpsearchError("--refit applies to --retrain: hpsearch best STUDY --retrain --refit")
+        raise BadOption("--refit applies to --retrain: hpsearch best STUDY --retrain --refit")
     rows = parse_where(where) if where is not None else None
     if not retrain:
         terminal.best(out, answer(st, trial, where=rows), as_json=as_json)

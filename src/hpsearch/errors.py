@@ -21,6 +21,13 @@ class HpsearchError(Exception):
         self.detail = detail
 
 
+class BadOption(HpsearchError):
+    """An option value that cannot work (out of range, malformed, given without the option it
+    needs): a usage error, exit 2 like the ones the option parser itself reports."""
+
+    exit_code = 2
+
+
 class StudyModuleError(HpsearchError):
     """A study module that cannot be found, imported, or lacks a declaration."""
 
@@ -62,3 +69,11 @@ class InfeasibleModel(ValueError):
 
 class UnsafePath(HpsearchError):
     """A study name or output file that would put files where they do not belong."""
+
+
+class BadStorageURL(BadOption, StorageError):
+    """A storage URL hpsearch cannot read (malformed, or a backend it does not support): exit 2."""
+
+
+class BadStudyName(BadOption, UnsafePath):
+    """A study name that could not be a file name everywhere it is used (``--name``): exit 2."""

@@ -84,7 +84,7 @@ def test_compare_names_the_command_that_retrains_its_best_row_and_best_where_ret
                       (["--where", "width=64"], "its values: 16, 32"),
                       (["--where", "width"], "PARAM=VALUE pairs"),
                       (["--where", "width=32", "--trial", "0"], "give one")):
-        out = work.cli("best", "widths", *bad, expect=1).output
+        out = work.cli("best", "widths", *bad, expect=2).output
         assert says in out and out.count("\n") == 1 and "Traceback" not in out, out
 
 
@@ -105,7 +105,7 @@ def test_compare_shows_any_metric_at_the_best_or_last_epoch_in_the_grids_order(w
     assert final[0]["metrics"]["train_top1"] == {"max": pytest.approx(0.9), "values": pytest.approx([0.9] * 3)}
     table = work.cli("compare", "widths", "--by", "width", "--metrics", "val_top1,train_top1,n_trainable").output
     assert "86.00 ± 1.00 %" in table and "3.2k" in table
-    bad = work.cli("compare", "widths", "--by", "width", "--metrics", "val_top3", expect=1).output
+    bad = work.cli("compare", "widths", "--by", "width", "--metrics", "val_top3", expect=2).output
     assert "no metric 'val_top3'" in bad and "they have:" in bad and bad.count("\n") == 1
 
 

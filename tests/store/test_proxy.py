@@ -84,9 +84,9 @@ def test_bad_proxy_urls_are_one_clear_error(url: str) -> None:
 
 
 def test_bad_input_to_the_proxy_is_one_line(work: Work) -> None:
-    r = work.cli("storage-proxy", "--storage", "mysql://u@h/db", expect=1)
+    r = work.cli("storage-proxy", "--storage", "mysql://u@h/db", expect=2)
     assert "unsupported storage" in r.output and "Traceback" not in r.output
-    r = work.cli("storage-proxy", "--storage", "grpc://127.0.0.1:13000", expect=1)
+    r = work.cli("storage-proxy", "--storage", "grpc://127.0.0.1:13000", expect=2)
     assert "serves a database, not another proxy" in r.output
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -104,7 +104,7 @@ def test_no_proxy_listening_is_one_clear_line(work: Work, monkeypatch: pytest.Mo
     r = work.cli("run", "tiny", "--storage", f"grpc://127.0.0.1:{port}", expect=1)
     assert r.output.startswith("error: no storage proxy answers at") and r.output.count("\n") == 1, r.output
     assert "waited 1s" in r.output
-    r = work.cli("studies", "--storage", "grpc://127.0.0.1", expect=1)
+    r = work.cli("studies", "--storage", "grpc://127.0.0.1", expect=2)
     assert "bad storage proxy URL" in r.output
 
 

@@ -156,7 +156,7 @@ def test_a_ladder_of_variants_over_seeds_compares_with_mean_and_std(work: Work) 
     shown = work.cli("compare", "ladder", "--by", "variant", "--test").output
     assert "look 2 at this study's test split" in shown
     assert optuna.load_study(study_name="ladder", storage=work.url).user_attrs["hpsearch:test_looks"] == 2
-    bad = work.cli("compare", "ladder", "--by", "varaint", expect=1).output
+    bad = work.cli("compare", "ladder", "--by", "varaint", expect=2).output
     assert "no parameter 'varaint'" in bad and "seed, variant" in bad
 
 

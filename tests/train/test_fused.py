@@ -438,6 +438,6 @@ def test_run_trials_per_worker_fuses_a_grids_variants_and_scores_as_alone(work: 
 
 
 def test_a_bad_trials_per_worker_is_one_line(work: Work) -> None:
-    out = work.cli("run", "tiny", "--trials-per-worker", "0", expect=1).output
+    out = work.cli("run", "tiny", "--trials-per-worker", "0", expect=2).output
     assert "--trials-per-worker must be >= 1, got 0" in out and len(out.strip().splitlines()) == 1
     assert "tiny" not in optuna.get_all_study_names(work.url)

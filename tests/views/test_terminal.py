@@ -127,7 +127,7 @@ def test_trials_top_and_sort_from_the_command_line(work: Work, tiny_search: Fini
     assert len([line for line in table if re.match(r"\s*\d+\s+complete", line)]) == 3
     by_params = json.loads(work.cli("trials", "tiny", "--sort", "params", "--format", "json").stdout)
     assert [r["n_params"] for r in by_params] == sorted(r["n_params"] for r in every)
-    r = work.cli("trials", "tiny", "--sort", "nope", expect=1)
+    r = work.cli("trials", "tiny", "--sort", "nope", expect=2)
     assert "no column 'nope'" in r.output and "Traceback" not in r.output
     lines = work.cli("studies").stdout.splitlines()
     assert "val_top1 ↑" in lines[0] and "not retrained" in lines[0]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial
 
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import BadOption
 from hpsearch.store.queries import (
     Configuration,
     best_trial,
@@ -68,7 +68,7 @@ def parse_where(text: str) -> dict[str, str]:
     for part in (p.strip() for p in text.split(",")):
         name, eq, value = part.partition("=")
         if not eq or not name.strip() or not value.strip():
-            raise HpsearchError(f"--where takes PARAM=VALUE pairs separated by commas (e.g. --where opt=sgd,width=32), "
+            raise BadOption(f"--where takes PARAM=VALUE pairs separated by commas (e.g. --where opt=sgd,width=32), "
                                 f"got {part!r}")
         where[name.strip()] = value.strip()
     return where
@@ -87,7 +87,7 @@ def best(study: optuna.Study, trial: int | None = None, retrain: RetrainRequest 
     names = objective_names(study)
     record, looked = recorded(study), False
     if where is not None and trial is not None:
-        raise HpsearchError("--where and --trial both choose what to retrain: give one")
+        raise BadOption("--where and --trial both choose what to retrain: give one")
     if settings.multi and retrain is None and trial is None and where is None:
         front = pareto_front(study)
         if not front:
@@ -97,7 +97,7 @@ def best(study: optuna.Study, trial: int | None = None, retrain: RetrainRequest 
     config, others = None, 0
     if where is not None:
         if settings.multi:
-            raise HpsearchError("--where picks a row by its mean, which several objectives do not have; "
+            raise BadOption("--where picks a row by its mean, which several objectives do not have; "
                                 "pick a Pareto-front point with --trial N")
         found = where_configurations(study, where)
         config, others = found[0], len(found) - 1

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import BadOption, HpsearchError
 from hpsearch.fmt import summary
 from hpsearch.store.records import TrialRecord, best_epoch, curves_of_trial, trial_record
 from hpsearch.study.samplers import SamplerSpec
@@ -131,9 +131,9 @@ def compare(study: optuna.Study, by: list[str], metric: str, *, metrics: list[st
     unknown = [p for p in by if p not in known]
     if not by or unknown:
         what = f"no parameter {unknown[0]!r} in study {study.study_name!r}" if unknown else "--by needs a parameter"
-        raise HpsearchError(f"{what}; its parameters: {', '.join(known) or '(none yet)'}")
+        raise BadOption(f"--by: {what}; its parameters: {', '.join(known) or '(none yet)'}")
     if at not in ("best", "final") or stat not in ("mean", "min", "max") or order not in ("score", "grid"):
-        raise HpsearchError(f"--at best|final, --stat mean|min|max, --order score|grid; got {at}, {stat}, {order}")
+        raise BadOption(f"--at best|final, --stat mean|min|max, --order score|grid; got {at}, {stat}, {order}")
     maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
     groups: dict[str, Group] = {}
     left_out: dict[str, int] = {}
@@ -161,7 +161,7 @@ def _check_metrics(metrics: list[str], trials: list[FrozenTrial]) -> None:
             hint = f"did you mean {close[0]!r}? " if close else ""
             topk = ("(val_topk is the top-k accuracy: k = 3 for 6–49 classes, 5 for 50 or more) "
                     if m.removeprefix("val_").removeprefix("train_").startswith("top") else "")
-            raise HpsearchError(f"--metrics: no metric {m!r} in these trials; {hint}{topk}they have: {', '.join(have)}")
+            raise BadOption(f"--metrics: no metric {m!r} in these trials; {hint}{topk}they have: {', '.join(have)}")
 
 
 def _grid_order(groups: list[Group], by: list[str], sampler: SamplerSpec | None) -> list[Group]:

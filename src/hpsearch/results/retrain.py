@@ -27,7 +27,7 @@ from hpsearch.data import (
     prepare,
     refit_data,
 )
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import BadOption, HpsearchError
 from hpsearch.fmt import summary
 from hpsearch.results import checkpoints
 from hpsearch.results.look import Look, look_at_test_split
@@ -125,7 +125,7 @@ def needs_look(study: optuna.Study, req: RetrainRequest) -> bool:
     ``--force`` command: another trial than the one retrained, or a refit where the record is not.
     """
     if req.seeds < 1 or req.top_k < 1 or (req.epochs is not None and req.epochs < 1):
-        raise HpsearchError("--seeds, --top-k and --epochs must be >= 1")
+        raise BadOption("--seeds, --top-k and --epochs must be >= 1")
     if req.trial is None and settings_of(study).multi:
         best_trial(study)  # raises: several objectives have no single best; names the front and --trial
     if req.trial is not None:

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from hpsearch.data import prepare, read_checked
-from hpsearch.errors import HpsearchError, StorageError, TrialsFailing
+from hpsearch.errors import BadOption, HpsearchError, StorageError, TrialsFailing
 from hpsearch.fmt import pack
 from hpsearch.run import interrupts
 from hpsearch.run.allocation import allocate
@@ -94,14 +94,14 @@ def run(req: RunRequest, console: Console | None = None) -> RunResult:
 
 def _run(req: RunRequest, console: Console) -> RunResult:
     if req.workers != "auto" and (not isinstance(req.workers, int) or req.workers < 1):
-        raise HpsearchError(f"--workers must be >= 1 or auto, got {req.workers}")
+        raise BadOption(f"--workers must be >= 1 or auto, got {req.workers}")
     if not isinstance(req.trials_per_worker, int) or req.trials_per_worker < 1:
-        raise HpsearchError(f"--trials-per-worker must be >= 1, got {req.trials_per_worker}")
+        raise BadOption(f"--trials-per-worker must be >= 1, got {req.trials_per_worker}")
     if req.n_trials is not None and not 1 <= req.n_trials <= MAX_TRIALS:
-        raise HpsearchError(f"--n-trials must be between 1 and {MAX_TRIALS:,} (a budget beyond any study's life), "
+        raise BadOption(f"--n-trials must be between 1 and {MAX_TRIALS:,} (a budget beyond any study's life), "
                             f"got {req.n_trials:,}")
     if req.timeout is not None and not req.timeout > 0:  # `not >` also refuses NaN
-        raise HpsearchError(f"--timeout must be > 0 seconds, got {req.timeout:g}; leave it out to run "
+        raise BadOption(f"--timeout must be > 0 seconds, got {req.timeout:g}; leave it out to run "
                             "until the budget is met")
     try:
         device = resolve_device(req.device)  # once: "auto" becomes the device every worker is placed on

@@ -16,7 +16,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from hpsearch.errors import UnsafePath
+from hpsearch.errors import BadStudyName, UnsafePath
 
 # Letters, digits, '.', '_', '-'; no leading '.' (hidden, '..') or '-' (read as an option).
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -25,7 +25,7 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 def check_name(name: str) -> str:
     """``name`` if hpsearch may create a study under it, else one line saying what is allowed."""
     if not PLAIN_NAME.fullmatch(name):
-        raise UnsafePath(f"study name {name!r} is not allowed: use up to 128 letters, digits, '.', '_' "
+        raise BadStudyName(f"study name {name!r} is not allowed: use up to 128 letters, digits, '.', '_' "
                          "and '-', not starting with '.' or '-'; pass --name NEW_NAME")
     return name
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import optuna
 
-from hpsearch.errors import HpsearchError, StorageError
+from hpsearch.errors import BadStorageURL, HpsearchError, StorageError
 from hpsearch.store import budget
 from hpsearch.store.compat import grpc_servicer, study_id, trial_id
 from hpsearch.store.proxy_client import SERVICE, TOKEN_ENV, TOKEN_KEY, decode, encode, require_grpc
@@ -189,7 +189,7 @@ def serve(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                            "and the same on every worker and dashboard; --no-token serves without one (only where "
                            "every process that can reach the port is trusted)")
     if is_proxy_url(url):
-        raise StorageError(f"the storage proxy serves a database, not another proxy ({url}); pass "
+        raise BadStorageURL(f"the storage proxy serves a database, not another proxy ({url}); pass "
                            "--storage sqlite:///FILE or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB")
     if not 0 <= port < 65536:
         raise StorageError(f"--port must be 0-65535, got {port}")

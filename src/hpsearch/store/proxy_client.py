@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import optuna
 
-from hpsearch.errors import StorageError
+from hpsearch.errors import BadStorageURL, StorageError
 from hpsearch.store.compat import grpc_client_with
 from hpsearch.store.storage import heartbeat_interval, with_retry
 
@@ -80,7 +80,7 @@ def parse(url: str) -> tuple[str, int]:
         port = None
     if (parts.scheme.lower() not in (SCHEME, TLS_SCHEME) or not parts.hostname or port is None or not 0 < port < 65536
             or parts.path not in ("", "/") or parts.query or parts.username or parts.password):
-        raise StorageError(f"bad storage proxy URL {url!r}; use grpc://HOST:PORT, e.g. grpc://127.0.0.1:13000 "
+        raise BadStorageURL(f"bad storage proxy URL {url!r}; use grpc://HOST:PORT, e.g. grpc://127.0.0.1:13000 "
                            "(the address `hpsearch storage-proxy` listens on), or grpcs://HOST:PORT for one serving TLS")
     return parts.hostname, port
 

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import BadOption, HpsearchError
 from hpsearch.fmt import is_pct, mean_std
 from hpsearch.hints import command
 from hpsearch.store.records import (
@@ -182,14 +182,14 @@ def where_configurations(study: optuna.Study, where: Mapping[str, str]) -> list[
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             guess = f" (did you mean {close[0]!r}?)" if close else ""
-            raise HpsearchError(f"--where: no parameter {name!r} in study {study.study_name!r}{guess}; "
+            raise BadOption(f"--where: no parameter {name!r} in study {study.study_name!r}{guess}; "
                                 f"its parameters: {', '.join(known) or '(none completed yet)'}")
         if not any(name in t.params and matches(t.params[name], text) for t in done):
             values = sorted({str(t.params[name]) for t in done if name in t.params})
-            raise HpsearchError(f"--where: no COMPLETE trial has {name}={text}; its values: {', '.join(values)}")
+            raise BadOption(f"--where: no COMPLETE trial has {name}={text}; its values: {', '.join(values)}")
     chosen = [t for t in done if all(n in t.params and matches(t.params[n], v) for n, v in where.items())]
     if not chosen:
-        raise HpsearchError("--where: no COMPLETE trial has " + ", ".join(f"{n}={v}" for n, v in where.items())
+        raise BadOption("--where: no COMPLETE trial has " + ", ".join(f"{n}={v}" for n, v in where.items())
                             + " together; `hpsearch compare STUDY --by " + ",".join(where) + "` lists the rows")
     return configurations(study, chosen)
 

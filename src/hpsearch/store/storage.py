@@ -30,7 +30,7 @@ import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from hpsearch.errors import StorageError
+from hpsearch.errors import BadStorageURL, StorageError
 
 T = TypeVar("T")
 
@@ -71,12 +71,12 @@ def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StorageError(
+        raise BadStorageURL(
             f"bad storage URL {mask(url)!r}; use e.g. sqlite:///hpsearch.db or "
             "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB"
         ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise StorageError(
+        raise BadStorageURL(
             f"unsupported storage {mask(url)!r}; hpsearch supports sqlite:///FILE, "
             "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB and grpc://HOST:PORT or grpcs://HOST:PORT (hpsearch storage-proxy)"
         )
@@ -95,7 +95,7 @@ def sqlite_path(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite":
         return None
     if not parsed.database or parsed.database == ":memory:":
-        raise StorageError("in-memory SQLite cannot be shared by workers; use sqlite:///FILE")
+        raise BadStorageURL("in-memory SQLite cannot be shared by workers; use sqlite:///FILE")
     return Path(parsed.database)
 
 

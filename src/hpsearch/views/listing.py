@@ -15,7 +15,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import BadOption
 from hpsearch.store.rows import Row
 
 FIXED = ("number", "state", "epochs", "seconds", "params", "flops", "model", "error")
@@ -83,7 +83,7 @@ def select(rows: list[Row], objectives: list[str], directions: list[str], *, sta
         want = {s.upper() for s in _names(states, list(STATES), "--state")}
         picked = [r for r in picked if r["state"] in want]
     if top is not None and top < 1:
-        raise HpsearchError(f"--top {top}: give a number of trials, 1 or more")
+        raise BadOption(f"--top {top}: give a number of trials, 1 or more")
     key = sort if sort is not None else (objectives[0] if top is not None else None)
     if key is not None:
         key = _names(key, known + ["value"], "--sort")[0]
@@ -108,11 +108,11 @@ def _sorted(rows: list[Row], column: str, objectives: list[str], descending: boo
 def _names(text: str, known: list[str], option: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise HpsearchError(f"{option} is empty; give one or more of: {', '.join(known)}")
+        raise BadOption(f"{option} is empty; give one or more of: {', '.join(known)}")
     lower = {k.lower(): k for k in known}
     bad = [n for n in names if n.lower() not in lower]
     if bad:
-        raise HpsearchError(f"{option}: no column {', '.join(repr(b) for b in bad)}; choose from: {', '.join(known)}"
+        raise BadOption(f"{option}: no column {', '.join(repr(b) for b in bad)}; choose from: {', '.join(known)}"
                             if option != "--state" else
                             f"--state: no state {', '.join(repr(b) for b in bad)}; choose from: {', '.join(known)}")
     return [lower[n.lower()] for n in names]
