@@ -63,3 +63,14 @@ def test_imports_flow_down(path: Path) -> None:
              if (other := _layer(module)) and other != me and (me, other) not in ALLOWED
              and RANK[other] >= RANK[me]]
     assert not wrong, "imports against the flow (docs/architecture.md):\n" + "\n".join(wrong)
+
+
+def test_the_package_list_holds_every_package_and_the_shipped_studies() -> None:
+    """pyproject.toml lists the packages (it maps studies/ to hpsearch.shipped, which `find` cannot):
+    a package added to src/ and not listed would be missing from every installed copy."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    conf = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {".".join(p.parent.relative_to(SRC.parent).parts) for p in SRC.rglob("__init__.py")}
+    assert set(conf["packages"]) == on_disk | {"hpsearch.shipped"}
+    assert conf["package-dir"]["hpsearch.shipped"] == "studies"

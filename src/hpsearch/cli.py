@@ -193,11 +193,12 @@ def main_options(
 
 
 def _complete_module(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Shell completion of `run STUDY`: the study modules in --studies-dir (or ./studies)."""
-    from hpsearch.study.discover import available, studies_dir
+    """Shell completion of `run STUDY`: the study modules in --studies-dir (or ./studies) and the shipped ones."""
+    from hpsearch.study.discover import available, shipped_dir, studies_dir
 
     folder = ctx.params.get("studies_dir")
-    return [n for n in available(studies_dir(folder)) if n.startswith(incomplete)]
+    names = {*available(studies_dir(folder)), *available(shipped_dir())}
+    return sorted(n for n in names if n.startswith(incomplete))
 
 
 def _complete_study(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -235,7 +236,7 @@ def _data_root(root: Path | None) -> Path:
 @app.command()
 @guarded
 def run(
-    study: Annotated[str, typer.Argument(metavar="STUDY", autocompletion=_complete_module, help="Study module name in ./studies, or a path to a .py file.")],
+    study: Annotated[str, typer.Argument(metavar="STUDY", autocompletion=_complete_module, help="Study module name in ./studies (else one shipped with hpsearch, e.g. digits), or a path to a .py file.")],
     workers: Annotated[str, typer.Option("--workers", "-w", metavar="N|auto", help="Worker processes pulling trials, or auto: one "
                                          "per core on a CPU; on CUDA as many per card as earlier trials' measured "
                                          "peak memory allows (one per card until measured).")] = "1",

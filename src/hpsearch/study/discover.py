@@ -37,25 +37,45 @@ def studies_dir(explicit: Path | None = None) -> Path:
     return Path(os.environ.get("HPSEARCH_STUDIES") or "studies")
 
 
-def available(folder: Path) -> list[str]:
-    if not folder.is_dir():
+def available(folder: Path | None) -> list[str]:
+    if folder is None or not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
 
 
+def shipped_dir() -> Path | None:
+    """The folder of the study modules shipped with hpsearch (the package ``hpsearch.shipped``,
+    the repository's ``studies/``), or None where the installation has none."""
+    try:
+        spec = importlib.util.find_spec("hpsearch.shipped")
+    except ModuleNotFoundError:
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return Path(locations[0]) if locations else None
+
+
 def resolve(ref: str, folder: Path | None = None) -> Path:
-    """STUDY → file path. A ref with a slash or ending in ``.py`` is a path; else a module name."""
+    """STUDY → file path. A ref with a slash or ending in ``.py`` is a path; else a module name in
+    the studies folder, or — unless a folder was named (--studies-dir, HPSEARCH_STUDIES) — one of
+    the studies shipped with hpsearch, so `hpsearch run digits` works from any folder."""
     if ref.endswith(".py") or os.sep in ref or "/" in ref:
         path = Path(ref)
         if not path.is_file():
             raise StudyModuleError(f"study file {ref} does not exist")
         return path
+    named = folder is not None or bool(os.environ.get("HPSEARCH_STUDIES"))
     folder = studies_dir(folder)
     path = folder / f"{ref}.py"
+    shipped = None if named else shipped_dir()
+    if not path.is_file() and shipped is not None and (shipped / f"{ref}.py").is_file():
+        return shipped / f"{ref}.py"
     if not path.is_file():
         names = available(folder)
         listing = f"available in {folder}/: {', '.join(names)}" if names else \
             f"{folder}/ has no study modules (pass --studies-dir DIR or set HPSEARCH_STUDIES)"
+        ships = available(shipped)
+        if ships:
+            listing += f"; shipped with hpsearch: {', '.join(ships)}"
         raise StudyModuleError(f"unknown study {ref!r}; {listing}")
     return path
 
