@@ -8,7 +8,8 @@ specs (register your own with :func:`register_model`) and :mod:`hpsearch.tasks` 
 models learn (classify, reconstruct, segment). :func:`load_checkpoint` rebuilds a retrained
 model from its checkpoint alone.
 
-``space``, ``samplers``, ``datasets`` and ``load_checkpoint`` resolve on first use (PEP 562),
+:mod:`hpsearch.api` runs searches, retrains and comparisons from Python (a notebook) and
+returns typed results. ``space``, ``samplers``, ``datasets``, ``load_checkpoint`` and ``api`` resolve on first use (PEP 562),
 so ``import hpsearch`` stays free of torch for the read-only commands. The packages behind
 this face are laid out in docs/architecture.md.
 """
@@ -24,6 +25,7 @@ from hpsearch.study.config import ModelConfig, OptimConfig, TrialConfig
 from hpsearch.study.declaration import Study
 
 if TYPE_CHECKING:
+    from hpsearch import api
     from hpsearch.data import datasets
     from hpsearch.results.checkpoints import load_checkpoint
     from hpsearch.study import samplers, space
@@ -32,9 +34,9 @@ __version__ = "0.2.0"
 
 _LAZY = {"space": ("hpsearch.study.space", None), "samplers": ("hpsearch.study.samplers", None),
          "datasets": ("hpsearch.data.datasets", None),
-         "load_checkpoint": ("hpsearch.results.checkpoints", "load_checkpoint")}
+         "load_checkpoint": ("hpsearch.results.checkpoints", "load_checkpoint"), "api": ("hpsearch.api", None)}
 
-__all__ = ["CAE", "CNN", "MLP", "Encoder", "ModelConfig", "ModelSpec", "OptimConfig", "Study", "Torchvision",
+__all__ = ["CAE", "CNN", "api", "MLP", "Encoder", "ModelConfig", "ModelSpec", "OptimConfig", "Study", "Torchvision",
            "TrialConfig", "UNet", "__version__", "datasets", "load_checkpoint", "register_model", "samplers",
            "space", "tasks"]
 
