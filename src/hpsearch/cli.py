@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -166,6 +167,10 @@ def guarded(fn: F) -> F:
             raise typer.Exit(exit_code(e)) from None
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # `hpsearch … | head`: the reader left; say nothing more, as Click does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(1) from None
         except Exception as e:  # noqa: BLE001 - the one boundary for unexpected failures
             if _state["debug"]:
                 raise
@@ -486,6 +491,38 @@ def compare(
         print(json.dumps(shown, indent=2))
         return
     terminal.comparison(out, shown)
+
+
+@app.command()
+@guarded
+def inspect(
+    study: Annotated[str | None, typer.Argument(metavar="STUDY", autocompletion=_complete_study, help=(
+        "Study name (default: the only study in the storage)."))] = None,
+    trial: Annotated[int | None, typer.Option("--trial", metavar="N", help=(
+        "Inspect this trial's model (any trial with a config, pruned ones too; default: the best)."))] = None,
+    as_json: JsonOpt = False,
+    storage: StorageOpt = None,
+    studies_dir: StudiesDirOpt = None,
+    allow_module_change: Annotated[bool, typer.Option(
+        help="Rebuild a model defined in the study module even though the module changed since the "
+             "search.")] = False,
+) -> None:
+    """Look inside a trial's model: one row per layer with its output shape for the study's images,
+    its parameters (trainable and frozen) and its forward FLOPs. Reads no weights and no images."""
+    import json
+
+    from hpsearch.results.inspect import layer_table
+    from hpsearch.store.queries import pick_study
+    from hpsearch.store.storage import open_storage
+    from hpsearch.views import terminal
+
+    url = _storage(storage)
+    st = pick_study(open_storage(url, create=False), url, study, "inspect")
+    table = layer_table(st, trial, studies_dir, allow_module_change)
+    if as_json:
+        print(json.dumps(table.to_dict(), indent=2))
+        return
+    terminal.layer_table(out, table)
 
 
 @app.command()

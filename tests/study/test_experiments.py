@@ -137,7 +137,7 @@ def test_a_ladder_of_variants_over_seeds_compares_with_mean_and_std(work: Work) 
     table = work.cli("compare", "ladder", "--by", "variant").output
     for variant in ("baseline", "+dropout", "+bn"):
         assert variant in table
-    assert "± " in table and "validation scores" in table
+    assert "± " in table and "best row by validation mean" in table and "hpsearch best ladder --retrain --where variant=" in table
     result = json.loads(work.cli("compare", "ladder", "--by", "variant", "--json").output)
     means = [g["mean"] for g in result["groups"]]
     assert means == sorted(means, reverse=True) and all(g["n"] == 3 and len(g["values"]) == 3 for g in result["groups"])

@@ -33,15 +33,15 @@ from hpsearch.models._spec import (
 from hpsearch.models._unet import UNet
 
 if TYPE_CHECKING:
-    from hpsearch.models._measure import Size, count_parameters, measure
+    from hpsearch.models._measure import Layer, Size, count_parameters, layers, measure
 
-__all__ = ["LEGACY_MODEL", "ACTIVATIONS", "CAE", "CNN", "UNet", "Encoder", "FREEZES", "INITS", "MLP", "ModelInfo", "ModelSpec", "Size",
+__all__ = ["LEGACY_MODEL", "ACTIVATIONS", "CAE", "CNN", "UNet", "Encoder", "FREEZES", "INITS", "MLP", "Layer", "ModelInfo", "ModelSpec", "Size",
            "Torchvision", "build", "count_parameters", "is_builtin", "measure", "register_model", "registered",
-           "spec_class", "spec_from_dict"]
+           "spec_class", "spec_from_dict", "layers"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Size", "count_parameters", "measure"):
+    if name in ("Layer", "Size", "count_parameters", "layers", "measure"):
         from hpsearch.models import _measure
 
         return getattr(_measure, name)

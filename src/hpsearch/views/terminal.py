@@ -23,6 +23,7 @@ from hpsearch.views.listing import Listing, value_of
 
 if TYPE_CHECKING:  # search imports torch; listings must not
     from hpsearch.results.best import BestAnswer
+    from hpsearch.results.inspect import LayerTable
     from hpsearch.run.supervisor import RunResult
 
 
@@ -438,3 +439,22 @@ def _measured(name: str, s: dict[str, Any], stat: str) -> str:
     if stat == "mean":
         return mean_std(s if s.get("mean") is not None else None, is_pct(name))
     return Num(s.get(stat), pct=is_pct(name)).text()
+
+
+def layer_table(console: Console, t: LayerTable) -> None:
+    """``hpsearch inspect``: one row per layer — output shape for one image, parameters, FLOPs."""
+    frozen = t.params != t.trainable
+    console.print(f"{t.study}: trial {t.trial} ({t.chosen}), {t.model.get('name', 'model')} on "
+                  f"{'×'.join(map(str, t.input))} images", highlight=False, soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for head, right in (("layer", False), ("type", False), ("output", False), ("params", True),
+                        *((("frozen", True),) if frozen else ()), ("FLOPs", True)):
+        table.add_column(head, justify="right" if right else "left", no_wrap=head != "layer")
+    for r in t.rows:
+        shape = "×".join(map(str, r.output[1:])) if r.output else "—"  # one image: the batch dimension left out
+        table.add_row(r.name, r.kind, shape, f"{r.params:,}", *([f"{r.params - r.trainable:,}"] if frozen else []),
+                      _count(r.flops))
+    console.print(table)
+    kept = f"{t.trainable:,} trainable, {t.params - t.trainable:,} frozen" if frozen else "all trainable"
+    console.print(f"{t.params:,} parameters ({kept}) · {_count(t.flops)} FLOPs per image (a multiply-add is 2) · "
+                  f"{len(t.rows)} layers", highlight=False, soft_wrap=True)

@@ -1,0 +1,84 @@
+"""`hpsearch inspect`'s layer table: its rows add up to what torch counts, on every built-in spec
+and on a user's own, and the command shows them for a trial of a real study."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import Finished, Work
+from hpsearch.models import CAE, CNN, MLP, ModelSpec, Torchvision, UNet, build, layers, measure, register_model
+
+
+@dataclass(frozen=True)
+class Info:
+    shape: tuple[int, int, int]
+    num_classes: int = 10
+
+
+class _Scaled(nn.Module):
+    """A module with a parameter of its own beside its children: its row must still be counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.body(x)
+
+
+@register_model("test_layers_scaled")
+@dataclass(frozen=True)
+class Scaled(ModelSpec):
+    def build(self, info) -> nn.Module:  # noqa: ANN001 - any ModelInfo
+        return _Scaled()
+
+
+SPECS = [
+    (CNN(), Info((1, 28, 28))),
+    (CNN(blocks=3, filters=16, batch_norm=True, bias=False, dense=64), Info((3, 32, 32))),
+    (MLP(hidden=(32, 16)), Info((1, 8, 8))),
+    (CAE(), Info((1, 28, 28))),
+    (UNet(), Info((1, 32, 32), num_classes=2)),
+    (Torchvision(arch="resnet18", min_size=32), Info((3, 32, 32))),
+    (Scaled(), Info((1, 8, 8))),
+]
+
+
+@pytest.mark.parametrize("spec, info", SPECS, ids=[type(s).__name__ for s, _ in SPECS])
+def test_the_rows_add_up_to_what_torch_counts(spec: ModelSpec, info: Info) -> None:
+    rows = layers(spec, info)
+    torch.manual_seed(0)
+    model = build(spec, info)
+    size = measure(spec, info)
+    assert sum(r.params for r in rows) == sum(p.numel() for p in model.parameters()) == size.params
+    assert sum(r.trainable for r in rows) == size.trainable
+    assert sum(r.flops for r in rows) == size.flops
+    with torch.no_grad():
+        out = model.eval()(torch.zeros(1, *info.shape))
+    last = [r for r in rows if r.output is not None][-1]
+    assert last.output == tuple(out.shape)  # the last layer run gives the model's output
+    assert len({r.name for r in rows}) == len(rows)
+
+
+def test_frozen_layers_are_counted_apart() -> None:
+    rows = layers(Torchvision(arch="resnet18", min_size=32, freeze="head_only"), Info((3, 32, 32)))
+    assert 0 < sum(r.trainable for r in rows) < sum(r.params for r in rows)
+    assert rows[-1].trainable == rows[-1].params  # the new head trains
+
+
+@pytest.mark.slow
+def test_inspect_shows_a_trials_layers(work: Work, tiny_search: Finished) -> None:
+    work.adopt(tiny_search)
+    shown = json.loads(work.cli("inspect", "--json").stdout)
+    assert shown["chosen"] == "the best trial" and shown["input"] == [1, 8, 8]
+    assert shown["layers"][0]["type"] == "Conv2d" and shown["layers"][-1]["output"] == [1, 10]
+    assert shown["params"] == sum(row["params"] for row in shown["layers"])
+    text = work.cli("inspect", "tiny", "--trial", "0").output
+    assert "Conv2d" in text and "parameters (all trainable)" in text and "FLOPs per image" in text
+    assert "--trial 99: study 'tiny' has trials 0–3" in work.cli("inspect", "--trial", "99", expect=2).output
