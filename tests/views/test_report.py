@@ -62,6 +62,7 @@ def test_report_renders_before_and_after_retrain(work: Work, tmp_path: Path, mon
     html = before.read_text()
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html)  # nothing to fetch: works offline
     assert "Not retrained yet: run <code>hpsearch best tiny --retrain</code>" in html and "Not shown" not in html
+    assert "Layers of the best trial" in html and ">Conv2d</td>" in html  # as `hpsearch inspect` shows them
     prose = re.sub(r"<script.*?</script>", "", html.split("<body", 1)[1], flags=re.DOTALL)
     assert "`" not in prose, "a caption shows a literal backtick"
     page = _rendered(before, tmp_path)

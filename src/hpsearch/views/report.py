@@ -25,6 +25,7 @@ import plotly.io
 import plotly.offline
 from optuna.trial import TrialState
 
+from hpsearch.errors import HpsearchError
 from hpsearch.fmt import is_pct, mean_std, summary
 from hpsearch.fmt import metric as fmt_metric
 from hpsearch.results.compare import compare
@@ -174,6 +175,8 @@ def write_report(study: optuna.Study, path: Path, by: list[str] | None = None, p
     page.h2("Score against model size", "Each completed trial's score against its parameters and forward "
             "FLOPs per image (log scales), one colour per model spec: what each extra parameter bought.")
     page.plot(lambda: figures.size_vs_score(study, metric))
+    if counts["complete"] and not settings.multi:
+        _layers_section(page, study)
     page.h2("Parallel coordinates", "One line per completed trial across the parameters that vary, coloured "
             "by score (yellow is better); log-scale parameters on log axes. Drag along an axis to filter.")
     page.plot(lambda: figures.parallel_coordinates(study))
@@ -195,6 +198,26 @@ def write_report(study: optuna.Study, path: Path, by: list[str] | None = None, p
            f"<body>\n{body}\n{SORT_JS}\n</body></html>\n")
     write_atomically(path, doc)  # never a half-written report under the final name
     return page.plots
+
+
+def _layers_section(page: _Page, study: optuna.Study) -> None:
+    """The best trial's model layer by layer, as `hpsearch inspect` prints it."""
+    from hpsearch.results.inspect import layer_table
+
+    try:
+        t = layer_table(study)
+    except HpsearchError as e:  # a user spec whose module changed or moved: say why, draw the rest
+        page.h2("Layers of the best trial")
+        page.missing(f"Not shown: {e}.")
+        return
+    frozen = t.params != t.trainable
+    page.h2(f"Layers of the best trial ({t.trial})", f"Each layer's output for one {'×'.join(map(str, t.input))} "
+            f"image, its parameters and its forward FLOPs (a multiply-add is 2): {t.params:,} parameters"
+            f"{f' ({t.params - t.trainable:,} frozen)' if frozen else ''}, {t.flops:,} FLOPs per image. "
+            "`hpsearch inspect --trial N` shows any other trial.")
+    rows = [[r.name, r.kind, "×".join(map(str, r.output[1:])) if r.output else "—", f"{r.params:,}",
+             *([f"{r.params - r.trainable:,}"] if frozen else []), f"{r.flops:,}"] for r in t.rows]
+    page.raw(_table(["layer", "type", "output", "params", *(["frozen"] if frozen else []), "FLOPs"], rows))
 
 
 def _trial_table(page: _Page, study: optuna.Study, metric: str) -> None:
