@@ -527,6 +527,39 @@ def inspect(
 
 @app.command()
 @guarded
+def data(
+    study: Annotated[str | None, typer.Argument(metavar="STUDY", autocompletion=_complete_study, help=(
+        "Study name (default: the only study in the storage)."))] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", metavar="DIR", help=(
+        "Also write STUDY-samples.png (one training image per class) and STUDY-classes.png (counts per "
+        "class) here."))] = None,
+    as_json: JsonOpt = False,
+    storage: StorageOpt = None,
+    data_root: DataRootOpt = None,
+) -> None:
+    """The study's dataset as the search sees it: train and validation sizes and class counts, image
+    size, normalisation; one sample image per class. Never reads the test split."""
+    import json
+
+    from hpsearch.results.overview import overview
+    from hpsearch.store.queries import pick_study
+    from hpsearch.store.storage import open_storage
+    from hpsearch.views import overview as views
+
+    url = _storage(storage)
+    st = pick_study(open_storage(url, create=False), url, study, "data")
+    seen = overview(st, _data_root(data_root))
+    written = views.write_pngs(seen, out_dir) if out_dir is not None else []
+    if as_json:
+        print(json.dumps({**seen.to_dict(), "png": [str(p) for p in written]}, indent=2))
+        return
+    views.terminal(out, seen)
+    if written:
+        out.print("wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
+
+
+@app.command()
+@guarded
 def dashboard(
     storage: StorageOpt = None,
     host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to bind; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",

@@ -84,13 +84,13 @@ def test_repeated_failures_stop_the_run_with_the_error(store: Work) -> None:
 @pytest.mark.parametrize("args, message, code", [
     (["run", "nope"], "unknown study 'nope'; available in studies/:", 1),
     (["run", "fashion_mnist", "--data-root", "empty"], "missing train-images-idx3-ubyte", 1),
-    (["run", "tiny", "--storage", "hpsearch.db"], "bad storage URL",2),
+    (["run", "tiny", "--storage", "hpsearch.db"], "bad storage URL", 2),
     (["run", "tiny", "--workers", "0"], "--workers must be >= 1", 2),
     (["run", "tiny", "--timeout", "0"], "--timeout must be > 0 seconds, got 0; leave it out", 2),
     (["run", "tiny", "--timeout", "-5"], "--timeout must be > 0 seconds, got -5", 2),
-    (["run", "tiny", "--name", "../../escaped"], "study name '../../escaped' is not allowed",2),
-    (["run", "tiny", "--name", ".hidden"], "study name '.hidden' is not allowed",2),
-    (["run", "tiny", "--name", "a/b"], "study name 'a/b' is not allowed",2),
+    (["run", "tiny", "--name", "../../escaped"], "study name '../../escaped' is not allowed", 2),
+    (["run", "tiny", "--name", ".hidden"], "study name '.hidden' is not allowed", 2),
+    (["run", "tiny", "--name", "a/b"], "study name 'a/b' is not allowed", 2),
 ])
 def test_bad_input_is_one_line_and_leaves_no_study_behind(work: Work, args: list[str], message: str, code: int) -> None:
     r = work.cli(*args, expect=code)  # 2: an option's value cannot work (a usage error); 1: what it names is not there

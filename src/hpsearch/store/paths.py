@@ -56,7 +56,7 @@ def check_output(path: Path) -> Path:
     return target
 
 
-def write_atomically(path: Path, text: str) -> Path:
+def write_atomically(path: Path, text: str | bytes) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``:
     readers see the old file or the whole new one, never half of it, and an interrupted write
     leaves no stray file. Returns the file written (see :func:`check_output`)."""
@@ -64,8 +64,8 @@ def write_atomically(path: Path, text: str) -> Path:
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
