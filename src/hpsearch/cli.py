@@ -500,29 +500,66 @@ def inspect(
         "Study name (default: the only study in the storage)."))] = None,
     trial: Annotated[int | None, typer.Option("--trial", metavar="N", help=(
         "Inspect this trial's model (any trial with a config, pruned ones too; default: the best)."))] = None,
+    feature_maps: Annotated[bool, typer.Option("--feature-maps", help=(
+        "Write every convolution's output for --images validation images as PNGs (channels tiled, one colour "
+        "scale per layer)."))] = False,
+    predictions: Annotated[int | None, typer.Option("--predictions", metavar="N", help=(
+        "Write a grid of the first N validation images with true and predicted classes and top-3 "
+        "probabilities."))] = None,
+    images: Annotated[str, typer.Option("--images", metavar="N|I,J,...", help=(
+        "With --feature-maps: the first N validation images, or these indices."))] = "1",
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", metavar="FILE", help=(
+        "Use a retrained model's weights (runs/STUDY/trialN-seedS.pt); else the trial is trained again from "
+        "its recorded seed (search trials keep no weights)."))] = None,
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Where the PNGs go.")] = Path("inspect"),
     as_json: JsonOpt = False,
     storage: StorageOpt = None,
+    device: DeviceOpt = Device.auto,
+    data_root: DataRootOpt = None,
     studies_dir: StudiesDirOpt = None,
     allow_module_change: Annotated[bool, typer.Option(
         help="Rebuild a model defined in the study module even though the module changed since the "
              "search.")] = False,
 ) -> None:
     """Look inside a trial's model: one row per layer with its output shape for the study's images,
-    its parameters (trainable and frozen) and its forward FLOPs. Reads no weights and no images."""
+    its parameters (trainable and frozen) and its forward FLOPs; with --feature-maps or
+    --predictions, what the trained model does with validation images. Never reads the test split."""
     import json
 
-    from hpsearch.results.inspect import layer_table
+    from hpsearch.results import inspect as service
     from hpsearch.store.queries import pick_study
     from hpsearch.store.storage import open_storage
     from hpsearch.views import terminal
 
     url = _storage(storage)
     st = pick_study(open_storage(url, create=False), url, study, "inspect")
-    table = layer_table(st, trial, studies_dir, allow_module_change)
+    table = service.layer_table(st, trial, studies_dir, allow_module_change)
+    shown = err if as_json else out
+    written: list[Path] = []
+    how = None
+    if feature_maps or predictions is not None:
+        from hpsearch.views import inside
+
+        if predictions is not None and predictions < 1:
+            raise BadOption(f"--predictions {predictions}: give a number of images, 1 or more")
+        model = service.trained(st, trial, _data_root(data_root), _device(device), checkpoint=checkpoint,
+                                studies_dir=studies_dir, say=lambda m: shown.print(m, highlight=False),
+                                check=(lambda d: service.validation_rows(d, images)) if feature_maps else None)
+        how = model.how
+        shown.print(how, highlight=False, soft_wrap=True)
+        if feature_maps:
+            maps = service.feature_maps(model, service.validation_rows(model.data, images))
+            written += inside.feature_map_pngs(st.study_name, model.trial, maps, out_dir)
+        if predictions is not None:
+            grid = service.predictions(model, predictions)
+            written.append(inside.predictions_png(st.study_name, model.trial, grid, out_dir / (
+                f"{st.study_name}-trial{model.trial}-predictions.png")))
     if as_json:
-        print(json.dumps(table.to_dict(), indent=2))
+        print(json.dumps({**table.to_dict(), "weights": how, "png": [str(p) for p in written]}, indent=2))
         return
     terminal.layer_table(out, table)
+    if written:
+        out.print(f"wrote {len(written)} PNG{'s' if len(written) != 1 else ''} to {out_dir}/", highlight=False)
 
 
 @app.command()

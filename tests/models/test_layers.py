@@ -82,3 +82,33 @@ def test_inspect_shows_a_trials_layers(work: Work, tiny_search: Finished) -> Non
     text = work.cli("inspect", "tiny", "--trial", "0").output
     assert "Conv2d" in text and "parameters (all trainable)" in text and "FLOPs per image" in text
     assert "--trial 99: study 'tiny' has trials 0–3" in work.cli("inspect", "--trial", "99", expect=2).output
+
+
+@pytest.mark.slow
+def test_inspect_draws_feature_maps_and_predictions_of_a_trained_trial(work: Work, tiny_retrained: Finished) -> None:
+    from PIL import Image
+
+    work.adopt(tiny_retrained)
+    shown = json.loads(work.cli("inspect", "--feature-maps", "--images", "0,3", "--predictions", "12", "--json",
+                                "--out", "pngs", "--device", "cpu").stdout)
+    assert shown["weights"].startswith(f"trial {shown['trial']} trained again from seed")
+    convs = [row for row in shown["layers"] if row["type"] == "Conv2d"]
+    maps = [p for p in shown["png"] if "-val" in p]
+    assert len(maps) == 2 * len(convs) and sum("-val3-" in p for p in maps) == len(convs)
+    (grid,) = [p for p in shown["png"] if p.endswith("-predictions.png")]
+    assert all(Image.open(p).format == "PNG" for p in shown["png"]) and Image.open(grid).size[1] > 100
+    ckpt = next((tiny_retrained.folder / "runs" / "tiny").glob("trial*-seed*.pt"))  # the retrain wrote it there
+    again = json.loads(work.cli("inspect", "--feature-maps", "--checkpoint", str(ckpt), "--json", "--out", "pngs2",
+                                "--device", "cpu").stdout)
+    assert again["weights"].startswith(f"weights from {ckpt}") and len(again["png"]) == len(convs)
+    bad = work.cli("inspect", "--feature-maps", "--images", "0,99999", "--device", "cpu", expect=2).output
+    assert "--images: the validation split has images 0–" in bad and bad.count("\n") == 1
+
+
+def test_feature_maps_of_a_model_without_convolutions_are_refused_in_one_line() -> None:
+    from hpsearch.errors import HpsearchError
+    from hpsearch.results.inspect import Trained, feature_maps
+
+    mlp = build(MLP(hidden=(8,)), Info((1, 8, 8)))
+    with pytest.raises(HpsearchError, match="no convolution layers: feature maps are the outputs of convolutions"):
+        feature_maps(Trained(0, mlp, None, "test"), [0])

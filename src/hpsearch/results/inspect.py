@@ -9,6 +9,7 @@ shapes and counts do not depend on them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,138 @@ def _trial(study: optuna.Study, number: int | None) -> FrozenTrial:
     if not 0 <= number < len(trials):
         raise BadOption(f"--trial {number}: study {study.study_name!r} has trials 0–{len(trials) - 1}")
     return trials[number]
+
+
+@dataclass
+class Trained:
+    """A trial's model with weights, and the training split it is looked at with."""
+
+    trial: int
+    model: Any  # torch.nn.Module in eval mode
+    data: Any  # hpsearch.data.SearchData: validation images come from here
+    how: str  # where the weights came from, said to the user
+
+
+def trained(study: optuna.Study, trial: int | None, data_root: Path, device: Any, *,
+            checkpoint: Path | None = None, studies_dir: Path | None = None,
+            say: Callable[[str], None] = lambda _m: None,
+            check: Callable[[Any], object] | None = None) -> Trained:
+    """The weights of a retrain checkpoint (``checkpoint``), else trial ``trial`` (default: the best)
+    trained again from its recorded seed for its recorded epochs — the run the search did, which
+    reproduces on the same device and threads (its validation score is said beside the search's).
+    ``check(data)`` runs once the data is loaded, before any training (a bad ``--images`` fails there)."""
+    from hpsearch.data import load_search_data
+    from hpsearch.results.checkpoints import load_checkpoint
+    from hpsearch.store.records import TrialRecord
+    from hpsearch.train.loop import fit
+
+    settings = settings_of(study)
+    data = load_search_data(settings.data, data_root, device, recorded=settings.train_digest,
+                            files_hash=settings.data_hash)
+    if check is not None:
+        check(data)
+    if checkpoint is not None:
+        model, ckpt = load_checkpoint(checkpoint, studies_dir=studies_dir)
+        if ckpt.get("study") not in (None, study.study_name):
+            raise BadOption(f"--checkpoint {checkpoint} is of study {ckpt['study']!r}, not {study.study_name!r}")
+        return Trained(int(ckpt.get("trial", -1)), model.to(device).eval(), data,
+                       f"weights from {checkpoint} (trial {ckpt.get('trial')}, seed {ckpt.get('seed')})")
+    chosen = _trial(study, trial)
+    try:
+        stored = config_of(chosen)
+    except KeyError:
+        raise HpsearchError(f"trial {chosen.number} has no recorded config; `hpsearch trials` lists the others") from None
+    ensure_specs([stored], settings, study_get(study, FINGERPRINT, {}), studies_dir)
+    done = TrialRecord.of_trial(chosen)
+    epochs = done.epochs or TrialConfig.from_dict(stored).epochs_in(settings.max_epochs)
+    seed = done.seeds[0] if done.seeds else 0
+    say(f"training trial {chosen.number} again from its recorded seed {seed} for {epochs} epochs "
+        "(search trials keep no weights; --checkpoint uses a retrained model's)")
+    result = fit(TrialConfig.from_dict(stored), data, epochs=epochs, seed=seed, device=device, task=settings.task)
+    again = float(getattr(result.history[-1], settings.metric))
+    searched = f"{chosen.values[0]:.4f}" if chosen.values else "—"
+    return Trained(chosen.number, result.model.eval(), data,
+                   f"trial {chosen.number} trained again from seed {seed}: {settings.metric} {again:.4f} "
+                   f"(search: {searched})")
+
+
+def validation_rows(data: Any, images: str) -> list[int]:
+    """``--images 3`` (the first three validation images) or ``--images 0,17,42`` (those)."""
+    n = len(data.val)
+    parts = [p.strip() for p in images.split(",") if p.strip()]
+    try:
+        rows = list(range(min(int(parts[0]), n))) if len(parts) == 1 else [int(p) for p in parts]
+    except (ValueError, IndexError):
+        raise BadOption(f"--images takes a count (3) or validation indices (0,17,42), got {images!r}") from None
+    bad = [r for r in rows if not 0 <= r < n]
+    if bad or not rows:
+        raise BadOption(f"--images: the validation split has images 0–{n - 1}, got {images!r}")
+    return rows
+
+
+@dataclass(frozen=True)
+class FeatureMaps:
+    """Every convolution's output for one validation image (its channels, one image each)."""
+
+    row: int  # the validation image
+    label: str  # its class
+    pixels: Any  # uint8 C×H×W, as stored
+    layers: list[tuple[str, Any]]  # (layer name, float32 numpy C×H×W), in forward order
+
+
+def feature_maps(t: Trained, rows: list[int]) -> list[FeatureMaps]:
+    """Forward hooks on every ``Conv2d`` of the model: what each one outputs for each image."""
+    import torch
+
+    convs = [(name, m) for name, m in t.model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    if not convs:
+        raise HpsearchError("this model has no convolution layers: feature maps are the outputs of convolutions "
+                            "(an MLP has none); `hpsearch inspect` shows its layers")
+    out = []
+    for row in rows:
+        seen: dict[str, Any] = {}
+        def keep(name: str, seen: dict[str, Any] = seen) -> Callable[..., None]:
+            def hook(_m: Any, _i: Any, o: Any) -> None:  # returns None: a hook's return value replaces the output
+                seen.setdefault(name, o[0].detach().cpu())
+            return hook
+        handles = [m.register_forward_hook(keep(name)) for name, m in convs]
+        try:
+            with torch.no_grad():
+                t.model(t.data.val.batch(torch.tensor([row], device=t.data.val.device)))
+        finally:
+            for h in handles:
+                h.remove()
+        y = t.data.val.y[row]
+        label = t.data.info.classes[int(y)] if y.ndim == 0 else "(mask)"
+        out.append(FeatureMaps(row, label, t.data.val.pixels(slice(row, row + 1))[0].numpy(),
+                               [(name, seen[name].float().numpy()) for name, _ in convs if name in seen]))
+    return out
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Validation images with their true class, the model's prediction and its top-k probabilities."""
+
+    rows: list[int]
+    pixels: Any  # uint8 N×C×H×W
+    truth: list[str]
+    top: list[list[tuple[str, float]]]  # per image: (class, probability), best first
+
+
+def predictions(t: Trained, n: int, k: int = 3) -> Predictions:
+    """The first ``n`` validation images (a classify study: other tasks have no class to predict)."""
+    import torch
+
+    if t.data.val.y.ndim != 1:
+        raise HpsearchError("a prediction grid shows classes: this study's targets are masks or images; its report "
+                            "shows the retrained model's outputs")
+    rows = list(range(min(n, len(t.data.val))))
+    with torch.no_grad():
+        logits = t.model(t.data.val.batch(torch.tensor(rows, device=t.data.val.device))).float().cpu()
+    probs = logits.softmax(1)
+    k = min(k, probs.shape[1])
+    values, index = probs.topk(k, dim=1)
+    classes = t.data.info.classes
+    return Predictions(rows, t.data.val.pixels(slice(0, len(rows))).numpy(),
+                       [classes[int(c)] for c in t.data.val.y[rows].cpu()],
+                       [[(classes[int(i)], float(v)) for v, i in zip(vs, ix)] for vs, ix in zip(values, index)])
