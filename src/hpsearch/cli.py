@@ -506,8 +506,13 @@ def inspect(
     predictions: Annotated[int | None, typer.Option("--predictions", metavar="N", help=(
         "Write a grid of the first N validation images with true and predicted classes and top-3 "
         "probabilities."))] = None,
+    attributions: Annotated[str | None, typer.Option("--attributions", metavar="METHOD,...", help=(
+        "Write what made the model score a class for --images validation images (Captum): saliency, "
+        "guided-backprop, integrated-gradients, grad-cam, or all."))] = None,
+    target: Annotated[str | None, typer.Option("--target", metavar="CLASS", help=(
+        "With --attributions: explain this class's score (default: each image's predicted class)."))] = None,
     images: Annotated[str, typer.Option("--images", metavar="N|I,J,...", help=(
-        "With --feature-maps: the first N validation images, or these indices."))] = "1",
+        "With --feature-maps or --attributions: the first N validation images, or these indices."))] = "1",
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", metavar="FILE", help=(
         "Use a retrained model's weights (runs/STUDY/trialN-seedS.pt); else the trial is trained again from "
         "its recorded seed (search trials keep no weights)."))] = None,
@@ -537,19 +542,31 @@ def inspect(
     shown = err if as_json else out
     written: list[Path] = []
     how = None
-    if feature_maps or predictions is not None:
+    methods = None
+    if attributions is not None:
+        methods = list(service.ATTRIBUTIONS) if attributions.strip() == "all" else \
+            [m.strip() for m in attributions.split(",") if m.strip()]
+        unknown = [m for m in methods if m not in service.ATTRIBUTIONS]
+        if unknown or not methods:
+            raise BadOption(f"--attributions: no method {unknown[0] if unknown else attributions!r}; choose from "
+                            f"{', '.join(service.ATTRIBUTIONS)} or all")
+    if feature_maps or predictions is not None or methods:
         from hpsearch.views import inside
 
         if predictions is not None and predictions < 1:
             raise BadOption(f"--predictions {predictions}: give a number of images, 1 or more")
         model = service.trained(st, trial, _data_root(data_root), _device(device), checkpoint=checkpoint,
                                 studies_dir=studies_dir, say=lambda m: shown.print(m, highlight=False),
-                                check=(lambda d: service.validation_rows(d, images)) if feature_maps else None)
+                                check=(lambda d: service.validation_rows(d, images)) if feature_maps or methods
+                                else None)
         how = model.how
         shown.print(how, highlight=False, soft_wrap=True)
         if feature_maps:
             maps = service.feature_maps(model, service.validation_rows(model.data, images))
             written += inside.feature_map_pngs(st.study_name, model.trial, maps, out_dir)
+        if methods:
+            found = service.attributions(model, service.validation_rows(model.data, images), methods, target)
+            written += inside.attribution_pngs(st.study_name, model.trial, found, out_dir)
         if predictions is not None:
             grid = service.predictions(model, predictions)
             written.append(inside.predictions_png(st.study_name, model.trial, grid, out_dir / (

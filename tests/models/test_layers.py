@@ -90,10 +90,11 @@ def test_inspect_draws_feature_maps_and_predictions_of_a_trained_trial(work: Wor
 
     work.adopt(tiny_retrained)
     shown = json.loads(work.cli("inspect", "--feature-maps", "--images", "0,3", "--predictions", "12", "--json",
-                                "--out", "pngs", "--device", "cpu").stdout)
+                                "--attributions", "all", "--out", "pngs", "--device", "cpu").stdout)
     assert shown["weights"].startswith(f"trial {shown['trial']} trained again from seed")
     convs = [row for row in shown["layers"] if row["type"] == "Conv2d"]
-    maps = [p for p in shown["png"] if "-val" in p]
+    maps = [p for p in shown["png"] if "-layer-" in p]
+    assert sum(p.endswith("-attributions.png") for p in shown["png"]) == 2  # one per image, every method in it
     assert len(maps) == 2 * len(convs) and sum("-val3-" in p for p in maps) == len(convs)
     (grid,) = [p for p in shown["png"] if p.endswith("-predictions.png")]
     assert all(Image.open(p).format == "PNG" for p in shown["png"]) and Image.open(grid).size[1] > 100
@@ -112,3 +113,47 @@ def test_feature_maps_of_a_model_without_convolutions_are_refused_in_one_line() 
     mlp = build(MLP(hidden=(8,)), Info((1, 8, 8)))
     with pytest.raises(HpsearchError, match="no convolution layers: feature maps are the outputs of convolutions"):
         feature_maps(Trained(0, mlp, None, "test"), [0])
+
+
+def test_attributions_find_the_one_pixel_a_model_looks_at() -> None:
+    """A model whose class-1 score is one pixel's value: saliency, guided backprop and integrated
+    gradients put all their weight on that pixel; Grad-CAM's map has the image's shape."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from hpsearch.data._resident import Tensors
+    from hpsearch.results.inspect import Trained, attributions
+
+    pixel = (3, 5)
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    head = nn.Linear(64, 2, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        head.weight.zero_()
+        head.weight[1, pixel[0] * 8 + pixel[1]] = 1.0
+    model = nn.Sequential(conv, nn.ReLU(inplace=True), nn.Flatten(), head)
+    x = torch.full((2, 1, 8, 8), 200, dtype=torch.uint8)
+    val = Tensors(x, torch.tensor([1, 1]), torch.zeros(1), torch.ones(1))
+    data = SimpleNamespace(val=val, info=SimpleNamespace(classes=("a", "b")))
+    (found,) = attributions(Trained(0, model, data, "test"), [0], ["saliency", "guided-backprop",
+                                                                  "integrated-gradients", "grad-cam"], target="b")
+    for method in ("saliency", "guided-backprop", "integrated-gradients"):
+        m = found.maps[method]
+        assert np.unravel_index(int(np.argmax(m)), m.shape) == pixel, method
+        assert m[pixel] > 0 and np.count_nonzero(m) == 1, method
+    assert found.maps["grad-cam"].shape == (8, 8) and found.target == "b" and found.label == "b"
+    assert model[1].inplace  # the model inspected is left as it was (Captum works on a copy)
+    with pytest.raises(Exception, match="no method 'shap'"):
+        attributions(Trained(0, model, data, "test"), [0], ["shap"])
+
+
+def test_attributions_of_a_study_without_classes_are_refused_in_one_line() -> None:
+    from types import SimpleNamespace
+
+    from hpsearch.errors import HpsearchError
+    from hpsearch.results.inspect import Trained, attributions
+
+    masks = SimpleNamespace(val=SimpleNamespace(y=torch.zeros(2, 8, 8)), info=SimpleNamespace(classes=("bg", "fg")))
+    with pytest.raises(HpsearchError, match="attributions explain a class score.*--feature-maps shows"):
+        attributions(Trained(0, nn.Identity(), masks, "test"), [0], ["saliency"])

@@ -214,3 +214,68 @@ def predictions(t: Trained, n: int, k: int = 3) -> Predictions:
     return Predictions(rows, t.data.val.pixels(slice(0, len(rows))).numpy(),
                        [classes[int(c)] for c in t.data.val.y[rows].cpu()],
                        [[(classes[int(i)], float(v)) for v, i in zip(vs, ix)] for vs, ix in zip(values, index)])
+
+
+ATTRIBUTIONS = ("saliency", "guided-backprop", "integrated-gradients", "grad-cam")
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What made the model score one class for one validation image, by each method (H×W maps)."""
+
+    row: int
+    label: str  # its true class
+    target: str  # the class explained (default: the predicted one)
+    pixels: Any  # uint8 C×H×W
+    maps: dict[str, Any]  # method → float32 numpy H×W (channels summed: |attribution| for gradients)
+
+
+def attributions(t: Trained, rows: list[int], methods: list[str], target: str | None = None) -> list[Attribution]:
+    """Captum's Saliency, GuidedBackprop, IntegratedGradients (from a black image) and LayerGradCam
+    (on the last convolution, upsampled to the image) for each image's predicted class, or for
+    ``target``. A classify model only: a score to explain needs a class."""
+    import copy
+
+    import torch
+    from captum.attr import GuidedBackprop, IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
+
+    unknown = [m for m in methods if m not in ATTRIBUTIONS]
+    if unknown:
+        raise BadOption(f"--attributions: no method {unknown[0]!r}; choose from {', '.join(ATTRIBUTIONS)}")
+    if t.data.val.y.ndim != 1:
+        raise HpsearchError("attributions explain a class score, and this study's targets are masks or images; "
+                            "--feature-maps shows what its layers respond to")
+    classes = list(t.data.info.classes)
+    if target is not None and target not in classes:
+        raise BadOption(f"--target {target!r}: the classes are {', '.join(classes)}")
+    # Captum hooks every ReLU (guided backprop) and backpropagates through the model: a copy with
+    # ReLUs that do not work in place, so the inspected model itself is left as it was
+    model = copy.deepcopy(t.model).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    if "grad-cam" in methods and not convs:
+        raise HpsearchError("grad-cam weighs the last convolution's channels, and this model has none; "
+                            "saliency, guided-backprop and integrated-gradients work for any model")
+    out = []
+    for row in rows:
+        x = t.data.val.batch(torch.tensor([row], device=t.data.val.device)).requires_grad_(True)
+        with torch.no_grad():
+            predicted = int(model(x).argmax(1))
+        c = classes.index(target) if target is not None else predicted
+        maps: dict[str, Any] = {}
+        for method in methods:
+            if method == "saliency":
+                a = Saliency(model).attribute(x, target=c, abs=True)
+            elif method == "guided-backprop":
+                a = GuidedBackprop(model).attribute(x, target=c).abs()
+            elif method == "integrated-gradients":
+                a = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=c, n_steps=32).abs()
+            else:
+                cam = LayerGradCam(model, convs[-1]).attribute(x, target=c, relu_attributions=True)
+                a = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+            maps[method] = a.detach().sum(1)[0].float().cpu().numpy()
+        y = int(t.data.val.y[row])
+        out.append(Attribution(row, classes[y], classes[c], t.data.val.pixels(slice(row, row + 1))[0].numpy(), maps))
+    return out

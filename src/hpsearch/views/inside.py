@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from hpsearch.store.paths import safe_name, write_atomically
 
 if TYPE_CHECKING:
-    from hpsearch.results.inspect import FeatureMaps, Predictions
+    from hpsearch.results.inspect import Attribution, FeatureMaps, Predictions
 
 
 def _plt() -> Any:
@@ -87,3 +87,23 @@ def predictions_png(study: str, trial: int, p: Predictions, path: Path, cols: in
                  fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.96), h_pad=1.2)  # room for four title lines above each image
     return _save(fig, path)
+
+
+def attribution_pngs(study: str, trial: int, found: list[Attribution], folder: Path) -> list[Path]:
+    """One PNG per image: the image, then each method's map over it (hot: what raised the score)."""
+    plt = _plt()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for a in found:
+        n = 1 + len(a.maps)
+        fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.6), dpi=100, squeeze=False)
+        _show(axes[0][0], a.pixels)
+        axes[0][0].set_title(f"input (true {a.label})", fontsize=8)
+        for ax, (method, m) in zip(axes[0][1:], a.maps.items()):
+            _show(ax, a.pixels)
+            ax.imshow(m, cmap="inferno", alpha=0.6, vmin=0, vmax=float(m.max()) or 1.0)
+            ax.set_title(method, fontsize=8)
+        fig.suptitle(f"{study} trial {trial}: why class {a.target}, validation image {a.row}", fontsize=9)
+        fig.tight_layout()
+        written.append(_save(fig, folder / f"{safe_name(study)}-trial{trial}-val{a.row}-attributions.png"))
+    return written
