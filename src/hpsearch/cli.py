@@ -511,8 +511,12 @@ def inspect(
         "guided-backprop, integrated-gradients, grad-cam, or all."))] = None,
     target: Annotated[str | None, typer.Option("--target", metavar="CLASS", help=(
         "With --attributions: explain this class's score (default: each image's predicted class)."))] = None,
+    neurons: Annotated[int | None, typer.Option("--neurons", metavar="N", help=(
+        "Write guided backpropagation of the N neurons of the last convolution that respond most to each "
+        "--images validation image."))] = None,
     images: Annotated[str, typer.Option("--images", metavar="N|I,J,...", help=(
-        "With --feature-maps or --attributions: the first N validation images, or these indices."))] = "1",
+        "With --feature-maps, --attributions or --neurons: the first N validation images, or these "
+        "indices."))] = "1",
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", metavar="FILE", help=(
         "Use a retrained model's weights (runs/STUDY/trialN-seedS.pt); else the trial is trained again from "
         "its recorded seed (search trials keep no weights)."))] = None,
@@ -550,15 +554,17 @@ def inspect(
         if unknown or not methods:
             raise BadOption(f"--attributions: no method {unknown[0] if unknown else attributions!r}; choose from "
                             f"{', '.join(service.ATTRIBUTIONS)} or all")
-    if feature_maps or predictions is not None or methods:
+    if neurons is not None and neurons < 1:
+        raise BadOption(f"--neurons {neurons}: give a number of neurons, 1 or more")
+    if feature_maps or predictions is not None or methods or neurons:
         from hpsearch.views import inside
 
         if predictions is not None and predictions < 1:
             raise BadOption(f"--predictions {predictions}: give a number of images, 1 or more")
         model = service.trained(st, trial, _data_root(data_root), _device(device), checkpoint=checkpoint,
                                 studies_dir=studies_dir, say=lambda m: shown.print(m, highlight=False),
-                                check=(lambda d: service.validation_rows(d, images)) if feature_maps or methods
-                                else None)
+                                check=(lambda d: service.validation_rows(d, images))
+                                if feature_maps or methods or neurons else None)
         how = model.how
         shown.print(how, highlight=False, soft_wrap=True)
         if feature_maps:
@@ -567,6 +573,9 @@ def inspect(
         if methods:
             found = service.attributions(model, service.validation_rows(model.data, images), methods, target)
             written += inside.attribution_pngs(st.study_name, model.trial, found, out_dir)
+        if neurons:
+            found_neurons = service.neurons(model, service.validation_rows(model.data, images), neurons)
+            written += inside.neuron_pngs(st.study_name, model.trial, found_neurons, out_dir)
         if predictions is not None:
             grid = service.predictions(model, predictions)
             written.append(inside.predictions_png(st.study_name, model.trial, grid, out_dir / (

@@ -90,11 +90,12 @@ def test_inspect_draws_feature_maps_and_predictions_of_a_trained_trial(work: Wor
 
     work.adopt(tiny_retrained)
     shown = json.loads(work.cli("inspect", "--feature-maps", "--images", "0,3", "--predictions", "12", "--json",
-                                "--attributions", "all", "--out", "pngs", "--device", "cpu").stdout)
+                                "--attributions", "all", "--neurons", "3", "--out", "pngs", "--device", "cpu").stdout)
     assert shown["weights"].startswith(f"trial {shown['trial']} trained again from seed")
     convs = [row for row in shown["layers"] if row["type"] == "Conv2d"]
     maps = [p for p in shown["png"] if "-layer-" in p]
     assert sum(p.endswith("-attributions.png") for p in shown["png"]) == 2  # one per image, every method in it
+    assert sum(p.endswith("-neurons.png") for p in shown["png"]) == 2
     assert len(maps) == 2 * len(convs) and sum("-val3-" in p for p in maps) == len(convs)
     (grid,) = [p for p in shown["png"] if p.endswith("-predictions.png")]
     assert all(Image.open(p).format == "PNG" for p in shown["png"]) and Image.open(grid).size[1] > 100
@@ -144,6 +145,10 @@ def test_attributions_find_the_one_pixel_a_model_looks_at() -> None:
         assert m[pixel] > 0 and np.count_nonzero(m) == 1, method
     assert found.maps["grad-cam"].shape == (8, 8) and found.target == "b" and found.label == "b"
     assert model[1].inplace  # the model inspected is left as it was (Captum works on a copy)
+    from hpsearch.results.inspect import neurons
+    (nm,) = neurons(Trained(0, model, data, "test"), [0], 1)
+    ((channel, y, x_, activation, m),) = nm.neurons  # a 1×1 convolution: a neuron sees one pixel
+    assert channel == 0 and activation > 0 and np.count_nonzero(m) == 1 and m[y, x_] > 0
     with pytest.raises(Exception, match="no method 'shap'"):
         attributions(Trained(0, model, data, "test"), [0], ["shap"])
 

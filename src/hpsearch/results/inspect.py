@@ -279,3 +279,59 @@ def attributions(t: Trained, rows: list[int], methods: list[str], target: str | 
         y = int(t.data.val.y[row])
         out.append(Attribution(row, classes[y], classes[c], t.data.val.pixels(slice(row, row + 1))[0].numpy(), maps))
     return out
+
+
+@dataclass(frozen=True)
+class NeuronMaps:
+    """Guided backpropagation of single neurons of the last convolution, for one image."""
+
+    row: int
+    label: str
+    layer: str  # the convolution's name
+    pixels: Any  # uint8 C×H×W
+    neurons: list[tuple[int, int, int, float, Any]]  # (channel, y, x, activation, H×W map), strongest first
+
+
+def neurons(t: Trained, rows: list[int], n: int) -> list[NeuronMaps]:
+    """For each image, the ``n`` channels of the last convolution that respond most to it (each at
+    its strongest position), and what in the image drives that neuron: Captum's NeuronGuidedBackprop."""
+    import copy
+
+    import torch
+    from captum.attr import NeuronGuidedBackprop
+
+    model = copy.deepcopy(t.model).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False
+    convs = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    if not convs:
+        raise HpsearchError("this model has no convolution layers, whose neurons --neurons explains; "
+                            "--attributions saliency works for any model")
+    name, layer = convs[-1]
+    out = []
+    for row in rows:
+        x = t.data.val.batch(torch.tensor([row], device=t.data.val.device)).requires_grad_(True)
+        seen: list[Any] = []
+
+        def keep(_m: Any, _i: Any, o: Any, seen: list[Any] = seen) -> None:  # None: the output stays as it is
+            seen.append(o.detach())
+        handle = layer.register_forward_hook(keep)
+        try:
+            with torch.no_grad():
+                model(x)
+        finally:
+            handle.remove()
+        act = seen[0][0]  # C×H×W (the first call, should the layer run twice)
+        peak = act.flatten(1).max(1)
+        picked = peak.values.argsort(descending=True)[:n].tolist()
+        found = []
+        for ch in picked:
+            where = int(peak.indices[ch])
+            y, xx = divmod(where, act.shape[2])
+            a = NeuronGuidedBackprop(model, layer).attribute(x, neuron_selector=(ch, y, xx))
+            found.append((ch, y, xx, float(act[ch, y, xx]), a.detach().abs().sum(1)[0].float().cpu().numpy()))
+        target = t.data.val.y[row]
+        label = t.data.info.classes[int(target)] if target.ndim == 0 else "(mask)"
+        out.append(NeuronMaps(row, label, name, t.data.val.pixels(slice(row, row + 1))[0].numpy(), found))
+    return out

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from hpsearch.store.paths import safe_name, write_atomically
 
 if TYPE_CHECKING:
-    from hpsearch.results.inspect import Attribution, FeatureMaps, Predictions
+    from hpsearch.results.inspect import Attribution, FeatureMaps, NeuronMaps, Predictions
 
 
 def _plt() -> Any:
@@ -106,4 +106,30 @@ def attribution_pngs(study: str, trial: int, found: list[Attribution], folder: P
         fig.suptitle(f"{study} trial {trial}: why class {a.target}, validation image {a.row}", fontsize=9)
         fig.tight_layout()
         written.append(_save(fig, folder / f"{safe_name(study)}-trial{trial}-val{a.row}-attributions.png"))
+    return written
+
+
+def neuron_pngs(study: str, trial: int, found: list[NeuronMaps], folder: Path) -> list[Path]:
+    """One PNG per image: the image, then each chosen neuron's guided backpropagation over it."""
+    plt = _plt()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for nm in found:
+        n = 1 + len(nm.neurons)
+        cols = min(n, 6)
+        rows = math.ceil(n / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.3 * rows), dpi=100, squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        _show(axes[0][0], nm.pixels)
+        axes[0][0].set_title(f"input ({nm.label})", fontsize=8)
+        for k, (ch, y, x, act, m) in enumerate(nm.neurons, 1):
+            ax = axes[k // cols][k % cols]
+            _show(ax, nm.pixels)
+            ax.imshow(m, cmap="inferno", alpha=0.6, vmin=0, vmax=float(m.max()) or 1.0)
+            ax.set_title(f"channel {ch} at ({y},{x}): {act:.2f}", fontsize=7)
+        fig.suptitle(f"{study} trial {trial}: guided backpropagation of the {len(nm.neurons)} strongest neurons "
+                     f"of layer {nm.layer}, validation image {nm.row}", fontsize=9)
+        fig.tight_layout()
+        written.append(_save(fig, folder / f"{safe_name(study)}-trial{trial}-val{nm.row}-neurons.png"))
     return written
