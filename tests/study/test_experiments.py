@@ -126,7 +126,7 @@ def test_a_killed_cell_is_run_again_by_the_next_run(work: Work) -> None:
 
 
 @pytest.mark.slow
-def test_a_ladder_of_variants_over_seeds_compares_with_mean_and_std(work: Work) -> None:
+def test_a_ladder_of_variants_over_seeds_compares_with_mean_and_std(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
     work.cli("run", "ladder", "--workers", "2")
     trials = optuna.load_study(study_name="ladder", storage=work.url).get_trials()
     done = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -146,7 +146,19 @@ def test_a_ladder_of_variants_over_seeds_compares_with_mean_and_std(work: Work) 
     assert "Comparison by variant" in page and "mean ± std over each group" in page
     for base in ("top1", "loss", "topk"):  # every task metric, validation beside the training pass, groups overlaid
         assert f"val_{base} (solid) and train_{base} (dashed) per epoch" in page
+    import torch
+
+    from hpsearch.results import compare_test
+    threads_seen: list[int] = []
+    real_fit = compare_test.fit
+
+    def fit_counting_threads(*a, **kw):  # noqa: ANN002, ANN003, ANN202 - the real fit, watched
+        threads_seen.append(torch.get_num_threads())
+        return real_fit(*a, **kw)
+    monkeypatch.setattr(compare_test, "fit", fit_counting_threads)
     tested = json.loads(work.cli("compare", "ladder", "--by", "variant", "--json", "--test").stdout)
+    recorded = {t.user_attrs["threads"] for t in optuna.load_study(study_name="ladder", storage=work.url).trials}
+    assert len(threads_seen) == 9 and set(threads_seen) == recorded  # retrained with the search's thread count
     assert tested["test_look"] == 1 and tested["test_looks"] == 1
     assert tested["reproduced"] == "9/9"  # CPU, same threads: every retrain is the search's run again
     assert all(0 <= g["test"]["test_top1"]["mean"] <= 1 and len(g["test"]["test_top1"]["values"]) == 3

@@ -118,3 +118,16 @@ def test_after_warm_up_building_an_optimizer_imports_nothing() -> None:
     if imported("") == "[]":
         pytest.skip("this torch builds optimizers without lazy imports: nothing to warm up")
     assert imported("warm_up()") == "[]"
+
+
+def test_a_trial_is_retrained_with_the_thread_count_it_was_searched_with() -> None:
+    """A CPU run reproduces only with its own thread count (issue 33: 2 of 6 trials reproduced
+    when the search ran 1 thread per worker and the re-run 2)."""
+    from hpsearch.train.loop import threads
+
+    before = torch.get_num_threads()
+    with threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with threads(None):  # a trial recorded before threads were
+        assert torch.get_num_threads() == before

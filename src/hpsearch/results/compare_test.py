@@ -32,7 +32,7 @@ from hpsearch.store.records import FINGERPRINT, ComparisonGroup, ComparisonRecor
 from hpsearch.study.config import TrialConfig
 from hpsearch.study.rebuild import check_data_hash, ensure_data_code, ensure_specs
 from hpsearch.train.fused import fit_together
-from hpsearch.train.loop import fit
+from hpsearch.train.loop import fit, threads
 from hpsearch.train.options import Speedups
 
 
@@ -67,12 +67,13 @@ def _test_groups(study: optuna.Study, comparison: Comparison, data_root: Path, d
         config = TrialConfig.from_dict(config_of(t))
         done = TrialRecord.of_trial(t)
         epochs, seeds = done.epochs or settings.max_epochs, list(done.seeds)
-        if done.fused:  # its repeats trained as one model: retrained the same way, they reproduce
-            results = fit_together([config] * len(seeds), data, epochs=epochs, seeds=seeds, device=device,
-                                   task=settings.task, speedups=replace(speedups, fuse=True))
-        else:
-            results = [fit(config, data, epochs=epochs, seed=seed, device=device, task=settings.task, speedups=speedups)
-                       for seed in seeds]
+        with threads(done.threads if device.type == "cpu" else None):  # the search's count: it reproduces
+            if done.fused:  # its repeats trained as one model: retrained the same way, they reproduce
+                results = fit_together([config] * len(seeds), data, epochs=epochs, seeds=seeds, device=device,
+                                       task=settings.task, speedups=replace(speedups, fuse=True))
+            else:
+                results = [fit(config, data, epochs=epochs, seed=seed, device=device, task=settings.task,
+                               speedups=speedups) for seed in seeds]
         again = statistics.fmean(float(getattr(r.history[-1], settings.metric)) for r in results)
         searched = float(t.values[0])
         reproduced += math.isclose(again, searched, rel_tol=1e-6, abs_tol=1e-9)

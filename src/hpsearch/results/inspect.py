@@ -102,7 +102,7 @@ def trained(study: optuna.Study, trial: int | None, data_root: Path, device: Any
     from hpsearch.data import load_search_data
     from hpsearch.results.checkpoints import load_checkpoint
     from hpsearch.store.records import TrialRecord
-    from hpsearch.train.loop import fit
+    from hpsearch.train.loop import fit, threads
 
     settings = settings_of(study)
     data = load_search_data(settings.data, data_root, device, recorded=settings.train_digest,
@@ -126,7 +126,8 @@ def trained(study: optuna.Study, trial: int | None, data_root: Path, device: Any
     seed = done.seeds[0] if done.seeds else 0
     say(f"training trial {chosen.number} again from its recorded seed {seed} for {epochs} epochs "
         "(search trials keep no weights; --checkpoint uses a retrained model's)")
-    result = fit(TrialConfig.from_dict(stored), data, epochs=epochs, seed=seed, device=device, task=settings.task)
+    with threads(done.threads if str(device) == "cpu" else None):  # the search's count: it reproduces
+        result = fit(TrialConfig.from_dict(stored), data, epochs=epochs, seed=seed, device=device, task=settings.task)
     again = float(getattr(result.history[-1], settings.metric))
     searched = f"{chosen.values[0]:.4f}" if chosen.values else "—"
     return Trained(chosen.number, result.model.eval(), data,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -280,3 +281,21 @@ def fit(
     result = run.result()
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+@contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """Train with ``n`` CPU threads (a trial's recorded count), then restore the process's.
+
+    A CPU run reproduces bit for bit only with the thread count it ran with: the reductions of
+    a convolution's backward pass split the work by thread. A search worker ran with one thread
+    beside others; retraining the trial from its seed in a two-thread process gave 0.5774 where
+    the search had 0.5790 (issue 33). ``None`` (a trial recorded before threads were): unchanged.
+    """
+    before = torch.get_num_threads()
+    if n is not None and n >= 1:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
