@@ -156,3 +156,37 @@ def test_configs_stored_by_hpsearch_0_1_read_as_the_cnn_spec() -> None:
            "batch_size": 64, "augment": "none"}
     config = TrialConfig.from_dict(old)
     assert config.model == CNN(blocks=1, filters=8, dense=0) and config.optim.name == "adam"
+
+
+@dataclass(frozen=True)
+class _Info:
+    shape: tuple[int, int, int]
+    num_classes: int
+
+
+@pytest.mark.parametrize("kernel", [3, 4, 5])
+@pytest.mark.parametrize("padding", ["same", "valid", 0, 1, 2])
+@pytest.mark.parametrize("downsample", ["maxpool", "stride"])
+def test_every_kernel_and_padding_a_report_sweeps_builds(kernel: int, padding: str | int, downsample: str) -> None:
+    """kernel ∈ {3, 4, 5} refused the whole run ("kernel must be odd with same padding"), and
+    padding was same/valid only, not 0/1/2 (issue 33). Same padding keeps the size for any kernel."""
+    from hpsearch.models import layers
+
+    info = _Info((1, 28, 28), 10)
+    spec = CNN(blocks=2, filters=4, kernel=kernel, padding=padding, downsample=downsample, dense=8,  # type: ignore[arg-type]
+               batch_norm=False)
+    model = build(spec, info)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    if padding == "same" and downsample == "maxpool":
+        first_conv = next(r for r in layers(spec, info) if r.kind == "Conv2d")
+        assert first_conv.output == (1, 4, 28, 28)
+
+
+def test_no_bias_anywhere_is_one_setting_away() -> None:
+    """bias=False removed the convs' biases and kept both dense layers' (issue 33): head_bias too."""
+    info = _Info((1, 8, 8), 10)
+    model = build(CNN(blocks=1, filters=4, dense=8, bias=False, head_bias=False), info)
+    assert not [n for n, _ in model.named_parameters() if n.endswith("bias") and "." in n
+                and isinstance(model[int(n.split(".")[0])], torch.nn.Linear | torch.nn.Conv2d)]
+    kept = build(CNN(blocks=1, filters=4, dense=8, bias=False), info)  # as before: the head keeps its biases
+    assert sum(isinstance(m, torch.nn.Linear) and m.bias is not None for m in kept) == 2

@@ -17,7 +17,8 @@ def test_unknown_keys_are_errors_not_dropped() -> None:
 
 
 @pytest.mark.parametrize("bad, match", [
-    (lambda: ModelConfig(kernel=4), "kernel must be odd"),
+    (lambda: ModelConfig(padding=-1), "padding must be same, valid or a number of pixels >= 0"),
+    (lambda: ModelConfig(padding="full"), "padding must be same, valid or a number of pixels >= 0"),
     (lambda: ModelConfig(activation="swish2"), "activation must be one of"),
     (lambda: OptimConfig(name="lbfgs"), "optimizer must be one of"),
     (lambda: OptimConfig(name="adam", momentum=0.9), "momentum applies to sgd/rmsprop only"),

@@ -35,12 +35,15 @@ class CNN(ModelSpec):
     dropout: float = 0.0  # before each dense layer
     dense: int = 128  # hidden units of the head; 0 = linear classifier on the features
     convs: int = 1  # convolutions per block
-    padding: Literal["same", "valid"] = "same"  # valid: each conv shrinks the map by kernel - 1
+    # same: the map keeps its size (an even kernel pads one more pixel right and below), valid: each
+    # conv shrinks it by kernel - 1, an int: that many pixels of zeros on every side
+    padding: Literal["same", "valid"] | int = "same"
     downsample: Literal["maxpool", "avgpool", "stride", "none"] = "maxpool"  # stride: last conv has stride 2
     pool_kernel: int = 2
     pool_stride: int | None = None  # None: the pool kernel (non-overlapping)
     bn_position: Literal["before", "after"] = "before"  # BN before or after the activation
-    bias: bool | None = None  # None: no conv bias where a BN right after it makes it redundant
+    bias: bool | None = None  # of the convs; None: none where a BN right after it makes it redundant
+    head_bias: bool = True  # of the dense layers (bias=False, head_bias=False: no bias anywhere)
     head: Literal["flatten", "gap"] = "flatten"  # gap: global average pool instead of flattening
     init: str = "default"  # default (PyTorch's), kaiming, xavier, orthogonal
     init_seed: int | None = None  # None: initialised from the trial's training seed
@@ -51,9 +54,9 @@ class CNN(ModelSpec):
         check(self.convs >= 1, f"convs must be >= 1, got {self.convs}")
         check(self.organisation in ("same", "double", "half"),
               f"organisation must be same/double/half, got {self.organisation!r}")
-        check(self.padding in ("same", "valid"), f"padding must be same/valid, got {self.padding!r}")
-        check(self.padding == "valid" or self.kernel % 2 == 1,
-              f"kernel must be odd with same padding, got {self.kernel}")
+        check(self.padding in ("same", "valid") or (isinstance(self.padding, int) and not isinstance(self.padding, bool)
+                                                   and self.padding >= 0),
+              f"padding must be same, valid or a number of pixels >= 0, got {self.padding!r}")
         check(self.kernel >= 1, f"kernel must be >= 1, got {self.kernel}")
         check(self.downsample in ("maxpool", "avgpool", "stride", "none"),
               f"downsample must be maxpool/avgpool/stride/none, got {self.downsample!r}")
@@ -79,18 +82,24 @@ class CNN(ModelSpec):
 
         c, h, w = info.shape
         bias = self.bias if self.bias is not None else not (self.batch_norm and self.bn_position == "before")
-        pad = self.kernel // 2 if self.padding == "same" else 0
+        # (left, right, top, bottom): "same" with an even kernel pads one more after, as TensorFlow and
+        # PyTorch's padding="same" do; an odd one (and an int) pads evenly, inside the conv itself
+        total = self.kernel - 1 if self.padding == "same" else 2 * self.padding if isinstance(self.padding, int) else 0
+        before, after = total // 2, total - total // 2
         pool_stride = self.pool_stride or self.pool_kernel
         layers: list[nn.Module] = []
         with seeded(self.init_seed):
             for b, f in enumerate(self.block_filters()):
                 for j in range(self.convs):
                     stride = 2 if self.downsample == "stride" and j == self.convs - 1 and min(h, w) >= 2 else 1
-                    h, w = ((s + 2 * pad - self.kernel) // stride + 1 for s in (h, w))
+                    h, w = ((s + total - self.kernel) // stride + 1 for s in (h, w))
                     if min(h, w) < 1:
                         raise InfeasibleModel(f"block {b + 1} shrinks the {info.shape[1]}×{info.shape[2]} image "
                                               f"below one pixel ({self.padding} {self.kernel}×{self.kernel} convs)")
-                    layers.append(nn.Conv2d(c, f, self.kernel, stride=stride, padding=pad, bias=bias))
+                    if before != after:
+                        layers.append(nn.ZeroPad2d((before, after, before, after)))
+                    layers.append(nn.Conv2d(c, f, self.kernel, stride=stride, padding=before if before == after else 0,
+                                            bias=bias))
                     if self.batch_norm and self.bn_position == "before":
                         layers += [nn.BatchNorm2d(f), activation(self.activation)]
                     elif self.batch_norm:
@@ -109,9 +118,10 @@ class CNN(ModelSpec):
                 layers.append(nn.Flatten())
                 features = c * h * w
             if self.dense > 0:
-                layers += [nn.Dropout(self.dropout), nn.Linear(features, self.dense), activation(self.activation)]
+                layers += [nn.Dropout(self.dropout), nn.Linear(features, self.dense, bias=self.head_bias),
+                           activation(self.activation)]
                 features = self.dense
-            layers += [nn.Dropout(self.dropout), nn.Linear(features, info.num_classes)]
+            layers += [nn.Dropout(self.dropout), nn.Linear(features, info.num_classes, bias=self.head_bias)]
             model = nn.Sequential(*layers)
             initialise(model, self.init, self.activation)
         return model

@@ -49,7 +49,7 @@ def cnn(
     dropout: tuple[float, float] = (0.0, 0.5),
     dense: Sequence[int] = (0, 64, 128, 256),
     convs: Sequence[int] | None = None,
-    padding: Sequence[str] | None = None,
+    padding: Sequence[str | int] | None = None,
     downsample: Sequence[str] | None = None,
     bn_position: Sequence[str] | None = None,
     head: Sequence[str] | None = None,
