@@ -190,3 +190,20 @@ def test_no_bias_anywhere_is_one_setting_away() -> None:
                 and isinstance(model[int(n.split(".")[0])], torch.nn.Linear | torch.nn.Conv2d)]
     kept = build(CNN(blocks=1, filters=4, dense=8, bias=False), info)  # as before: the head keeps its biases
     assert sum(isinstance(m, torch.nn.Linear) and m.bias is not None for m in kept) == 2
+
+
+def test_a_backbones_new_head_can_have_hidden_layers() -> None:
+    """"Replace the last layer with FC512 → GELU" needed a user spec (issue 33)."""
+    from hpsearch.models import spec_from_dict
+
+    spec = Torchvision(arch="resnet18", min_size=32, head_hidden=(512,), head_activation="gelu", head_dropout=0.1)
+    assert spec_from_dict(spec.to_dict()) == spec
+    model = build(spec, _Info((3, 32, 32), 10))
+    head = model.head
+    assert [type(m).__name__ for m in head] == ["Linear", "GELU", "Dropout", "Linear"]
+    assert (head[0].in_features, head[0].out_features, head[-1].out_features) == (512, 512, 10)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert [type(m).__name__ for m in [build(Torchvision(arch="resnet18", min_size=32), _Info((3, 32, 32), 10)).head]] \
+        == ["Linear"]  # without it, the one linear layer as before (checkpoints keep their keys)
+    with pytest.raises(ValueError, match="head_activation must be one of"):
+        Torchvision(arch="resnet18", head_activation="swish2")

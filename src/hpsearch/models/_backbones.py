@@ -32,9 +32,19 @@ class _Finetune(ModelSpec):
     freeze_k: int = 1  # first_k: how many stages from the bottom stay frozen
     unfreeze_every: int = 1  # gradual: epochs between unfreezing one more stage
     backbone_lr: float = 1.0  # trunk lr = this × the study's lr (discriminative lr)
+    head_hidden: tuple[int, ...] = ()  # dense layers of the new head before the classes: (512,) is FC512 → act
+    head_activation: str = "relu"
+    head_dropout: float = 0.0  # after each hidden dense layer of the head
 
     def _check_finetune(self) -> None:
+        from hpsearch.models._options import ACTIVATIONS
+
         check(self.freeze in FREEZES, f"freeze must be one of {', '.join(FREEZES)}, got {self.freeze!r}")
+        check(all(isinstance(h, int) and h >= 1 for h in self.head_hidden),
+              f"head_hidden must be widths >= 1, got {self.head_hidden!r}")
+        check(self.head_activation in ACTIVATIONS,
+              f"head_activation must be one of {', '.join(ACTIVATIONS)}, got {self.head_activation!r}")
+        check(0 <= self.head_dropout < 1, f"head_dropout must be in [0, 1), got {self.head_dropout}")
         check(self.freeze_k >= 0 and self.unfreeze_every >= 1, "freeze_k must be >= 0 and unfreeze_every >= 1")
         check(self.backbone_lr >= 0, f"backbone_lr must be >= 0, got {self.backbone_lr}")
 
@@ -88,7 +98,8 @@ class Torchvision(_Finetune):
             net = torchvision.models.get_model(self.arch, weights=None, **kw)
             adapt_first_conv(net, info.shape[0])
             exact = getattr(net, "image_size", None) and (net.image_size, net.image_size) or exact  # ViT
-            model = Transferred(net, info.num_classes, max(self.min_size, floor), exact)
+            model = Transferred(net, info.num_classes, max(self.min_size, floor), exact, tuple(self.head_hidden),
+                                self.head_activation, self.head_dropout)
             initialise(model if self.weights is None else model.head, self.init)
         return model
 
@@ -206,7 +217,8 @@ class Encoder(_Finetune):
             source = spec_from_dict(self.trunk["model"])
             c, h, w = shape
             net = source.transfer_net(build(source, _Shape((c, h, w), 2)))  # class count is replaced by the new head
-            model = Transferred(net, info.num_classes)
+            model = Transferred(net, info.num_classes, hidden=tuple(self.head_hidden),
+                                activation=self.head_activation, dropout=self.head_dropout)
             initialise(model.head, self.init)
         return model
 

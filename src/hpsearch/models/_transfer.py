@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpsearch.errors import ModelError
+
 
 class Transferred(nn.Module):
     """``net`` with its classifier replaced by a new head, resizing inputs it cannot take as they are.
@@ -34,14 +36,27 @@ class Transferred(nn.Module):
     """
 
     def __init__(self, net: nn.Module, num_classes: int, min_size: int = 0,
-                 exact_size: tuple[int, int] | None = None) -> None:
+                 exact_size: tuple[int, int] | None = None, hidden: tuple[int, ...] = (),
+                 activation: str = "relu", dropout: float = 0.0) -> None:
         super().__init__()
         self.net = net
         self.min_size = min_size
         self.exact_size = exact_size
         parent, attr, old = _classifier(net)
-        if isinstance(old, nn.Linear):
+        if isinstance(old, nn.Linear) and hidden:  # "replace the last layer with FC512 → GELU → the classes"
+            from hpsearch.models._layers import activation as act
+
+            layers: list[nn.Module] = []
+            width = old.in_features
+            for h in hidden:
+                layers += [nn.Linear(width, h), act(activation), *([nn.Dropout(dropout)] if dropout else [])]
+                width = h
+            setattr(parent, attr, nn.Sequential(*layers, nn.Linear(width, num_classes)))
+        elif isinstance(old, nn.Linear):
             setattr(parent, attr, nn.Linear(old.in_features, num_classes))
+        elif hidden:
+            raise ModelError(f"{type(net).__name__} ends in a 1×1 convolution, not a dense layer: head_hidden "
+                             "applies to networks whose classifier is a Linear layer")
         else:  # SqueezeNet's 1×1 convolution classifier
             setattr(parent, attr, nn.Conv2d(old.in_channels, num_classes, old.kernel_size))  # type: ignore[arg-type]
         self.head_name = _top_level_name(net, parent, attr)
