@@ -305,3 +305,26 @@ def test_a_task_registers_by_kind_and_is_rebuilt_from_what_a_study_stored() -> N
         tasks.from_dict({"kind": "nope"})
     with pytest.raises(TypeError, match="decorates a Task subclass"):
         tasks.register_task("bad")(int)  # type: ignore[type-var]
+
+
+def test_a_sigmoid_decoder_is_taken_as_pixels_when_declared_and_refused_when_not() -> None:
+    """A decoder ending in Sigmoid trained under reconstruct to 10.6 dB without a word: its [0, 1]
+    output was read as normalised images (issue 33)."""
+    from types import SimpleNamespace
+
+    from hpsearch.tasks import from_dict, reconstruct
+
+    pixels = torch.rand(4, 1, 8, 8)
+    mean, std = torch.tensor([0.3]), torch.tensor([0.4])
+    data = SimpleNamespace(mean=mean, std=std)
+    x = (pixels - mean[None, :, None, None]) / std[None, :, None, None]  # what the model takes
+    with pytest.raises(ValueError, match=r"a decoder ending in Sigmoid\?.*reconstruct\(output='pixels'\)"):
+        reconstruct().check_output(torch.sigmoid(torch.randn(4, 1, 8, 8)), x, x)
+    declared = reconstruct(output="pixels")
+    declared.check_output(torch.sigmoid(torch.randn(4, 1, 8, 8)), x, x)  # fine once declared
+    assert float(declared.loss(pixels, x, x, data)) == pytest.approx(0.0, abs=1e-12)  # its output *is* pixels
+    assert float(reconstruct().loss(x, x, x, data)) == pytest.approx(0.0, abs=1e-12)  # the normalised way, as before
+    assert from_dict(declared.to_dict()) == declared
+    assert from_dict({"kind": "reconstruct", "loss_name": "l1"}).output == "normalized"  # a study stored before
+    with pytest.raises(ValueError, match="output=...\\) must be one of normalized, pixels"):
+        reconstruct(output="0-1")

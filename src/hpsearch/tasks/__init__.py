@@ -57,10 +57,12 @@ def classify() -> Classify:
     return Classify()
 
 
-def reconstruct(loss: str = "mse") -> Reconstruct:
+def reconstruct(loss: str = "mse", output: str = "normalized") -> Reconstruct:
     """The input image back (targets = inputs); ``loss`` is ``"mse"`` or ``"l1"`` on pixels in
-    [0, 1]; metrics ``loss``, ``mse``, ``psnr``, ``ssim`` (default ``val_psnr``)."""
-    return Reconstruct(loss=loss)
+    [0, 1]; metrics ``loss``, ``mse``, ``psnr``, ``ssim`` (default ``val_psnr``). ``output``: what
+    the model returns — ``"normalized"`` images, as it takes them (the built-in ``cae``), or
+    ``"pixels"`` in [0, 1] (a decoder ending in Sigmoid)."""
+    return Reconstruct(loss=loss, output=output)
 
 
 def segment(loss: str = "ce", samples: int = 12) -> Segment:

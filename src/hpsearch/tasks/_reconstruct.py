@@ -45,9 +45,13 @@ def per_image(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tenso
     return {"mse": mse, "psnr": psnr.clamp(max=MAX_PSNR), "ssim": ssim}
 
 
+OUTPUTS = ("normalized", "pixels")
+
+
 @dataclass(frozen=True)
 class Reconstruct(Task):
     loss_name: str = "mse"
+    output: str = "normalized"  # what the model returns: normalised images (as it takes), or pixels in [0, 1]
 
     kind: ClassVar[str] = "reconstruct"
     test_sections: ClassVar[tuple[str, ...]] = ("reconstructions", "distribution")
@@ -56,23 +60,39 @@ class Reconstruct(Task):
     default_metric: ClassVar[str] = "val_psnr"
     headline: ClassVar[str] = "psnr"
 
-    def __init__(self, loss: str = "mse", loss_name: str | None = None) -> None:  # `loss` reads better in a study
+    def __init__(self, loss: str = "mse", loss_name: str | None = None,  # `loss` reads better in a study
+                 output: str = "normalized") -> None:
         name = loss_name or loss
         if name not in LOSSES:
             raise ValueError(f"reconstruct(loss=...) must be one of {', '.join(LOSSES)}, got {name!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"reconstruct(output=...) must be one of {', '.join(OUTPUTS)}, got {output!r}")
         object.__setattr__(self, "loss_name", name)
+        object.__setattr__(self, "output", output)
 
     def check_output(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
         if out.shape != x.shape:
             raise ValueError(f"the reconstruct task needs the model to return images shaped like its input "
                              f"({'×'.join(map(str, x.shape[1:]))}); it returns {'×'.join(map(str, out.shape[1:]))} "
                              "(use model cae, or a spec whose build returns an image)")
+        # a decoder ending in Sigmoid returns pixels in (0, 1); taken as normalised images (which go below
+        # 0 here) it trained without complaint to 10.6 dB (issue 33): refused on its first batch instead
+        if self.output == "normalized" and float(x.min()) < 0 and 0 < float(out.min()) and float(out.max()) < 1:
+            raise ValueError("the model's outputs all lie strictly between 0 and 1 (a decoder ending in Sigmoid?) "
+                             "while reconstruct compares normalised images; declare tasks.reconstruct(output="
+                             "'pixels') so they are taken as pixels in [0, 1]")
+
+    def pixels(self, out: torch.Tensor, data: Tensors) -> torch.Tensor:
+        """The model's output as pixels, unclamped: de-normalised, or as it is (``output="pixels"``)."""
+        if self.output == "pixels":
+            return out
+        return out * data.std[None, :, None, None] + data.mean[None, :, None, None]
 
     def loss(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor, data: Tensors) -> torch.Tensor:
         import torch.nn.functional as F
 
         mean, std = data.mean[None, :, None, None], data.std[None, :, None, None]
-        pred, target = out * std + mean, x * std + mean  # pixels; the prediction unclamped (see above)
+        pred, target = self.pixels(out, data), x * std + mean  # pixels; the prediction unclamped (see above)
         return F.mse_loss(pred, target) if self.loss_name == "mse" else F.l1_loss(pred, target)
 
     def _scores(self, model: nn.Module, data: Tensors, keep: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -85,8 +105,8 @@ class Reconstruct(Task):
             kept: list[torch.Tensor] = []
             for _, x in eval_batches(data):
                 out = model(x).float()
-                pred, target = to_pixels(out, data), to_pixels(x, data)
-                raw = out * data.std[None, :, None, None] + data.mean[None, :, None, None]
+                raw = self.pixels(out, data)
+                pred, target = raw.clamp(0, 1), to_pixels(x, data)
                 err = (raw - target)
                 loss = err.square() if self.loss_name == "mse" else err.abs()
                 scores = {"loss": loss.flatten(1).mean(1), **per_image(pred, target)}
@@ -121,4 +141,6 @@ class Reconstruct(Task):
         return [Column("loss", f"loss ({loss})"), Column("mse", "MSE"), Column("psnr", "PSNR dB"), Column("ssim", "SSIM")]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "loss": self.loss_name}
+        # output only where it is not the default: what studies stored before it existed reads the same
+        return {"kind": self.kind, "loss": self.loss_name, **({"output": self.output} if self.output != "normalized"
+                                                               else {})}
