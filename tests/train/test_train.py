@@ -131,3 +131,26 @@ def test_a_trial_is_retrained_with_the_thread_count_it_was_searched_with() -> No
     assert torch.get_num_threads() == before
     with threads(None):  # a trial recorded before threads were
         assert torch.get_num_threads() == before
+
+
+def test_augmentations_compose_like_a_reports_transforms(digits) -> None:  # noqa: ANN001
+    """"RandomHorizontalFlip + ColorJitter(0.2, 0.2, 0.2)" and "rotation + flip + random-resized
+    crop" could not be written: one named choice only (issue 33)."""
+    from hpsearch.data._augment import compose
+
+    spec = "rotation(10)+flip+resized_crop(0.7)+color_jitter(0.2,0.2,0.2)"
+    cfg = TrialConfig(ModelConfig(blocks=1, filters=8, dense=0), OptimConfig(lr=3e-3), 64, spec)
+    a, b = (fit(cfg, digits, epochs=1, seed=3, device=CPU) for _ in range(2))
+    assert a.curves()["train_loss"] == b.curves()["train_loss"]  # seeded like every augmentation
+    x = torch.randn(16, 3, 8, 8)
+    augment = compose("flip+color_jitter(0.2,0.2,0.2)")
+    assert augment is not None
+    y = augment(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and not torch.equal(x, y)
+    jitter_only = compose("color_jitter(0,0,0)")
+    assert jitter_only is not None and torch.equal(jitter_only(x, torch.Generator().manual_seed(0)), x)
+    for bad, says in (("flip+blur", r"got 'flip\+blur'"), ("rotation(a)", "must be numbers"),
+                      ("color_jitter(1,2,3,4)", "takes at most 3")):
+        with pytest.raises(ValueError, match=says):
+            TrialConfig(augment=bad)
+    assert TrialConfig(augment="color_jitter").augment == "color_jitter"  # the name alone, as stored since 0.1

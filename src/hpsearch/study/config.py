@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpsearch.data._augment_spec import parse as parse_augment
 from hpsearch.models import CNN, ModelSpec, spec_class, spec_from_dict
 from hpsearch.models._options import ACTIVATIONS
 
@@ -92,7 +93,7 @@ class TrialConfig:
     model: ModelSpec = field(default_factory=CNN)
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch_size: int = 64
-    augment: str = "none"
+    augment: str = "none"  # a name of AUGMENTATIONS, or parts joined by "+": "flip+color_jitter(0.2,0.2,0.2)"
     epochs: int | None = None
 
     def __post_init__(self) -> None:
@@ -108,8 +109,7 @@ class TrialConfig:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.epochs is None or (isinstance(self.epochs, int) and not isinstance(self.epochs, bool)
                                        and self.epochs >= 1), f"epochs must be an int >= 1 (or None), got {self.epochs!r}")
-        _check(self.augment in AUGMENTATIONS,
-               f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        parse_augment(self.augment)  # a name of AUGMENTATIONS, or parts composed with '+' (data._augment)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"model": self.model.to_dict(), "optim": dataclasses.asdict(self.optim),

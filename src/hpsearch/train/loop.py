@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from hpsearch.data import AUGMENTS, SearchData
+from hpsearch.data import SearchData
+from hpsearch.data._augment import compose
 from hpsearch.models import build, count_parameters
 from hpsearch.study.config import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OptimConfig, TrialConfig
 from hpsearch.tasks import Task, classify
@@ -186,7 +187,7 @@ class Training:
         self.bs = min(config.batch_size, self.n)
         self.steps = self.n // self.bs  # drop the ragged last batch: BN and step counts stay well defined
         self.sched = make_scheduler(self.opt, config.optim, epochs, self.steps)
-        self.augment = AUGMENTS[config.augment]
+        self.augment = compose(config.augment)
         self.history: list[EpochMetrics] = []
         self.n_params = count_parameters(self.model)
         self.seconds = 0.0
