@@ -249,6 +249,10 @@ def run(
         "--n-trials", "-n", metavar="N", help="Global budget: finished (complete + pruned) trials in the study, "
         "across all workers and machines. Default: the study's n_trials.")] = None,
     timeout: Annotated[float | None, typer.Option(metavar="SECONDS", help="Start no new trial after this many seconds (> 0).")] = None,
+    deadline: Annotated[float | None, typer.Option(metavar="SECONDS", help=(
+        "Stop the whole search after this many seconds, running trials included: each stops at the end of "
+        "its current epoch, recorded as pruned there (its curve kept); one still inside an epoch a grace "
+        "period later is stopped like Ctrl-C. Exits 0."))] = None,
     storage: StorageOpt = None,
     seed: Annotated[int | None, typer.Option(metavar="INT", help="Study seed (sampler and training seeds derive from it); "
                                              "fixed when the study is created. Default 0.")] = None,
@@ -291,7 +295,7 @@ def run(
         raise BadOption(f"--workers must be >= 1 or auto, got {workers!r}")
     result = supervisor.run(supervisor.RunRequest(
         study=study, storage=_storage(storage), data_root=_data_root(data_root), workers=workers if workers == "auto" else int(workers),
-        n_trials=n_trials, timeout=timeout, seed=seed, device=device.value, studies_dir=studies_dir,
+        n_trials=n_trials, timeout=timeout, deadline=deadline, seed=seed, device=device.value, studies_dir=studies_dir,
         name=name, pruner=pruner, allow_module_change=allow_module_change,
         allow_data_change=allow_data_change, sampler=sampler,
         trials_per_worker=trials_per_worker, speedups=speedups, cpu_slots=cpu_slots,

@@ -125,3 +125,16 @@ def test_joining_with_different_settings_is_refused(store: Work, tiny_search: Fi
     r = work.cli("run", "tiny", "--n-trials", "6", "--seed", "2", expect=1)
     assert "already exists with other settings (seed: stored 0, now 2)" in r.output
     assert len(trials(work)) == 4
+
+
+@pytest.mark.slow
+def test_a_deadline_stops_running_trials_too(work: Work) -> None:
+    """--timeout only stops new trials: one run trained on to 578 s of a 300-s budget (issue 37).
+    --deadline stops a trial that would take minutes at the end of its epoch, pruned there."""
+    r = work.cli("run", "long", "--workers", "1", "--n-trials", "3", "--pruner", "none", "--deadline", "8")
+    trials = optuna.load_study(study_name="long", storage=work.url).get_trials()
+    assert [t.state for t in trials] == [TrialState.PRUNED], r.output  # no trial started after it
+    (t,) = trials
+    assert 1 <= len(t.intermediate_values) < 2000 and t.user_attrs["epochs"] == len(t.intermediate_values)
+    assert "--deadline of 8s reached" in " ".join(r.output.split())
+    assert "--deadline must be > 0 seconds, got 0" in work.cli("run", "long", "--deadline", "0", expect=2).output

@@ -69,7 +69,7 @@ def parse_where(text: str) -> dict[str, str]:
         name, eq, value = part.partition("=")
         if not eq or not name.strip() or not value.strip():
             raise BadOption(f"--where takes PARAM=VALUE pairs separated by commas (e.g. --where opt=sgd,width=32), "
-                                f"got {part!r}")
+                            f"got {part!r}")
         where[name.strip()] = value.strip()
     return where
 
@@ -98,7 +98,7 @@ def best(study: optuna.Study, trial: int | None = None, retrain: RetrainRequest 
     if where is not None:
         if settings.multi:
             raise BadOption("--where picks a row by its mean, which several objectives do not have; "
-                                "pick a Pareto-front point with --trial N")
+                            "pick a Pareto-front point with --trial N")
         found = where_configurations(study, where)
         config, others = found[0], len(found) - 1
         top = config.lead

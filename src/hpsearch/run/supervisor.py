@@ -44,6 +44,8 @@ from hpsearch.train.options import Speedups
 from hpsearch.views.progress import Running, RunState, RunView
 
 STOP_GRACE_S = 10.0  # how long interrupted workers get to mark their trials failed
+# after --deadline, trials stop at their epoch's end; one still inside an epoch this much later is interrupted
+DEADLINE_GRACE_S = 30.0
 MAX_RESTARTS = 10  # replacements for killed workers in one run, so a crash loop cannot spin forever
 MAX_TRIALS = 10**9  # --n-trials above this is a typo (10**23 was accepted and stored as the budget)
 
@@ -56,6 +58,7 @@ class RunRequest:
     workers: int | str = 1  # or "auto" (workers.auto_workers)
     n_trials: int | None = None
     timeout: float | None = None
+    deadline: float | None = None  # seconds after which running trials stop too (at their epoch's end)
     seed: int | None = None
     device: str = "auto"
     studies_dir: Path | None = None
@@ -99,10 +102,13 @@ def _run(req: RunRequest, console: Console) -> RunResult:
         raise BadOption(f"--trials-per-worker must be >= 1, got {req.trials_per_worker}")
     if req.n_trials is not None and not 1 <= req.n_trials <= MAX_TRIALS:
         raise BadOption(f"--n-trials must be between 1 and {MAX_TRIALS:,} (a budget beyond any study's life), "
-                            f"got {req.n_trials:,}")
+                        f"got {req.n_trials:,}")
     if req.timeout is not None and not req.timeout > 0:  # `not >` also refuses NaN
         raise BadOption(f"--timeout must be > 0 seconds, got {req.timeout:g}; leave it out to run "
-                            "until the budget is met")
+                        "until the budget is met")
+    if req.deadline is not None and not req.deadline > 0:
+        raise BadOption(f"--deadline must be > 0 seconds, got {req.deadline:g}; leave it out to run "
+                        "until the budget is met")
     try:
         device = resolve_device(req.device)  # once: "auto" becomes the device every worker is placed on
     except ValueError as err:
@@ -216,7 +222,10 @@ def _supervise(req: RunRequest, device: torch.device, loaded: discover.LoadedStu
                       f"for {grace_period()}s is failed and retried)", highlight=False, soft_wrap=True)
     alloc = allocate(device, req.workers, remaining, study, req.cpu_slots)
     n, slots = alloc.workers, alloc.slots
-    deadline = None if req.timeout is None else time.time() + req.timeout
+    now = time.time()
+    stop_at = None if req.deadline is None else now + req.deadline  # running trials stop too
+    deadline = min((t for t in (None if req.timeout is None else now + req.timeout, stop_at) if t is not None),
+                   default=None)  # no new trial after it
     existing = len(study.get_trials(deepcopy=False))
     slot_tmp = tempfile.TemporaryDirectory(prefix="hpsearch-cpu-slots-") if slots else None
     slot_dir = slot_tmp.name if slot_tmp is not None else None
@@ -226,7 +235,8 @@ def _supervise(req: RunRequest, device: torch.device, loaded: discover.LoadedStu
                   threads=alloc.threads, data_root=str(req.data_root),
                   sampler_seed=derive_seed(settings.seed, "sampler", i, existing), pruner=req.pruner,
                   allow_module_change=req.allow_module_change, cpu_slots=slot_dir, n_slots=slots,
-                  trials_per_worker=req.trials_per_worker, speedups=req.speedups, train_digest=train_digest)
+                  trials_per_worker=req.trials_per_worker, speedups=req.speedups, train_digest=train_digest,
+                  stop_at=stop_at)
         for i, dev in enumerate(alloc.devices)
     ]
     parts = [f"{study.study_name}:", f"{n} worker(s) × {jobs[0].threads} thread(s) on {jobs[0].device},",
@@ -240,7 +250,11 @@ def _supervise(req: RunRequest, device: torch.device, loaded: discover.LoadedStu
     pool = WorkerPool()
     for job in jobs:
         pool.start(job)
-    errors = _watch(pool, study, state, result, console, req.storage)
+    errors = _watch(pool, study, state, result, console, req.storage, stop_at)
+    if stop_at is not None and time.time() >= stop_at and not result.interrupted:
+        console.print(f"{study.study_name}: --deadline of {req.deadline:g}s reached: trials still training were "
+                      "stopped at the end of their epoch and recorded as pruned there; rerun to search further",
+                      highlight=False, soft_wrap=True)
     for i, p in pool.procs.items():
         p.join()
         if (p.exitcode or 0) > 0 and p.exitcode not in (130, 143) and not errors and not result.interrupted:
@@ -255,7 +269,7 @@ def _supervise(req: RunRequest, device: torch.device, loaded: discover.LoadedStu
 
 
 def _watch(pool: WorkerPool, study: optuna.Study, state: RunState, result: RunResult,
-           console: Console, url: str) -> list[tuple[str, str | None]]:
+           console: Console, url: str, stop_at: float | None = None) -> list[tuple[str, str | None]]:
     """Follow the workers until they are done: their events into the view, killed ones replaced
     (at most MAX_RESTARTS), the study polled for trials other machines finish; on Ctrl-C or
     SIGTERM stop them and fail what they left running. Returns the errors that stop the run."""
@@ -296,6 +310,14 @@ def _watch(pool: WorkerPool, study: optuna.Study, state: RunState, result: RunRe
                 if time.monotonic() - last_reclaim > heartbeat_interval():
                     _reclaim_quietly(study, url)
                     last_reclaim = time.monotonic()
+                if stop_at is not None and alive and time.time() > stop_at + DEADLINE_GRACE_S:
+                    # a trial still inside an epoch long after the deadline: stopped as Ctrl-C stops it
+                    reason = "stopped at the --deadline inside an epoch"
+                    view.message(f"deadline passed {DEADLINE_GRACE_S:.0f}s ago: {reason}; stopping workers …")
+                    killed = pool.interrupt(STOP_GRACE_S)
+                    _drain(pool.events, study, state, view, errors, result, timeout=0.0)
+                    _fail_left_running(study, state, killed, reason)
+                    stop_at = None
                 view.refresh()
                 if not alive and not drained:
                     break

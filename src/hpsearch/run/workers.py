@@ -74,6 +74,7 @@ class WorkerJob:
     # server, which holds the one of its own start (a notebook may have changed it since); the
     # folder, sys.path and main module travel in multiprocessing's own preparation data
     environ: dict[str, str] | None = None
+    stop_at: float | None = None  # --deadline: wall-clock time after which a running trial stops at its epoch's end
 
 
 class CpuSlots:
@@ -166,6 +167,8 @@ def _work(job: WorkerJob, events: Queue, stop: Event) -> None:
         if not _parent_alive():  # orphaned (the supervisor was killed): fail this trial and stop
             raise KeyboardInterrupt
         events.put(("epoch", job.index, number, m.epoch, float(getattr(m, settings.metric))))
+        if job.stop_at is not None and time.time() >= job.stop_at:  # --deadline: pruned here, its curve kept
+            raise optuna.TrialPruned(f"stopped at the --deadline after epoch {m.epoch}")
 
     objective = Objective(loaded.study, settings, data, device, on_epoch, job.speedups)
     slots = CpuSlots(job.cpu_slots, job.n_slots) if job.cpu_slots else None

@@ -183,7 +183,7 @@ def where_configurations(study: optuna.Study, where: Mapping[str, str]) -> list[
             close = difflib.get_close_matches(name, known, n=1)
             guess = f" (did you mean {close[0]!r}?)" if close else ""
             raise BadOption(f"--where: no parameter {name!r} in study {study.study_name!r}{guess}; "
-                                f"its parameters: {', '.join(known) or '(none completed yet)'}")
+                            f"its parameters: {', '.join(known) or '(none completed yet)'}")
         if not any(name in t.params and matches(t.params[name], text) for t in done):
             values = sorted({str(t.params[name]) for t in done if name in t.params})
             raise BadOption(f"--where: no COMPLETE trial has {name}={text}; its values: {', '.join(values)}")
