@@ -318,10 +318,12 @@ def test_a_sigmoid_decoder_is_taken_as_pixels_when_declared_and_refused_when_not
     mean, std = torch.tensor([0.3]), torch.tensor([0.4])
     data = SimpleNamespace(mean=mean, std=std)
     x = (pixels - mean[None, :, None, None]) / std[None, :, None, None]  # what the model takes
-    with pytest.raises(ValueError, match=r"a decoder ending in Sigmoid\?.*reconstruct\(output='pixels'\)"):
-        reconstruct().check_output(torch.sigmoid(torch.randn(4, 1, 8, 8)), x, x)
+    sigmoid_decoder = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1), torch.nn.Sigmoid())
+    with pytest.raises(ValueError, match=r"ends in a Sigmoid.*reconstruct\(output='pixels'\)"):
+        reconstruct().check_model(sigmoid_decoder)
     declared = reconstruct(output="pixels")
-    declared.check_output(torch.sigmoid(torch.randn(4, 1, 8, 8)), x, x)  # fine once declared
+    declared.check_model(sigmoid_decoder)  # fine once declared
+    reconstruct().check_model(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1)))  # a linear decoder (cae's)
     assert float(declared.loss(pixels, x, x, data)) == pytest.approx(0.0, abs=1e-12)  # its output *is* pixels
     assert float(reconstruct().loss(x, x, x, data)) == pytest.approx(0.0, abs=1e-12)  # the normalised way, as before
     assert from_dict(declared.to_dict()) == declared

@@ -93,6 +93,10 @@ class Task:
             raise ValueError(f"augment {augment!r} would move the images but not their masks; the {self.kind} "
                              "task trains with augment='none'")
 
+    def check_model(self, model: nn.Module) -> None:
+        """Called once on every model built to train, before its first step: one clear line for a
+        model this task would train to a wrong result."""
+
     def check_output(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
         """Called on the first training batch: one clear line when the model's output cannot be scored."""
 

@@ -75,12 +75,16 @@ class Reconstruct(Task):
             raise ValueError(f"the reconstruct task needs the model to return images shaped like its input "
                              f"({'×'.join(map(str, x.shape[1:]))}); it returns {'×'.join(map(str, out.shape[1:]))} "
                              "(use model cae, or a spec whose build returns an image)")
+
+    def check_model(self, model: nn.Module) -> None:
         # a decoder ending in Sigmoid returns pixels in (0, 1); taken as normalised images (which go below
-        # 0 here) it trained without complaint to 10.6 dB (issue 33): refused on its first batch instead
-        if self.output == "normalized" and float(x.min()) < 0 and 0 < float(out.min()) and float(out.max()) < 1:
-            raise ValueError("the model's outputs all lie strictly between 0 and 1 (a decoder ending in Sigmoid?) "
-                             "while reconstruct compares normalised images; declare tasks.reconstruct(output="
-                             "'pixels') so they are taken as pixels in [0, 1]")
+        # 0) it trained without complaint to 10.6 dB (issue 33): refused before its first step instead
+        from torch import nn
+
+        leaves = [m for m in model.modules() if not list(m.children())]
+        if self.output == "normalized" and leaves and isinstance(leaves[-1], (nn.Sigmoid, nn.Hardsigmoid)):
+            raise ValueError("the model ends in a Sigmoid, whose outputs are pixels in [0, 1], while reconstruct "
+                             "compares normalised images; declare tasks.reconstruct(output='pixels')")
 
     def pixels(self, out: torch.Tensor, data: Tensors) -> torch.Tensor:
         """The model's output as pixels, unclamped: de-normalised, or as it is (``output="pixels"``)."""

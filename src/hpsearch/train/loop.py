@@ -177,6 +177,7 @@ class Training:
         self.fmt = _memory_format(device)
         spec = config.model
         model = build(spec, data.info)
+        self.task.check_model(model)
         spec.prepare(model)
         self.model = model.to(device=device, memory_format=self.fmt)  # type: ignore[call-overload]  # stubs lack memory_format
         # the training forward (and its backward): captured in CUDA graphs if asked, else the model itself
