@@ -139,9 +139,11 @@ def test_a_second_concurrent_retrain_is_refused_and_the_looks_add_up(searched_an
     work, root = searched_any
     work.cli("best", "--retrain", "--seeds", "1", "--data-root", str(root))
     env = {**os.environ, "HPSEARCH_STORAGE": work.url}
+    # long enough (3 seeds × 100 epochs, seconds) that it still holds the lock when the second asks:
+    # with the search's 2 epochs it once finished first on a loaded machine and the second looked too
     first = subprocess.Popen([sys.executable, "-m", "hpsearch", "best", "--retrain", "--force", "--seeds", "3",
-                              "--data-root", str(root)], cwd=work.path, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+                              "--epochs", "100", "--data-root", str(root)], cwd=work.path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert "loaded mnist" in first.stdout.readline()  # printed once the first holds the lock
     second = work.cli("best", "--retrain", "--force", "--seeds", "1", "--data-root", str(root), expect=1)
     assert "another `hpsearch best --retrain` of study 'tiny_mnist' is running" in second.output
