@@ -89,47 +89,43 @@ def predictions_png(study: str, trial: int, p: Predictions, path: Path, cols: in
     return _save(fig, path)
 
 
-def attribution_pngs(study: str, trial: int, found: list[Attribution], folder: Path) -> list[Path]:
-    """One PNG per image: the image, then each method's map over it (hot: what raised the score)."""
+def _overlays(pixels: Any, first: str, panels: list[tuple[str, Any]], title: str, path: Path,
+              cols: int) -> Path:
+    """The image, then each map over it (hot: what raised the score or the neuron), ``cols`` a row."""
     plt = _plt()
+    n = 1 + len(panels)
+    cols = min(n, cols)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.4 * rows + 0.2), dpi=100, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    _show(axes[0][0], pixels)
+    axes[0][0].set_title(first, fontsize=8)
+    for k, (name, m) in enumerate(panels, 1):
+        ax = axes[k // cols][k % cols]
+        _show(ax, pixels)
+        ax.imshow(m, cmap="inferno", alpha=0.6, vmin=0, vmax=float(m.max()) or 1.0)
+        ax.set_title(name, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def attribution_pngs(study: str, trial: int, found: list[Attribution], folder: Path) -> list[Path]:
+    """One PNG per image: the image, then each method's map over it, in one row."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for a in found:
-        n = 1 + len(a.maps)
-        fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.6), dpi=100, squeeze=False)
-        _show(axes[0][0], a.pixels)
-        axes[0][0].set_title(f"input (true {a.label})", fontsize=8)
-        for ax, (method, m) in zip(axes[0][1:], a.maps.items()):
-            _show(ax, a.pixels)
-            ax.imshow(m, cmap="inferno", alpha=0.6, vmin=0, vmax=float(m.max()) or 1.0)
-            ax.set_title(method, fontsize=8)
-        fig.suptitle(f"{study} trial {trial}: why class {a.target}, validation image {a.row}", fontsize=9)
-        fig.tight_layout()
-        written.append(_save(fig, folder / f"{safe_name(study)}-trial{trial}-val{a.row}-attributions.png"))
-    return written
+    return [_overlays(a.pixels, f"input (true {a.label})", list(a.maps.items()),
+                      f"{study} trial {trial}: why class {a.target}, validation image {a.row}",
+                      folder / f"{safe_name(study)}-trial{trial}-val{a.row}-attributions.png", cols=1 + len(a.maps))
+            for a in found]
 
 
 def neuron_pngs(study: str, trial: int, found: list[NeuronMaps], folder: Path) -> list[Path]:
     """One PNG per image: the image, then each chosen neuron's guided backpropagation over it."""
-    plt = _plt()
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for nm in found:
-        n = 1 + len(nm.neurons)
-        cols = min(n, 6)
-        rows = math.ceil(n / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.3 * rows), dpi=100, squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        _show(axes[0][0], nm.pixels)
-        axes[0][0].set_title(f"input ({nm.label})", fontsize=8)
-        for k, (ch, y, x, act, m) in enumerate(nm.neurons, 1):
-            ax = axes[k // cols][k % cols]
-            _show(ax, nm.pixels)
-            ax.imshow(m, cmap="inferno", alpha=0.6, vmin=0, vmax=float(m.max()) or 1.0)
-            ax.set_title(f"channel {ch} at ({y},{x}): {act:.2f}", fontsize=7)
-        fig.suptitle(f"{study} trial {trial}: guided backpropagation of the {len(nm.neurons)} strongest neurons "
-                     f"of layer {nm.layer}, validation image {nm.row}", fontsize=9)
-        fig.tight_layout()
-        written.append(_save(fig, folder / f"{safe_name(study)}-trial{trial}-val{nm.row}-neurons.png"))
-    return written
+    return [_overlays(nm.pixels, f"input ({nm.label})",
+                      [(f"channel {ch} at ({y},{x}): {act:.2f}", m) for ch, y, x, act, m in nm.neurons],
+                      f"{study} trial {trial}: guided backpropagation of the {len(nm.neurons)} strongest neurons "
+                      f"of layer {nm.layer}, validation image {nm.row}",
+                      folder / f"{safe_name(study)}-trial{trial}-val{nm.row}-neurons.png", cols=6)
+            for nm in found]
